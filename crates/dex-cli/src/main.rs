@@ -1,1 +1,69 @@
-fn main() {}
+//! `dex`: the command-line front end of the dex stack.
+//!
+//! Every subcommand prints its result on stdout and errors on stderr; a bad
+//! argument or input exits with code 2.
+
+mod hand;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// dex: dexterous robot hands, from simulation to real hardware.
+#[derive(Debug, Parser)]
+#[command(name = "dex", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect hand models.
+    #[command(subcommand)]
+    Hand(hand::HandCommand),
+    /// Forward kinematics: the pose of every link in the root (palm) frame.
+    Fk(hand::FkArgs),
+}
+
+/// Writes `text` and a newline to stdout; a closed pipe (`dex ... | head`) is not an error.
+pub(crate) fn output(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out
+        .write_all(text.as_bytes())
+        .and_then(|()| {
+            if text.ends_with('\n') {
+                Ok(())
+            } else {
+                out.write_all(b"\n")
+            }
+        })
+        .and_then(|()| out.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Hand(cmd) => hand::run_hand(cmd),
+        Command::Fk(args) => hand::run_fk(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

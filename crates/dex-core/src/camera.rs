@@ -35,7 +35,14 @@ impl CameraIntrinsics {
     ///
     /// [`Error::InvalidValue`] for a zero size or a non-positive or non-finite focal
     /// length, [`Error::NonFinite`] for a non-finite principal point.
-    pub fn try_new(width: usize, height: usize, fx: f64, fy: f64, cx: f64, cy: f64) -> Result<Self> {
+    pub fn try_new(
+        width: usize,
+        height: usize,
+        fx: f64,
+        fy: f64,
+        cx: f64,
+        cy: f64,
+    ) -> Result<Self> {
         if width == 0 || height == 0 {
             return Err(Error::InvalidValue {
                 what: "camera image size".into(),
@@ -158,7 +165,10 @@ impl DepthImage {
         if (intrinsics.height, intrinsics.width) != self.depth.dim() {
             return Err(Error::ShapeMismatch {
                 what: "depth image",
-                expected: format!("({}, {}) as the intrinsics", intrinsics.height, intrinsics.width),
+                expected: format!(
+                    "({}, {}) as the intrinsics",
+                    intrinsics.height, intrinsics.width
+                ),
                 got: self.depth.shape().to_vec(),
             });
         }
@@ -250,5 +260,77 @@ impl PointCloud {
             r[2] = p.z as f32;
         }
         Self { points }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn intrinsics() -> CameraIntrinsics {
+        CameraIntrinsics::try_new(4, 3, 100.0, 120.0, 1.5, 1.0).unwrap()
+    }
+
+    #[test]
+    fn back_projection_and_projection_are_inverse() {
+        let k = intrinsics();
+        let p = k.back_project(3.25, 0.5, 0.8);
+        let (u, v) = k.project(&p).unwrap();
+        assert!((u - 3.25).abs() < 1e-12 && (v - 0.5).abs() < 1e-12);
+        assert_eq!(p.z, 0.8);
+        // The principal point looks straight down the optical axis.
+        let c = k.back_project(1.5, 1.0, 2.0);
+        assert_eq!((c.x, c.y), (0.0, 0.0));
+        assert!(k.project(&Point3::new(0.0, 0.0, -1.0)).is_none());
+    }
+
+    #[test]
+    fn depth_to_point_cloud_skips_invalid_pixels() {
+        let k = intrinsics();
+        let mut d = Array2::from_elem((3, 4), 0.5f32);
+        d[(0, 0)] = 0.0;
+        d[(1, 2)] = f32::NAN;
+        d[(2, 3)] = f32::INFINITY;
+        let img = DepthImage::new(d);
+        assert_eq!(img.get(0, 0), None);
+        assert_eq!(img.get(1, 0), Some(0.5));
+        assert_eq!(img.get(9, 0), None);
+        let cloud = img.to_point_cloud(&k).unwrap();
+        assert_eq!(cloud.len(), 12 - 3);
+        // Second valid point is pixel (u=1, v=0).
+        let p = cloud.point(0);
+        let expected = k.back_project(1.0, 0.0, 0.5);
+        assert!((p - expected).norm() < 1e-6);
+        let wrong = CameraIntrinsics::try_new(3, 4, 100.0, 100.0, 1.0, 1.0).unwrap();
+        assert!(matches!(
+            img.to_point_cloud(&wrong),
+            Err(Error::ShapeMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn clouds_transform_rigidly() {
+        let cloud =
+            PointCloud::from_points(&[Point3::new(1.0, 0.0, 0.0), Point3::new(0.0, 2.0, 0.0)]);
+        let pose = Isometry3::new(
+            nalgebra::Vector3::new(0.0, 0.0, 1.0),
+            nalgebra::Vector3::new(0.0, 0.0, std::f64::consts::FRAC_PI_2),
+        );
+        let moved = cloud.transformed(&pose);
+        assert!((moved.point(0) - Point3::new(0.0, 1.0, 1.0)).norm() < 1e-6);
+        assert!((moved.point(1) - Point3::new(-2.0, 0.0, 1.0)).norm() < 1e-6);
+        assert!(PointCloud::try_new(Array2::zeros((5, 2))).is_err());
+    }
+
+    #[test]
+    fn bad_intrinsics_are_errors() {
+        assert!(CameraIntrinsics::try_new(0, 3, 1.0, 1.0, 0.0, 0.0).is_err());
+        assert!(CameraIntrinsics::try_new(4, 3, -1.0, 1.0, 0.0, 0.0).is_err());
+        assert!(CameraIntrinsics::try_new(4, 3, 1.0, f64::NAN, 0.0, 0.0).is_err());
+        assert!(CameraIntrinsics::try_new(4, 3, 1.0, 1.0, f64::INFINITY, 0.0).is_err());
+        assert!(CameraIntrinsics::from_fov_y(64, 64, 0.0).is_err());
+        let k = CameraIntrinsics::from_fov_y(64, 48, std::f64::consts::FRAC_PI_2).unwrap();
+        assert!((k.fy - 24.0).abs() < 1e-12);
+        assert!(k.contains(0.0, 0.0) && k.contains(63.4, 47.4) && !k.contains(63.6, 0.0));
     }
 }

@@ -68,7 +68,9 @@ pub enum Error {
         roots: Vec<String>,
     },
     /// A joint type that is not URDF.
-    #[error("joint `{joint}` has unknown type `{kind}` (expected revolute, continuous, prismatic or fixed)")]
+    #[error(
+        "joint `{joint}` has unknown type `{kind}` (expected revolute, continuous, prismatic or fixed)"
+    )]
     UnknownJointType {
         /// The joint.
         joint: String,
@@ -76,7 +78,9 @@ pub enum Error {
         kind: String,
     },
     /// A URDF joint type that hand models do not support.
-    #[error("joint `{joint}` has type `{kind}`, which hand models do not support (use revolute, continuous, prismatic or fixed)")]
+    #[error(
+        "joint `{joint}` has type `{kind}`, which hand models do not support (use revolute, continuous, prismatic or fixed)"
+    )]
     UnsupportedJointType {
         /// The joint.
         joint: String,

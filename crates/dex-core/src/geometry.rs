@@ -47,11 +47,19 @@ fn moments(
         });
     }
     for (name, pts) in [("source points", source), ("target points", target)] {
-        if let Some(index) = pts.iter().position(|p| !p.coords.iter().all(|c| c.is_finite())) {
+        if let Some(index) = pts
+            .iter()
+            .position(|p| !p.coords.iter().all(|c| c.is_finite()))
+        {
             return Err(Error::NonFiniteInput {
                 what: name,
                 index,
-                value: pts[index].coords.iter().copied().find(|c| !c.is_finite()).unwrap_or(f64::NAN),
+                value: pts[index]
+                    .coords
+                    .iter()
+                    .copied()
+                    .find(|c| !c.is_finite())
+                    .unwrap_or(f64::NAN),
             });
         }
     }
@@ -112,9 +120,7 @@ fn best_rotation(what: &'static str, c: &Matrix3<f64>) -> Result<(Rotation3<f64>
     let mut s = Matrix3::identity();
     if d < 0.0 {
         // Flip the direction of the smallest singular value.
-        let k = (0..3)
-            .min_by(|&a, &b| sv[a].total_cmp(&sv[b]))
-            .unwrap_or(2);
+        let k = (0..3).min_by(|&a, &b| sv[a].total_cmp(&sv[b])).unwrap_or(2);
         s[(k, k)] = -1.0;
         sv[k] = -sv[k];
     }

@@ -77,7 +77,10 @@ impl HandModel {
         self.check_batch(qs, out.len())?;
         let nl = self.links.len();
         if let Some(flat) = qs.as_slice() {
-            for (q, poses) in flat.chunks_exact(self.dof().max(1)).zip(out.chunks_exact_mut(nl)) {
+            for (q, poses) in flat
+                .chunks_exact(self.dof().max(1))
+                .zip(out.chunks_exact_mut(nl))
+            {
                 self.fk_unchecked(q, poses);
             }
         } else {
@@ -147,7 +150,7 @@ impl HandModel {
             let (rot, t) = match step.motion {
                 Motion::Fixed => (step.origin_rot, step.origin_t),
                 Motion::Revolute { axis, q: src } => {
-                    let (s, c) = (0.5 * src.value(q)).sin_cos();
+                    let (s, c) = crate::sincos::sin_cos(0.5 * src.value(q));
                     let turn = UnitQuaternion::new_unchecked(Quaternion::new(
                         c,
                         axis.x * s,

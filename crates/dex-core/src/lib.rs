@@ -5,6 +5,7 @@ mod error;
 pub mod geometry;
 mod kinematics;
 mod model;
+mod sincos;
 mod types;
 
 pub use camera::{CameraIntrinsics, DepthImage, PointCloud};

@@ -220,3 +220,71 @@ impl PointTracks {
         (self.positions, self.visible)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn point_tracks_check_shapes_and_grow_by_frames() {
+        let mut tracks = PointTracks::empty(2, 3).unwrap();
+        tracks
+            .push_frame(
+                array![[0.0f32, 1.0, 2.0], [3.0, 4.0, 5.0]].view(),
+                &[true, false],
+            )
+            .unwrap();
+        tracks
+            .push_frame(
+                array![[0.5f32, 1.0, 2.0], [3.0, 4.0, 5.0]].view(),
+                &[true, true],
+            )
+            .unwrap();
+        assert_eq!(
+            (tracks.num_frames(), tracks.num_points(), tracks.dim()),
+            (2, 2, 3)
+        );
+        assert_eq!(tracks.positions()[(1, 0, 0)], 0.5);
+        assert!(!tracks.visible()[(0, 1)]);
+        assert!(
+            tracks
+                .push_frame(array![[0.0f32, 1.0]].view(), &[true])
+                .is_err()
+        );
+        assert!(
+            tracks
+                .push_frame(array![[0.0f32, 1.0, 2.0], [0.0, 0.0, 0.0]].view(), &[true])
+                .is_err()
+        );
+        assert!(PointTracks::empty(2, 4).is_err());
+        assert!(
+            PointTracks::try_new(Array3::zeros((3, 2, 2)), Array2::from_elem((3, 3), true))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn joint_states_and_targets_are_validated() {
+        assert!(JointState::try_new(vec![0.0; 3], vec![0.0; 2], vec![0.0; 3]).is_err());
+        assert_eq!(JointState::zeros(16).dof(), 16);
+        let hand = HandModel::leap_right();
+        let mut t = JointTargets::new(hand.mid_configuration());
+        assert!(t.validate(&hand).is_ok());
+        t.q[0] = 5.0;
+        assert!(matches!(t.validate(&hand), Err(Error::OutOfLimits { .. })));
+        assert_eq!(t.clamped(&hand).unwrap().q[0], 1.047);
+        t.q[0] = f64::NAN;
+        assert!(matches!(
+            t.clamped(&hand),
+            Err(Error::NonFiniteInput { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn keypoints_convert_to_an_array() {
+        let k =
+            FingertipKeypoints::new(vec![Point3::new(1.0, 2.0, 3.0), Point3::new(4.0, 5.0, 6.0)]);
+        assert_eq!(k.to_array(), array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    }
+}

@@ -2,6 +2,8 @@
 //! body origin within 1 mm at q = 0 and at mid-range, same total mass, and the
 //! LEAP joint order is the real hand's motor-ID order.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on failure
+
 use dex_core::{BuiltinHand, HandModel};
 use serde_json::Value;
 
@@ -48,16 +50,25 @@ fn check_hand(model: &HandModel, key: &str) {
         .expect("q object")
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_f64().expect("number")));
-    let q = model.configuration_from_named(named).expect("joint names match");
+    let q = model
+        .configuration_from_named(named)
+        .expect("joint names match");
     let (err, body) = max_body_error(model, &q, &mid["bodies"]);
-    assert!(err < 1e-3, "{key} at mid-range: body `{body}` off by {err} m");
+    assert!(
+        err < 1e-3,
+        "{key} at mid-range: body `{body}` off by {err} m"
+    );
     // The reference mid-range is the middle of every joint range.
     for (a, b) in q.iter().zip(model.mid_configuration()) {
         assert!((a - b).abs() < 1e-6);
     }
 
     let mass = reference["total_mass"].as_f64().expect("mass");
-    assert!((model.total_mass() - mass).abs() < 1e-4, "{key} mass {} vs {mass}", model.total_mass());
+    assert!(
+        (model.total_mass() - mass).abs() < 1e-4,
+        "{key} mass {} vs {mass}",
+        model.total_mass()
+    );
 }
 
 #[test]
@@ -100,7 +111,9 @@ fn both_hands_have_four_fingertips_and_eight_keypoints() {
         assert_eq!(model.keypoints().len(), 8, "{hand}");
         // Fingertips are the distal ends: farther from the palm origin than the
         // middle-joint keypoints of the same finger, at the open pose.
-        let kp = model.keypoint_positions(&model.mid_configuration()).expect("fk");
+        let kp = model
+            .keypoint_positions(&model.mid_configuration())
+            .expect("fk");
         for f in 0..4 {
             let mid = kp.positions[2 * f].coords.norm();
             let tip = kp.positions[2 * f + 1].coords.norm();
@@ -108,15 +121,25 @@ fn both_hands_have_four_fingertips_and_eight_keypoints() {
         }
         assert!(!model.contact_excludes().is_empty());
         for link in model.links() {
-            assert!(link.collisions.iter().all(|g| g.shape.kind() != "mesh"), "{}", link.name);
+            assert!(
+                link.collisions.iter().all(|g| g.shape.kind() != "mesh"),
+                "{}",
+                link.name
+            );
         }
     }
 }
 
 #[test]
 fn builtin_names_parse_and_unknown_names_are_errors() {
-    assert_eq!("leap".parse::<BuiltinHand>().expect("leap"), BuiltinHand::LeapRight);
-    assert_eq!("Allegro_Right".parse::<BuiltinHand>().expect("allegro"), BuiltinHand::AllegroRight);
+    assert_eq!(
+        "leap".parse::<BuiltinHand>().expect("leap"),
+        BuiltinHand::LeapRight
+    );
+    assert_eq!(
+        "Allegro_Right".parse::<BuiltinHand>().expect("allegro"),
+        BuiltinHand::AllegroRight
+    );
     let err = HandModel::load("shadow").expect_err("not a hand");
     let msg = err.to_string();
     assert!(msg.contains("shadow") && msg.contains("leap"), "{msg}");

@@ -2,6 +2,8 @@
 //! composing joint transforms one by one, finite differences, and the batched
 //! and parallel paths agree with the single one bit for bit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on failure
+
 use dex_core::{HandModel, JointKind};
 use nalgebra::{Isometry3, Translation3, UnitQuaternion};
 use ndarray::Array2;
@@ -50,7 +52,11 @@ fn gripper() -> HandModel {
 }
 
 fn models() -> Vec<HandModel> {
-    vec![HandModel::leap_right(), HandModel::allegro_right(), gripper()]
+    vec![
+        HandModel::leap_right(),
+        HandModel::allegro_right(),
+        gripper(),
+    ]
 }
 
 /// A configuration inside the limits from unit-interval samples (unlimited joints: ±π).
@@ -60,7 +66,11 @@ fn within_limits(model: &HandModel, u: &[f64]) -> Vec<f64> {
         .iter()
         .zip(u)
         .map(|(l, u)| {
-            let (lo, hi) = if l.lower.is_finite() { (l.lower, l.upper) } else { (-3.2, 3.2) };
+            let (lo, hi) = if l.lower.is_finite() {
+                (l.lower, l.upper)
+            } else {
+                (-3.2, 3.2)
+            };
             lo + u * (hi - lo)
         })
         .collect()
@@ -119,17 +129,25 @@ fn batched_and_parallel_fk_equal_single_fk_bit_for_bit() {
         let qs = Array2::from_shape_fn((n, dof), |(b, d)| {
             let u = ((b * 7919 + d * 104_729) % 1000) as f64 / 1000.0;
             let l = model.joint_limits()[d];
-            if l.lower.is_finite() { l.lower + u * (l.upper - l.lower) } else { 6.0 * u - 3.0 }
+            if l.lower.is_finite() {
+                l.lower + u * (l.upper - l.lower)
+            } else {
+                6.0 * u - 3.0
+            }
         });
         let batch = model.forward_kinematics_batch(qs.view()).unwrap();
         let mut par = vec![Isometry3::identity(); batch.len()];
-        model.forward_kinematics_batch_par_into(qs.view(), &mut par).unwrap();
+        model
+            .forward_kinematics_batch_par_into(qs.view(), &mut par)
+            .unwrap();
         // A non-contiguous view takes the other path.
         let transposed = qs.t().to_owned();
         let strided = model.forward_kinematics_batch(transposed.t()).unwrap();
         let nl = model.links().len();
         for b in 0..n {
-            let single = model.forward_kinematics(qs.row(b).as_slice().unwrap()).unwrap();
+            let single = model
+                .forward_kinematics(qs.row(b).as_slice().unwrap())
+                .unwrap();
             assert_eq!(&batch[b * nl..(b + 1) * nl], single.as_slice());
             assert_eq!(&par[b * nl..(b + 1) * nl], single.as_slice());
             assert_eq!(&strided[b * nl..(b + 1) * nl], single.as_slice());
@@ -141,7 +159,10 @@ fn batched_and_parallel_fk_equal_single_fk_bit_for_bit() {
 fn batched_fk_rejects_bad_shapes_and_values() {
     let model = HandModel::leap_right();
     let wrong = Array2::<f64>::zeros((4, 15));
-    assert!(matches!(model.forward_kinematics_batch(wrong.view()), Err(dex_core::Error::ShapeMismatch { .. })));
+    assert!(matches!(
+        model.forward_kinematics_batch(wrong.view()),
+        Err(dex_core::Error::ShapeMismatch { .. })
+    ));
     let mut nan = Array2::<f64>::zeros((4, 16));
     nan[(2, 5)] = f64::NAN;
     assert!(matches!(
@@ -150,5 +171,9 @@ fn batched_fk_rejects_bad_shapes_and_values() {
     ));
     let ok = Array2::<f64>::zeros((4, 16));
     let mut short = vec![Isometry3::identity(); 3];
-    assert!(model.forward_kinematics_batch_into(ok.view(), &mut short).is_err());
+    assert!(
+        model
+            .forward_kinematics_batch_into(ok.view(), &mut short)
+            .is_err()
+    );
 }

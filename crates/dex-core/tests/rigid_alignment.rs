@@ -1,8 +1,12 @@
 //! Kabsch and Umeyama recover rigid transforms and similarities from noisy
 //! correspondences, and refuse inputs that do not determine one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on failure
+
 use dex_core::Error;
-use dex_core::geometry::{alignment_rmse, kabsch, kabsch_weighted, point_set_rotation_error, rotation_distance, umeyama};
+use dex_core::geometry::{
+    alignment_rmse, kabsch, kabsch_weighted, point_set_rotation_error, rotation_distance, umeyama,
+};
 use nalgebra::{Isometry3, Point3, Similarity3, Translation3, UnitQuaternion, Vector3};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -10,7 +14,13 @@ use rand_chacha::ChaCha8Rng;
 
 fn cloud(rng: &mut ChaCha8Rng, n: usize) -> Vec<Point3<f64>> {
     (0..n)
-        .map(|_| Point3::new(rng.random_range(-0.1..0.1), rng.random_range(-0.05..0.05), rng.random_range(-0.08..0.08)))
+        .map(|_| {
+            Point3::new(
+                rng.random_range(-0.1..0.1),
+                rng.random_range(-0.05..0.05),
+                rng.random_range(-0.08..0.08),
+            )
+        })
         .collect()
 }
 
@@ -74,7 +84,11 @@ fn exact_transform_from_three_points_is_recovered_without_reflection() {
     // Three points: the third singular value is zero; the determinant fix must
     // still return a proper rotation, not a mirror.
     let truth = Isometry3::new(Vector3::new(1.0, 2.0, 3.0), Vector3::new(0.0, 0.0, 2.5));
-    let source = [Point3::new(0.0, 0.0, 0.0), Point3::new(1.0, 0.0, 0.0), Point3::new(0.0, 1.0, 0.0)];
+    let source = [
+        Point3::new(0.0, 0.0, 0.0),
+        Point3::new(1.0, 0.0, 0.0),
+        Point3::new(0.0, 1.0, 0.0),
+    ];
     let target: Vec<_> = source.iter().map(|p| truth * p).collect();
     let est = kabsch(&source, &target).unwrap();
     assert!((est.to_homogeneous() - truth.to_homogeneous()).abs().max() < 1e-12);
@@ -94,8 +108,18 @@ fn weights_select_the_inliers() {
     }
     let unweighted = kabsch(&source, &target).unwrap();
     let weighted = kabsch_weighted(&source, &target, &weights).unwrap();
-    assert!((weighted.to_homogeneous() - truth.to_homogeneous()).abs().max() < 1e-12);
-    assert!((unweighted.to_homogeneous() - truth.to_homogeneous()).abs().max() > 1e-2);
+    assert!(
+        (weighted.to_homogeneous() - truth.to_homogeneous())
+            .abs()
+            .max()
+            < 1e-12
+    );
+    assert!(
+        (unweighted.to_homogeneous() - truth.to_homogeneous())
+            .abs()
+            .max()
+            > 1e-2
+    );
 }
 
 #[test]
@@ -110,15 +134,40 @@ fn rotation_error_of_point_sets_is_the_applied_angle() {
 #[test]
 fn bad_inputs_are_errors() {
     let p = |x: f64, y: f64| Point3::new(x, y, 0.0);
-    assert!(matches!(kabsch(&[p(0.0, 0.0), p(1.0, 0.0)], &[p(0.0, 0.0), p(1.0, 0.0)]), Err(Error::TooFewPoints { needed: 3, got: 2, .. })));
-    assert!(matches!(kabsch(&[p(0.0, 0.0); 4], &[p(0.0, 0.0); 3]), Err(Error::LengthMismatch { .. })));
+    assert!(matches!(
+        kabsch(&[p(0.0, 0.0), p(1.0, 0.0)], &[p(0.0, 0.0), p(1.0, 0.0)]),
+        Err(Error::TooFewPoints {
+            needed: 3,
+            got: 2,
+            ..
+        })
+    ));
+    assert!(matches!(
+        kabsch(&[p(0.0, 0.0); 4], &[p(0.0, 0.0); 3]),
+        Err(Error::LengthMismatch { .. })
+    ));
     let collinear = [p(0.0, 0.0), p(1.0, 0.0), p(2.0, 0.0), p(3.0, 0.0)];
-    assert!(matches!(kabsch(&collinear, &collinear), Err(Error::Degenerate { .. })));
-    assert!(matches!(kabsch(&[p(1.0, 1.0); 5], &[p(1.0, 1.0); 5]), Err(Error::Degenerate { .. })));
+    assert!(matches!(
+        kabsch(&collinear, &collinear),
+        Err(Error::Degenerate { .. })
+    ));
+    assert!(matches!(
+        kabsch(&[p(1.0, 1.0); 5], &[p(1.0, 1.0); 5]),
+        Err(Error::Degenerate { .. })
+    ));
     let mut nan = vec![p(0.0, 0.0), p(1.0, 0.0), p(0.0, 1.0)];
     nan[1].y = f64::NAN;
-    assert!(matches!(kabsch(&nan, &nan), Err(Error::NonFiniteInput { index: 1, .. })));
+    assert!(matches!(
+        kabsch(&nan, &nan),
+        Err(Error::NonFiniteInput { index: 1, .. })
+    ));
     let tri = [p(0.0, 0.0), p(1.0, 0.0), p(0.0, 1.0)];
-    assert!(matches!(kabsch_weighted(&tri, &tri, &[1.0, -1.0, 1.0]), Err(Error::InvalidValue { .. })));
-    assert!(matches!(kabsch_weighted(&tri, &tri, &[0.0; 3]), Err(Error::Degenerate { .. })));
+    assert!(matches!(
+        kabsch_weighted(&tri, &tri, &[1.0, -1.0, 1.0]),
+        Err(Error::InvalidValue { .. })
+    ));
+    assert!(matches!(
+        kabsch_weighted(&tri, &tri, &[0.0; 3]),
+        Err(Error::Degenerate { .. })
+    ));
 }

@@ -86,7 +86,10 @@ impl FromStr for BuiltinHand {
             _ => Err(Error::UnknownName {
                 kind: "built-in hand",
                 name: s.to_string(),
-                known: BuiltinHand::ALL.iter().map(|h| h.name().to_string()).collect(),
+                known: BuiltinHand::ALL
+                    .iter()
+                    .map(|h| h.name().to_string())
+                    .collect(),
             }),
         }
     }

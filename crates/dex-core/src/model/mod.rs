@@ -46,13 +46,17 @@ use crate::error::{Error, Result};
 pub use builtin::BuiltinHand;
 
 /// Index of a link in [`HandModel::links`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct LinkId(pub usize);
 
 /// Index of a joint in [`HandModel::joints`] (all joints, fixed ones included).
 ///
 /// This is not the index into a `q` vector: see [`Joint::dof`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct JointId(pub usize);
 
 /// The kind of motion a joint allows.
@@ -386,7 +390,10 @@ impl HandModel {
         Err(Error::UnknownName {
             kind: "hand (built-in name or URDF file)",
             name: spec.to_string(),
-            known: BuiltinHand::ALL.iter().map(|h| h.name().to_string()).collect(),
+            known: BuiltinHand::ALL
+                .iter()
+                .map(|h| h.name().to_string())
+                .collect(),
         })
     }
 
@@ -478,11 +485,14 @@ impl HandModel {
     ///
     /// [`Error::UnknownName`] if there is no such link.
     pub fn link_id(&self, name: &str) -> Result<LinkId> {
-        self.link_index.get(name).copied().ok_or_else(|| Error::UnknownName {
-            kind: "link",
-            name: name.to_string(),
-            known: Vec::new(),
-        })
+        self.link_index
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::UnknownName {
+                kind: "link",
+                name: name.to_string(),
+                known: Vec::new(),
+            })
     }
 
     /// Looks up a joint by name.
@@ -491,11 +501,14 @@ impl HandModel {
     ///
     /// [`Error::UnknownName`] if there is no such joint.
     pub fn joint_id(&self, name: &str) -> Result<JointId> {
-        self.joint_index.get(name).copied().ok_or_else(|| Error::UnknownName {
-            kind: "joint",
-            name: name.to_string(),
-            known: Vec::new(),
-        })
+        self.joint_index
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::UnknownName {
+                kind: "joint",
+                name: name.to_string(),
+                known: Vec::new(),
+            })
     }
 
     /// Index in `q` of the degree of freedom named `name`.

@@ -145,7 +145,9 @@ fn read_extension(node: roxmltree::Node<'_, '_>, pre: &mut Prescan) -> Result<()
             };
             let (kp, kv) = (number("kp")?, number("kv")?);
             if kp < 0.0 || kv < 0.0 {
-                return Err(err(format!("gains must be non-negative (kp {kp}, kv {kv})")));
+                return Err(err(format!(
+                    "gains must be non-negative (kp {kp}, kv {kv})"
+                )));
             }
             pre.actuators.push(ExtActuator {
                 joint: attr("joint")?.to_string(),
@@ -337,8 +339,12 @@ fn merge_capsules(geoms: &mut Vec<Geometry>) {
         let find = |target: Point3<f64>, skip: Option<usize>| {
             geoms.iter().position(|g| match g.shape {
                 Shape::Sphere { radius: r } => {
-                    Some(geoms.iter().position(|x| std::ptr::eq(x, g)).unwrap_or(usize::MAX))
-                        != skip
+                    Some(
+                        geoms
+                            .iter()
+                            .position(|x| std::ptr::eq(x, g))
+                            .unwrap_or(usize::MAX),
+                    ) != skip
                         && (r - radius).abs() <= TOL
                         && (Point3::from(g.origin.translation.vector) - target).norm() <= TOL
                 }
@@ -377,7 +383,9 @@ fn build(robot: urdf_rs::Robot, pre: Prescan) -> Result<HandModel> {
         let mut collisions = geometries(
             &l.name,
             "collision",
-            l.collision.iter().map(|c| (&c.name, &c.origin, &c.geometry)),
+            l.collision
+                .iter()
+                .map(|c| (&c.name, &c.origin, &c.geometry)),
         )?;
         merge_capsules(&mut collisions);
         let visuals = geometries(
@@ -406,11 +414,14 @@ fn build(robot: urdf_rs::Robot, pre: Prescan) -> Result<HandModel> {
             });
         }
         let lookup = |role: &'static str, link: &str| {
-            link_index.get(link).copied().ok_or_else(|| Error::MissingLink {
-                joint: j.name.clone(),
-                role,
-                link: link.to_string(),
-            })
+            link_index
+                .get(link)
+                .copied()
+                .ok_or_else(|| Error::MissingLink {
+                    joint: j.name.clone(),
+                    role,
+                    link: link.to_string(),
+                })
         };
         let parent = lookup("parent", &j.parent.link)?;
         let child = lookup("child", &j.child.link)?;
@@ -532,11 +543,13 @@ fn build(robot: urdf_rs::Robot, pre: Prescan) -> Result<HandModel> {
         if !joints[k].kind.is_movable() {
             continue;
         }
-        let source = *joint_index.get(&m.joint).ok_or_else(|| Error::UnknownName {
-            kind: "joint (mimic source)",
-            name: m.joint.clone(),
-            known: Vec::new(),
-        })?;
+        let source = *joint_index
+            .get(&m.joint)
+            .ok_or_else(|| Error::UnknownName {
+                kind: "joint (mimic source)",
+                name: m.joint.clone(),
+                known: Vec::new(),
+            })?;
         let multiplier = m.multiplier.unwrap_or(1.0);
         let offset = m.offset.unwrap_or(0.0);
         finite(
@@ -610,10 +623,12 @@ fn build(robot: urdf_rs::Robot, pre: Prescan) -> Result<HandModel> {
 
     // Extensions.
     for a in pre.actuators {
-        let id = *joint_index.get(&a.joint).ok_or_else(|| Error::InvalidExtension {
-            element: "actuator".into(),
-            message: format!("unknown joint `{}`", a.joint),
-        })?;
+        let id = *joint_index
+            .get(&a.joint)
+            .ok_or_else(|| Error::InvalidExtension {
+                element: "actuator".into(),
+                message: format!("unknown joint `{}`", a.joint),
+            })?;
         let joint = &mut joints[id.0];
         if joint.dof.is_none() {
             return Err(Error::InvalidExtension {
@@ -634,10 +649,12 @@ fn build(robot: urdf_rs::Robot, pre: Prescan) -> Result<HandModel> {
         frames
             .into_iter()
             .map(|f| {
-                let link = *link_index.get(&f.link).ok_or_else(|| Error::InvalidExtension {
-                    element: element.to_string(),
-                    message: format!("`{}` names unknown link `{}`", f.name, f.link),
-                })?;
+                let link = *link_index
+                    .get(&f.link)
+                    .ok_or_else(|| Error::InvalidExtension {
+                        element: element.to_string(),
+                        message: format!("`{}` names unknown link `{}`", f.name, f.link),
+                    })?;
                 Ok(Frame {
                     name: f.name,
                     link,
@@ -659,10 +676,13 @@ fn build(robot: urdf_rs::Robot, pre: Prescan) -> Result<HandModel> {
         .iter()
         .map(|(a, b)| {
             let get = |name: &String| {
-                link_index.get(name).copied().ok_or_else(|| Error::InvalidExtension {
-                    element: "contact_exclude".into(),
-                    message: format!("unknown link `{name}`"),
-                })
+                link_index
+                    .get(name)
+                    .copied()
+                    .ok_or_else(|| Error::InvalidExtension {
+                        element: "contact_exclude".into(),
+                        message: format!("unknown link `{name}`"),
+                    })
             };
             Ok((get(a)?, get(b)?))
         })
