@@ -128,14 +128,58 @@ impl<T: Transport> DynamixelBus<T> {
         deadline: Deadline,
         operation: &'static str,
     ) -> Result<Vec<u8>> {
+        let p = self.receive_from(id, deadline, operation)?;
+        check_error(id, p.status_error())?;
+        Ok(p.status_params().to_vec())
+    }
+
+    fn receive_from(
+        &mut self,
+        id: u8,
+        deadline: Deadline,
+        operation: &'static str,
+    ) -> Result<Packet> {
         let p = self.receive(deadline, Some(id), operation)?;
         if p.id != id {
             return Err(Error::UnexpectedReply {
                 message: format!("{operation}: reply from servo {} instead of {id}", p.id),
             });
         }
-        check_error(id, p.status_error())?;
-        Ok(p.status_params().to_vec())
+        Ok(p)
+    }
+
+    /// Reads Hardware Error Status (address 70) of a servo whose replies carry
+    /// the alert bit (which other reads report as [`Error::HardwareError`]).
+    ///
+    /// # Errors
+    ///
+    /// Timeouts, bad replies, or an error number in the status.
+    pub fn hardware_error_status(&mut self, id: u8) -> Result<u8> {
+        let item = crate::control_table::HARDWARE_ERROR_STATUS;
+        self.send_instruction(
+            id,
+            &Instruction::Read {
+                address: item.address,
+                length: 1,
+            },
+        )?;
+        let p = self.receive_from(id, self.deadline(), "read hardware error status")?;
+        if let Some(error) = StatusError::from_byte(p.status_error()) {
+            return Err(Error::Status {
+                id,
+                error,
+                byte: p.status_error(),
+            });
+        }
+        match p.status_params() {
+            [bits] => Ok(*bits),
+            other => Err(Error::Malformed {
+                message: format!(
+                    "hardware error status of servo {id} carries {} bytes",
+                    other.len()
+                ),
+            }),
+        }
     }
 
     fn deadline(&self) -> Deadline {
@@ -294,7 +338,15 @@ impl<T: Transport> DynamixelBus<T> {
     pub fn reboot(&mut self, id: u8) -> Result<()> {
         self.send_instruction(id, &Instruction::Reboot)?;
         if id != BROADCAST_ID {
-            self.expect_status(id, self.deadline(), "reboot")?;
+            // The acknowledgement still carries the alert bit of the error being cleared.
+            let p = self.receive_from(id, self.deadline(), "reboot")?;
+            if let Some(error) = StatusError::from_byte(p.status_error()) {
+                return Err(Error::Status {
+                    id,
+                    error,
+                    byte: p.status_error(),
+                });
+            }
         }
         Ok(())
     }

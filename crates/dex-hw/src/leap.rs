@@ -243,10 +243,7 @@ impl<T: Transport> LeapHand<T> {
         self.state = DriverState::Faulted;
         match error {
             Error::HardwareError { id, .. } => {
-                let bits = bus_of(&mut self.bus)
-                    .read_value(id, ct::HARDWARE_ERROR_STATUS)
-                    .map(|v| v as u8)
-                    .unwrap_or(0);
+                let bits = bus_of(&mut self.bus).hardware_error_status(id).unwrap_or(0);
                 Error::HardwareError {
                     id,
                     hardware_error: bits,
