@@ -4,6 +4,7 @@
 //! argument or input exits with code 2.
 
 mod hand;
+mod hw;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,9 @@ enum Command {
     Hand(hand::HandCommand),
     /// Forward kinematics: the pose of every link in the root (palm) frame.
     Fk(hand::FkArgs),
+    /// Hardware: the servo-bus emulator, scanning, monitoring and timing a hand.
+    #[command(subcommand)]
+    Hw(hw::HwCommand),
 }
 
 /// Writes `text` and a newline to stdout; a closed pipe (`dex ... | head`) is not an error.
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Hand(cmd) => hand::run_hand(cmd),
         Command::Fk(args) => hand::run_fk(args),
+        Command::Hw(cmd) => hw::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -404,6 +404,15 @@ impl<T: Transport> HandDriver for LeapHand<T> {
 
     fn disable(&mut self) -> Result<()> {
         self.sync_write_all(ct::TORQUE_ENABLE, 0)?;
+        // Sync Write has no reply: confirm, and try once more if a servo missed it.
+        let n = self.config.ids.len();
+        if self
+            .verify_all(ct::TORQUE_ENABLE, &vec![0; n], "torque enable")
+            .is_err()
+        {
+            self.sync_write_all(ct::TORQUE_ENABLE, 0)?;
+            self.verify_all(ct::TORQUE_ENABLE, &vec![0; n], "torque enable")?;
+        }
         if self.state != DriverState::Faulted {
             self.state = DriverState::Disabled;
         }
@@ -413,10 +422,10 @@ impl<T: Transport> HandDriver for LeapHand<T> {
 
 impl<T: Transport> Drop for LeapHand<T> {
     fn drop(&mut self) {
-        if self.state == DriverState::Enabled {
-            if let Err(e) = self.sync_write_all(ct::TORQUE_ENABLE, 0) {
-                tracing::error!("LEAP Hand: torque off on drop failed: {e}");
-            }
+        if self.state == DriverState::Enabled
+            && let Err(e) = self.sync_write_all(ct::TORQUE_ENABLE, 0)
+        {
+            tracing::error!("LEAP Hand: torque off on drop failed: {e}");
         }
     }
 }

@@ -104,10 +104,10 @@ impl HandDriver for MockDriver {
             });
         }
         if let (true, Some(target)) = (self.torque_on(), self.targets.last()) {
-            for i in 0..self.q.len() {
-                let step = self.response * (target[i] - self.q[i]);
-                self.qdot[i] = step;
-                self.q[i] += step;
+            for ((q, qdot), t) in self.q.iter_mut().zip(self.qdot.iter_mut()).zip(target) {
+                let step = self.response * (t - *q);
+                *qdot = step;
+                *q += step;
             }
         } else {
             self.qdot.iter_mut().for_each(|v| *v = 0.0);

@@ -95,14 +95,14 @@ impl<D: HandDriver> SafetyLimits<D> {
             .limits
             .iter()
             .enumerate()
-            .find(|(_, (lo, hi))| !(lo <= hi))
+            .find(|(_, (lo, hi))| lo.is_nan() || hi.is_nan() || lo > hi)
         {
             return Err(Error::InvalidArgument {
                 message: format!("limits of joint `{}` are reversed or NaN", names[i]),
             });
         }
         if let Some(s) = config.max_step
-            && !(s > 0.0)
+            && (s.is_nan() || s <= 0.0)
         {
             return Err(Error::InvalidArgument {
                 message: format!("max step must be positive, got {s}"),

@@ -75,13 +75,8 @@ fn targets_in_radians_drive_the_hand_and_state_reads_back() {
         shared.lock().unwrap().advance(0.02);
         s = hand.read_state().unwrap();
     }
-    for i in 0..16 {
-        assert!(
-            (s.q[i] - target[i]).abs() < 0.01,
-            "joint {i}: {} vs {}",
-            s.q[i],
-            target[i]
-        );
+    for (i, (q, t)) in s.q.iter().zip(&target).enumerate() {
+        assert!((q - t).abs() < 0.01, "joint {i}: {q} vs {t}");
     }
     hand.disable().unwrap();
     assert_eq!(hand.state(), DriverState::Disabled);

@@ -360,7 +360,7 @@ impl Instruction {
                 let (address, length) = (u16_at(0), u16_at(2));
                 let stride = usize::from(length) + 1;
                 let body = &params[4..];
-                if length == 0 || body.is_empty() || body.len() % stride != 0 {
+                if length == 0 || body.is_empty() || !body.len().is_multiple_of(stride) {
                     return Err(bad("data is not a whole number of (ID, data) entries"));
                 }
                 let mut ids = Vec::with_capacity(body.len() / stride);
@@ -377,7 +377,7 @@ impl Instruction {
                 }
             }
             inst::BULK_READ | inst::FAST_BULK_READ => {
-                if params.is_empty() || params.len() % 5 != 0 {
+                if params.is_empty() || !params.len().is_multiple_of(5) {
                     return Err(bad("needs (ID, address, length) entries"));
                 }
                 let items = params
