@@ -70,6 +70,10 @@ pub struct BenchArgs {
     /// Number of control cycles.
     #[arg(long, default_value_t = 1000)]
     cycles: usize,
+    /// Run a fixed-rate control loop at this rate (Hz) instead of back to back,
+    /// with torque on holding the present pose, and report period jitter.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 fn check_hand(hand: &str) -> Result<()> {
@@ -178,6 +182,9 @@ fn bench(args: BenchArgs) -> Result<()> {
         bail!("--cycles must be at least 1");
     }
     let mut hand = open_leap(&args.port, &args.hand)?;
+    if let Some(rate) = args.rate {
+        return bench_loop(hand, rate, args.cycles);
+    }
     // Configure (current-based position mode, gains, Return Delay Time 0) with
     // torque off: the goals written below move nothing.
     hand.configure()?;
@@ -206,5 +213,36 @@ fn bench(args: BenchArgs) -> Result<()> {
         pct(0.99),
         pct(1.0),
         args.cycles as f64 / wall
+    ))
+}
+
+/// A fixed-rate loop holding the present pose, through the safety layer.
+fn bench_loop(hand: LeapHand<SerialTransport>, rate: f64, cycles: usize) -> Result<()> {
+    let model = dex_core::HandModel::leap_right();
+    let config = dex_hw::SafetyConfig::from_model(&model, Some(0.05));
+    let mut hand = dex_hw::SafetyLimits::new(hand, config)?;
+    hand.configure()?;
+    hand.enable()?;
+    let hold = hand.read_state()?.q;
+    let report = dex_hw::run_control_loop(&mut hand, rate, cycles, |_, _| {
+        dex_hw::JointTargets::new(hold.clone())
+    });
+    let disabled = hand.disable();
+    let report = report?;
+    disabled?;
+    crate::output(&format!(
+        "{} cycles at {:.1} Hz requested, {:.1} Hz achieved; overruns {}\n\
+         period jitter p50 {:.1} us, p99 {:.1} us, max {:.1} us; cycle work p50 {:.1} us, p99 {:.1} us\n\
+         jitter_p99_us {:.1}",
+        report.cycles,
+        report.rate_hz,
+        report.achieved_hz,
+        report.overruns,
+        report.jitter_p50 * 1e6,
+        report.jitter_p99 * 1e6,
+        report.jitter_max * 1e6,
+        report.busy_p50 * 1e6,
+        report.busy_p99 * 1e6,
+        report.jitter_p99 * 1e6,
     ))
 }

@@ -360,7 +360,8 @@ impl<T: Transport> DynamixelBus<T> {
     pub fn sync_write(&mut self, address: u16, length: u16, ids: &[u8], data: &[u8]) -> Result<()> {
         self.tx.clear();
         protocol::encode_sync_write(&mut self.tx, address, length, ids, data)?;
-        self.send()
+        // No reply to wait for, so no stale input to drop first.
+        self.port.write_all(&self.tx)
     }
 
     /// Bulk Write: different items to several servos. No reply.

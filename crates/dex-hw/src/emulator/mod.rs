@@ -540,6 +540,9 @@ impl ServoBus {
 
     /// Re-keys servos after a factory reset may have changed IDs.
     fn renumber(&mut self) {
+        if self.servos.iter().all(|(id, s)| *id == s.id()) {
+            return;
+        }
         let servos = std::mem::take(&mut self.servos);
         for (_, s) in servos {
             self.servos.insert(s.id(), s);

@@ -136,7 +136,7 @@ fn serve(mut master: TTYPort, bus: Arc<Mutex<ServoBus>>, stop: Arc<AtomicBool>) 
                     std::hint::spin_loop();
                 }
             }
-            if let Err(e) = master.write_all(&r.bytes).and_then(|()| master.flush()) {
+            if let Err(e) = master.write_all(&r.bytes) {
                 tracing::warn!("servo emulator: write failed: {e}");
             }
         }

@@ -55,9 +55,11 @@ impl SerialTransport {
 
 impl Transport for SerialTransport {
     fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        // No flush: on a TTY it is tcdrain, which would block until the bytes
+        // left the adapter (or the other end of a pty read them), serialising a
+        // Sync Write with the next instruction for nothing.
         self.port
             .write_all(bytes)
-            .and_then(|()| self.port.flush())
             .map_err(|e| Error::io(format!("write to {}", self.path), e))
     }
 
