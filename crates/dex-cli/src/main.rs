@@ -5,6 +5,7 @@
 
 mod hand;
 mod hw;
+mod track;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,9 @@ enum Command {
     /// Hardware: the servo-bus emulator, scanning, monitoring and timing a hand.
     #[command(subcommand)]
     Hw(hw::HwCommand),
+    /// Point tracking and rigid registration.
+    #[command(subcommand)]
+    Track(track::TrackCommand),
 }
 
 /// Writes `text` and a newline to stdout; a closed pipe (`dex ... | head`) is not an error.
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::Hand(cmd) => hand::run_hand(cmd),
         Command::Fk(args) => hand::run_fk(args),
         Command::Hw(cmd) => hw::run(cmd),
+        Command::Track(cmd) => track::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

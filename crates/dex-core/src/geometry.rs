@@ -46,32 +46,43 @@ fn moments(
             got: source.len(),
         });
     }
-    for (name, pts) in [("source points", source), ("target points", target)] {
-        if let Some(index) = pts
-            .iter()
-            .position(|p| !p.coords.iter().all(|c| c.is_finite()))
-        {
-            return Err(Error::NonFiniteInput {
-                what: name,
-                index,
-                value: pts[index]
-                    .coords
-                    .iter()
-                    .copied()
-                    .find(|c| !c.is_finite())
-                    .unwrap_or(f64::NAN),
-            });
-        }
-    }
     let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
+    // First pass: weighted centroids. A NaN or infinite coordinate makes a sum
+    // non-finite; only then is the culprit searched for, so valid input pays
+    // for no separate check.
     let mut total = 0.0;
-    let mut cs = Vector3::zeros();
-    let mut ct = Vector3::zeros();
+    let (mut cs, mut ct) = ([0.0f64; 3], [0.0f64; 3]);
     for i in 0..source.len() {
         let w = weight(i);
+        let (s, t) = (&source[i], &target[i]);
         total += w;
-        cs += w * source[i].coords;
-        ct += w * target[i].coords;
+        for k in 0..3 {
+            cs[k] += w * s[k];
+            ct[k] += w * t[k];
+        }
+    }
+    if !(cs.iter().chain(&ct).all(|v| v.is_finite())) {
+        for (name, pts) in [("source points", source), ("target points", target)] {
+            if let Some(index) = pts
+                .iter()
+                .position(|p| !p.coords.iter().all(|c| c.is_finite()))
+            {
+                return Err(Error::NonFiniteInput {
+                    what: name,
+                    index,
+                    value: pts[index]
+                        .coords
+                        .iter()
+                        .copied()
+                        .find(|c| !c.is_finite())
+                        .unwrap_or(f64::NAN),
+                });
+            }
+        }
+        return Err(Error::Degenerate {
+            what,
+            message: "coordinates too large to sum in double precision".into(),
+        });
     }
     if total <= 0.0 {
         return Err(Error::Degenerate {
@@ -79,17 +90,23 @@ fn moments(
             message: "the weights sum to zero".into(),
         });
     }
-    cs /= total;
-    ct /= total;
-    let mut covariance = Matrix3::zeros();
+    let cs = Vector3::from(cs) / total;
+    let ct = Vector3::from(ct) / total;
+    // Second pass: the cross-covariance Σ w (t − t̄)(s − s̄)ᵀ in nine scalars.
+    let mut h = [0.0f64; 9];
     let mut source_variance = 0.0;
     for i in 0..source.len() {
         let w = weight(i);
         let s = source[i].coords - cs;
-        let t = target[i].coords - ct;
-        covariance += (w * t) * s.transpose();
+        let t = (target[i].coords - ct) * w;
+        for r in 0..3 {
+            for c in 0..3 {
+                h[3 * r + c] += t[r] * s[c];
+            }
+        }
         source_variance += w * s.norm_squared();
     }
+    let covariance = Matrix3::from_row_slice(&h);
     Ok(Moments {
         source_centroid: cs,
         target_centroid: ct,
