@@ -46,22 +46,12 @@ fn moments(
             got: source.len(),
         });
     }
-    let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
-    // First pass: weighted centroids. A NaN or infinite coordinate makes a sum
-    // non-finite; only then is the culprit searched for, so valid input pays
-    // for no separate check.
-    let mut total = 0.0;
-    let (mut cs, mut ct) = ([0.0f64; 3], [0.0f64; 3]);
-    for i in 0..source.len() {
-        let w = weight(i);
-        let (s, t) = (&source[i], &target[i]);
-        total += w;
-        for k in 0..3 {
-            cs[k] += w * s[k];
-            ct[k] += w * t[k];
-        }
-    }
-    if !(cs.iter().chain(&ct).all(|v| v.is_finite())) {
+    let sums = match weights {
+        Some(w) => weighted_sums(source, target, w.iter().copied()),
+        None => weighted_sums(source, target, std::iter::repeat(1.0)),
+    };
+    let Sums { total, cs, ct } = sums;
+    if !(cs.iter().chain(ct.iter()).all(|v| v.is_finite())) {
         for (name, pts) in [("source points", source), ("target points", target)] {
             if let Some(index) = pts
                 .iter()
@@ -90,22 +80,12 @@ fn moments(
             message: "the weights sum to zero".into(),
         });
     }
-    let cs = Vector3::from(cs) / total;
-    let ct = Vector3::from(ct) / total;
-    // Second pass: the cross-covariance Σ w (t − t̄)(s − s̄)ᵀ in nine scalars.
-    let mut h = [0.0f64; 9];
-    let mut source_variance = 0.0;
-    for i in 0..source.len() {
-        let w = weight(i);
-        let s = source[i].coords - cs;
-        let t = (target[i].coords - ct) * w;
-        for r in 0..3 {
-            for c in 0..3 {
-                h[3 * r + c] += t[r] * s[c];
-            }
-        }
-        source_variance += w * s.norm_squared();
-    }
+    let cs = cs / total;
+    let ct = ct / total;
+    let (h, source_variance) = match weights {
+        Some(w) => cross_covariance(source, target, w.iter().copied(), &cs, &ct),
+        None => cross_covariance(source, target, std::iter::repeat(1.0), &cs, &ct),
+    };
     let covariance = Matrix3::from_row_slice(&h);
     Ok(Moments {
         source_centroid: cs,
@@ -113,6 +93,55 @@ fn moments(
         covariance: covariance / total,
         source_variance: source_variance / total,
     })
+}
+
+struct Sums {
+    total: f64,
+    cs: Vector3<f64>,
+    ct: Vector3<f64>,
+}
+
+/// First pass: weighted sums of the points. A NaN or infinite coordinate makes
+/// a sum non-finite; only then is the culprit searched for, so valid input pays
+/// for no separate check. Generic over the weights so both cases inline.
+#[inline(always)]
+fn weighted_sums(
+    source: &[Point3<f64>],
+    target: &[Point3<f64>],
+    weights: impl Iterator<Item = f64>,
+) -> Sums {
+    let mut total = 0.0;
+    let (mut cs, mut ct) = (Vector3::zeros(), Vector3::zeros());
+    for ((s, t), w) in source.iter().zip(target).zip(weights) {
+        total += w;
+        cs += s.coords * w;
+        ct += t.coords * w;
+    }
+    Sums { total, cs, ct }
+}
+
+/// Second pass: Σ w (t − t̄)(s − s̄)ᵀ in nine scalars, and Σ w ‖s − s̄‖².
+#[inline(always)]
+fn cross_covariance(
+    source: &[Point3<f64>],
+    target: &[Point3<f64>],
+    weights: impl Iterator<Item = f64>,
+    cs: &Vector3<f64>,
+    ct: &Vector3<f64>,
+) -> ([f64; 9], f64) {
+    let mut h = [0.0f64; 9];
+    let mut source_variance = 0.0;
+    for ((sp, tp), w) in source.iter().zip(target).zip(weights) {
+        let s = sp.coords - cs;
+        let t = (tp.coords - ct) * w;
+        for r in 0..3 {
+            for c in 0..3 {
+                h[3 * r + c] += t[r] * s[c];
+            }
+        }
+        source_variance += w * s.norm_squared();
+    }
+    (h, source_variance)
 }
 
 /// The rotation `R` maximising `tr(Rᵀ C)` and the corrected singular values.
