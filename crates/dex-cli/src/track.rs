@@ -251,11 +251,7 @@ fn icp(a: IcpArgs) -> Result<()> {
     let start = Instant::now();
     let r = dex_track::icp(&source, &target, &Isometry3::identity(), &config)?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
-    let m = r.transform.rotation.to_rotation_matrix();
-    let rot: Vec<f64> = (0..3)
-        .flat_map(|i| (0..3).map(move |j| (i, j)))
-        .map(|(i, j)| m[(i, j)])
-        .collect();
+    let rot = rotation_rows(&r.transform);
     let t = r.transform.translation.vector;
     crate::output(&serde_json::to_string(&json!({
         "rotation": rot,
@@ -266,6 +262,12 @@ fn icp(a: IcpArgs) -> Result<()> {
         "converged": r.converged,
         "ms": ms,
     }))?)
+}
+
+/// The rotation of a pose as 9 numbers, row by row.
+fn rotation_rows(pose: &Isometry3<f64>) -> Vec<f64> {
+    let m = pose.rotation.to_rotation_matrix();
+    m.matrix().transpose().iter().copied().collect()
 }
 
 fn write_xyz(path: &Path, points: &[Point3<f64>]) -> Result<()> {
@@ -341,11 +343,7 @@ fn synth(a: SynthArgs) -> Result<()> {
             let source: Vec<_> = model.iter().map(|p| truth.inverse() * p).collect();
             write_xyz(&a.out.join("source.xyz"), &source)?;
             write_xyz(&a.out.join("target.xyz"), &scan)?;
-            let m = truth.rotation.to_rotation_matrix();
-            let rot: Vec<f64> = (0..3)
-                .flat_map(|i| (0..3).map(move |j| (i, j)))
-                .map(|(i, j)| m[(i, j)])
-                .collect();
+            let rot = rotation_rows(&truth);
             let t = truth.translation.vector;
             std::fs::write(
                 a.out.join("truth.json"),
@@ -355,6 +353,25 @@ fn synth(a: SynthArgs) -> Result<()> {
                 "wrote source.xyz, target.xyz and truth.json to {}",
                 a.out.display()
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotation_rows;
+    use nalgebra::{Isometry3, Vector3};
+
+    #[test]
+    fn rotations_are_printed_row_major() {
+        let quarter_turn_z = Isometry3::new(
+            Vector3::zeros(),
+            Vector3::new(0.0, 0.0, std::f64::consts::FRAC_PI_2),
+        );
+        let rows = rotation_rows(&quarter_turn_z);
+        let expected = [0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+        for (got, want) in rows.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{rows:?}");
         }
     }
 }
