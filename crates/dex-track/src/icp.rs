@@ -146,24 +146,29 @@ impl IcpTarget {
             .collect();
         let tree: ImmutableKdTree<f32, 3> = ImmutableKdTree::new_from_slice(&coords);
         let k = NonZero::new(neighbours.min(points.len())).unwrap_or(NonZero::<usize>::MIN);
-        let normals = coords
-            .iter()
-            .map(|c| {
-                let nn = tree.nearest_n::<SquaredEuclidean>(c, k);
-                let mean = nn
-                    .iter()
-                    .fold(Vector3::zeros(), |a, n| a + points[n.item as usize].coords)
-                    / nn.len() as f64;
-                let mut cov = Matrix3::zeros();
-                for n in &nn {
-                    let d = points[n.item as usize].coords - mean;
-                    cov += d * d.transpose();
-                }
-                let eig = SymmetricEigen::new(cov);
-                let i = eig.eigenvalues.imin();
-                eig.eigenvectors.column(i).into_owned()
-            })
-            .collect();
+        let normal_of = |c: &[f32; 3]| -> Vector3<f64> {
+            // Unsorted: the order of the neighbours does not matter for their covariance.
+            let nn = tree.nearest_n_within::<SquaredEuclidean>(c, f32::INFINITY, k, false);
+            let mean = nn
+                .iter()
+                .fold(Vector3::zeros(), |a, n| a + points[n.item as usize].coords)
+                / nn.len() as f64;
+            let mut cov = Matrix3::zeros();
+            for n in &nn {
+                let d = points[n.item as usize].coords - mean;
+                cov += d * d.transpose();
+            }
+            let eig = SymmetricEigen::new(cov);
+            let i = eig.eigenvalues.imin();
+            eig.eigenvectors.column(i).into_owned()
+        };
+        #[cfg(feature = "rayon")]
+        let normals = {
+            use rayon::prelude::*;
+            coords.par_iter().map(normal_of).collect()
+        };
+        #[cfg(not(feature = "rayon"))]
+        let normals = coords.iter().map(normal_of).collect();
         Ok(Self {
             points: points.to_vec(),
             normals,
@@ -290,15 +295,24 @@ impl IcpTarget {
         matches: &mut Vec<(f64, usize, usize)>,
     ) -> usize {
         matches.clear();
-        let mut inliers = 0;
-        for (i, s) in source.iter().enumerate() {
+        let nearest = |s: &Point3<f64>| -> (Point3<f64>, f64, usize) {
             let p = transform * s;
-            moved[i] = p;
             let n = self
                 .tree
                 .nearest_one::<SquaredEuclidean>(&[p.x as f32, p.y as f32, p.z as f32]);
             let j = n.item as usize;
-            let d2 = (p - self.points[j]).norm_squared();
+            (p, (p - self.points[j]).norm_squared(), j)
+        };
+        #[cfg(feature = "rayon")]
+        let found: Vec<(Point3<f64>, f64, usize)> = {
+            use rayon::prelude::*;
+            source.par_iter().with_min_len(512).map(nearest).collect()
+        };
+        #[cfg(not(feature = "rayon"))]
+        let found: Vec<(Point3<f64>, f64, usize)> = source.iter().map(nearest).collect();
+        let mut inliers = 0;
+        for (i, (p, d2, j)) in found.into_iter().enumerate() {
+            moved[i] = p;
             if d2 <= inlier_d2 {
                 inliers += 1;
             }
