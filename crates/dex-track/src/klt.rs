@@ -93,6 +93,11 @@ impl KltConfig {
 pub struct KltTracker {
     config: KltConfig,
     context: TrackerContext,
+    /// Frames are padded by this many replicated pixels on every side, so that
+    /// a window reaching past the edge stays inside the padded image; points are
+    /// kept in padded coordinates.
+    border: u32,
+    padded: GrayImage,
     points: Vec<(f32, f32)>,
     visible: Vec<bool>,
     size: Option<(u32, u32)>,
@@ -116,9 +121,12 @@ impl KltTracker {
     /// than 8 levels, an epsilon other than 0.01, or a bad round-trip limit.
     pub fn new(config: KltConfig) -> Result<Self> {
         config.check()?;
+        let border = (config.window / 2 + 1) as u32;
         Ok(Self {
             config,
             context: TrackerContext::new(),
+            border,
+            padded: GrayImage::new(0, 0),
             points: Vec::new(),
             visible: Vec::new(),
             size: None,
@@ -158,7 +166,10 @@ impl KltTracker {
         let mut replaced = Vec::new();
         let mut lost_iter = lost.into_iter();
         for corner in corners {
-            let c = (corner.x as f32, corner.y as f32);
+            let c = (
+                corner.x as f32 + self.border as f32,
+                corner.y as f32 + self.border as f32,
+            );
             if !far(c, &taken) {
                 continue;
             }
@@ -171,11 +182,33 @@ impl KltTracker {
         Ok(replaced)
     }
 
+    /// Copies `image` into the padded buffer, replicating its edge pixels.
+    fn pad(&mut self, image: &GrayImage) {
+        let (w, h) = image.dimensions();
+        let b = self.border;
+        let (pw, ph) = (w + 2 * b, h + 2 * b);
+        if self.padded.dimensions() != (pw, ph) {
+            self.padded = GrayImage::new(pw, ph);
+        }
+        let src = image.as_raw();
+        let dst: &mut [u8] = &mut self.padded;
+        let (w, b, pw) = (w as usize, b as usize, pw as usize);
+        for py in 0..ph as usize {
+            let sy = py.saturating_sub(b).min(h as usize - 1);
+            let row = &src[sy * w..(sy + 1) * w];
+            let out = &mut dst[py * pw..(py + 1) * pw];
+            out[..b].fill(row[0]);
+            out[b..b + w].copy_from_slice(row);
+            out[b + w..].fill(row[w - 1]);
+        }
+    }
+
     fn frame(&self) -> TrackFrame {
+        let b = self.border as f32;
         let mut positions = Array2::zeros((self.points.len(), 2));
         for (mut row, p) in positions.rows_mut().into_iter().zip(&self.points) {
-            row[0] = p.0;
-            row[1] = p.1;
+            row[0] = p.0 - b;
+            row[1] = p.1 - b;
         }
         TrackFrame {
             positions,
@@ -219,10 +252,11 @@ impl Tracker for KltTracker {
                     "query {i} ({x}, {y}) lies outside the {w}×{h} image"
                 )));
             }
-            points.push((x, y));
+            points.push((x + self.border as f32, y + self.border as f32));
         }
         self.context = TrackerContext::new();
-        self.context.advance(image, self.config.levels + 1);
+        self.pad(image);
+        self.context.advance(&self.padded, self.config.levels + 1);
         self.visible = vec![true; points.len()];
         self.points = points;
         self.size = Some((w, h));
@@ -241,14 +275,23 @@ impl Tracker for KltTracker {
                 got_height,
             });
         }
-        self.context.advance(image, self.config.levels + 1);
+        self.pad(image);
+        self.context.advance(&self.padded, self.config.levels + 1);
         let params = self.config.params();
+        let b = self.border as f32;
+        let inside = |p: (f32, f32)| {
+            p.0 >= b && p.1 >= b && p.0 <= b + (width - 1) as f32 && p.1 <= b + (height - 1) as f32
+        };
         let results = match self.config.fb_threshold {
             Some(t) => self.context.track_fb(&self.points, None, params, t),
             None => self.context.track(&self.points, None, params),
         };
         for (i, r) in results.iter().enumerate() {
-            let ok = r.status == TrackStatus::Tracked && r.pos.0.is_finite() && r.pos.1.is_finite();
+            // Tracked, and inside the real image (not in the replicated border).
+            let ok = r.status == TrackStatus::Tracked
+                && r.pos.0.is_finite()
+                && r.pos.1.is_finite()
+                && inside(r.pos);
             // Keep the last estimate even for lost points, so that a point whose
             // window touched the border can be picked up again next frame.
             if r.pos.0.is_finite() && r.pos.1.is_finite() {

@@ -236,3 +236,39 @@ fn bad_input_is_an_error() {
             .is_err()
     );
 }
+
+#[test]
+fn redetect_replaces_lost_points_with_corners_inside_the_image() {
+    let seq = synthetic::render(
+        W,
+        H,
+        &synthetic::translation_motions(2, 1.0, 4),
+        Photometric::default(),
+        5,
+    );
+    let mut covered = seq.frames[1].clone();
+    for y in 0..H {
+        for x in 0..W / 2 {
+            covered.put_pixel(x, y, image::Luma([128]));
+        }
+    }
+    let q = vec![Point2::new(80.0, 120.0), Point2::new(240.0, 120.0)];
+    let mut klt = KltTracker::new(KltConfig::default()).unwrap();
+    klt.init(&Observation::image(&seq.frames[0]), queries(&q).view())
+        .unwrap();
+    let f = klt.track(&Observation::image(&covered)).unwrap();
+    assert_eq!(f.visible, [false, true]);
+    let replaced = klt.redetect(&covered, 10).unwrap();
+    assert_eq!(replaced, [0]);
+    // The replacement is a corner of the textured (right) half, inside the image,
+    // at least 10 px from the surviving point.
+    let f = klt.track(&Observation::image(&covered)).unwrap();
+    assert!(f.visible[0]);
+    let (x, y) = (f.positions[(0, 0)], f.positions[(0, 1)]);
+    assert!(
+        x >= (W / 2) as f32 && x < W as f32 && y >= 0.0 && y < H as f32,
+        "({x}, {y})"
+    );
+    let d = ((x - f.positions[(1, 0)]).powi(2) + (y - f.positions[(1, 1)]).powi(2)).sqrt();
+    assert!(d >= 10.0);
+}
