@@ -6,6 +6,7 @@ pub mod icp;
 mod klt;
 mod lift;
 pub mod metrics;
+mod oracle;
 pub mod synthetic;
 mod tracker;
 
@@ -15,6 +16,7 @@ pub use icp::{IcpConfig, IcpMethod, IcpResult, IcpTarget, icp};
 pub use klt::{KltConfig, KltTracker};
 pub use lift::LiftedTracker;
 pub use metrics::{QueryMode, TapVidInput, TapVidMetrics, tapvid_metrics};
+pub use oracle::{OracleConfig, OracleTracker};
 pub use tracker::{MockTracker, Observation, TrackFrame, Tracker, track_sequence};
 
 // Foreign types in our signatures.

@@ -19,6 +19,9 @@ pub struct Observation<'a> {
     pub intrinsics: Option<&'a CameraIntrinsics>,
     /// The camera's pose in the world frame (camera → world).
     pub camera_pose: Isometry3<f64>,
+    /// Privileged ground truth: the tracked object's pose (object → world), as a
+    /// simulator knows it. Only oracle trackers read it.
+    pub object_pose: Option<Isometry3<f64>>,
 }
 
 impl<'a> Observation<'a> {
@@ -29,7 +32,36 @@ impl<'a> Observation<'a> {
             depth: None,
             intrinsics: None,
             camera_pose: Isometry3::identity(),
+            object_pose: None,
         }
+    }
+
+    /// An observation carrying only the object's true pose (for oracle trackers).
+    pub fn ground_truth(object_pose: Isometry3<f64>) -> Self {
+        Self {
+            image: None,
+            depth: None,
+            intrinsics: None,
+            camera_pose: Isometry3::identity(),
+            object_pose: Some(object_pose),
+        }
+    }
+
+    /// Adds depth and intrinsics, keeping the camera pose.
+    pub fn with_depth_only(
+        mut self,
+        depth: &'a DepthImage,
+        intrinsics: &'a CameraIntrinsics,
+    ) -> Self {
+        self.depth = Some(depth);
+        self.intrinsics = Some(intrinsics);
+        self
+    }
+
+    /// Adds the object's true pose.
+    pub fn with_object_pose(mut self, object_pose: Isometry3<f64>) -> Self {
+        self.object_pose = Some(object_pose);
+        self
     }
 
     /// Adds depth, intrinsics and the camera pose.
