@@ -34,6 +34,19 @@ fn k_chain(urdf: &str) -> k::Chain<f64> {
     chain
 }
 
+/// The configurations `qs` (model joint order) in k's depth-first joint order.
+fn in_k_order(model: &HandModel, chain: &k::Chain<f64>, qs: &Array2<f64>) -> Vec<Vec<f64>> {
+    let order: Vec<usize> = chain
+        .iter_joints()
+        .filter(|j| j.is_movable())
+        .map(|j| model.dof_index(&j.name).expect("same joints"))
+        .collect();
+    qs.rows()
+        .into_iter()
+        .map(|r| order.iter().map(|&d| r[d]).collect())
+        .collect()
+}
+
 fn fk_single(c: &mut Criterion) {
     let mut group = c.benchmark_group("fk_single");
     for hand in BuiltinHand::ALL {
@@ -53,16 +66,7 @@ fn fk_single(c: &mut Criterion) {
         });
         let chain = k_chain(hand.urdf());
         // Same configurations, in k's (depth-first) joint order.
-        let order: Vec<usize> = chain
-            .iter_joints()
-            .filter(|j| j.is_movable())
-            .map(|j| model.dof_index(&j.name).expect("same joints"))
-            .collect();
-        let k_qs: Vec<Vec<f64>> = qs
-            .rows()
-            .into_iter()
-            .map(|r| order.iter().map(|&d| r[d]).collect())
-            .collect();
+        let k_qs = in_k_order(&model, &chain, &qs);
         let mut i = 0;
         group.bench_function(BenchmarkId::new("k", hand.name()), |b| {
             b.iter(|| {
@@ -106,16 +110,7 @@ fn fk_batch(c: &mut Criterion) {
         })
     });
     let chain = k_chain(BuiltinHand::LeapRight.urdf());
-    let order: Vec<usize> = chain
-        .iter_joints()
-        .filter(|j| j.is_movable())
-        .map(|j| model.dof_index(&j.name).expect("same joints"))
-        .collect();
-    let k_qs: Vec<Vec<f64>> = qs
-        .rows()
-        .into_iter()
-        .map(|r| order.iter().map(|&d| r[d]).collect())
-        .collect();
+    let k_qs = in_k_order(&model, &chain, &qs);
     group.bench_function("k/leap/serial", |b| {
         b.iter(|| {
             for q in &k_qs {

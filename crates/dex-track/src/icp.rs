@@ -208,8 +208,11 @@ impl IcpTarget {
                 "ICP needs a positive correspondence distance, a trim fraction in (0, 1] and at least one iteration",
             ));
         }
-        let max_d2 = config.max_correspondence_distance.powi(2);
-        let inlier_d2 = config.inlier_distance.powi(2);
+        let limits = MatchLimits {
+            max_d2: config.max_correspondence_distance.powi(2),
+            inlier_d2: config.inlier_distance.powi(2),
+            keep: config.trim_fraction,
+        };
         let mut transform = *initial;
         let mut matches: Vec<(f64, usize, usize)> = Vec::with_capacity(source.len());
         let mut moved = vec![Point3::origin(); source.len()];
@@ -221,20 +224,12 @@ impl IcpTarget {
         let mut within = 0;
         for _ in 0..config.max_iterations {
             iterations += 1;
-            within = self.match_points(
-                source,
-                &transform,
-                max_d2,
-                inlier_d2,
-                config.trim_fraction,
-                &mut moved,
-                &mut matches,
-            );
+            within = self.match_points(source, &transform, &limits, &mut moved, &mut matches);
             current = true;
             if matches.len() < 6 {
                 break;
             }
-            let rmse = (matches.iter().map(|m| m.0).sum::<f64>() / matches.len() as f64).sqrt();
+            let rmse = rms(&matches);
             if (last_rmse - rmse).abs() <= config.rmse_tolerance {
                 small_step = true;
                 break;
@@ -255,21 +250,9 @@ impl IcpTarget {
             }
         }
         if !current {
-            within = self.match_points(
-                source,
-                &transform,
-                max_d2,
-                inlier_d2,
-                config.trim_fraction,
-                &mut moved,
-                &mut matches,
-            );
+            within = self.match_points(source, &transform, &limits, &mut moved, &mut matches);
         }
-        let rmse = if matches.is_empty() {
-            f64::INFINITY
-        } else {
-            (matches.iter().map(|m| m.0).sum::<f64>() / matches.len() as f64).sqrt()
-        };
+        let rmse = rms(&matches);
         let fitness = within as f64 / source.len() as f64;
         Ok(IcpResult {
             transform,
@@ -283,14 +266,11 @@ impl IcpTarget {
     /// Fills `matches` with (squared distance, source index, target index) and
     /// returns how many source points lie within `inlier_d2` of their match
     /// (before trimming).
-    #[allow(clippy::too_many_arguments)]
     fn match_points(
         &self,
         source: &[Point3<f64>],
         transform: &Isometry3<f64>,
-        max_d2: f64,
-        inlier_d2: f64,
-        keep: f64,
+        limits: &MatchLimits,
         moved: &mut [Point3<f64>],
         matches: &mut Vec<(f64, usize, usize)>,
     ) -> usize {
@@ -313,15 +293,15 @@ impl IcpTarget {
         let mut inliers = 0;
         for (i, (p, d2, j)) in found.into_iter().enumerate() {
             moved[i] = p;
-            if d2 <= inlier_d2 {
+            if d2 <= limits.inlier_d2 {
                 inliers += 1;
             }
-            if d2 <= max_d2 {
+            if d2 <= limits.max_d2 {
                 matches.push((d2, i, j));
             }
         }
-        if keep < 1.0 && !matches.is_empty() {
-            let k = ((matches.len() as f64 * keep).ceil() as usize).clamp(1, matches.len());
+        if limits.keep < 1.0 && !matches.is_empty() {
+            let k = ((matches.len() as f64 * limits.keep).ceil() as usize).clamp(1, matches.len());
             matches.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0));
             matches.truncate(k);
         }
@@ -361,6 +341,22 @@ impl IcpTarget {
         let src: Vec<Point3<f64>> = matches.iter().map(|m| moved[m.1]).collect();
         let dst: Vec<Point3<f64>> = matches.iter().map(|m| self.points[m.2]).collect();
         dex_core::geometry::kabsch(&src, &dst).ok()
+    }
+}
+
+/// Squared distance limits of a matching pass, and the fraction of matches kept.
+struct MatchLimits {
+    max_d2: f64,
+    inlier_d2: f64,
+    keep: f64,
+}
+
+/// RMS distance of matches (infinite when there are none).
+fn rms(matches: &[(f64, usize, usize)]) -> f64 {
+    if matches.is_empty() {
+        f64::INFINITY
+    } else {
+        (matches.iter().map(|m| m.0).sum::<f64>() / matches.len() as f64).sqrt()
     }
 }
 
