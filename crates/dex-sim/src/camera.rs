@@ -1,0 +1,250 @@
+//! A pinhole depth camera placed in the world, its rendered frames, segmentation masks,
+//! point clouds and "squinting" (area downsampling from a high to a low resolution).
+//!
+//! Camera frame as in `dex-core` (OpenCV): x right, y down, z forward; depth is the z
+//! coordinate in the camera frame, in metres, 0 where the ray hits nothing.
+
+use dex_core::{CameraIntrinsics, DepthImage, PointCloud};
+use nalgebra::{Isometry3, Point3, Rotation3, Translation3, UnitQuaternion, Vector3};
+use ndarray::Array2;
+
+use crate::error::{Result, SimError};
+
+/// Segmentation label of pixels that see nothing.
+pub const LABEL_NONE: i16 = -1;
+/// Segmentation label of pixels that see the hand.
+pub const LABEL_HAND: i16 = 0;
+
+/// The segmentation label of object `index` (objects are numbered from 0).
+pub fn object_label(index: usize) -> i16 {
+    i16::try_from(index + 1).unwrap_or(i16::MAX)
+}
+
+/// A pinhole camera: intrinsics and its pose in the world (`world_from_camera`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Camera {
+    /// Image size and focal lengths.
+    pub intrinsics: CameraIntrinsics,
+    /// Pose of the camera frame in the world frame.
+    pub pose: Isometry3<f64>,
+    /// Rays are cast up to this distance (m).
+    pub max_depth: f64,
+}
+
+impl Camera {
+    /// A camera at `eye` looking at `target`, with image "up" as close to `up` as possible.
+    pub fn look_at(
+        intrinsics: CameraIntrinsics,
+        eye: Point3<f64>,
+        target: Point3<f64>,
+        up: Vector3<f64>,
+    ) -> Result<Self> {
+        let z = target - eye;
+        if z.norm() < 1e-9 || z.cross(&up).norm() < 1e-9 * z.norm() * up.norm().max(1e-300) {
+            return Err(SimError::InvalidParameter {
+                what: "camera placement",
+                reason: "eye and target coincide, or the view direction is parallel to up".into(),
+            });
+        }
+        let z = z.normalize();
+        // Image y points down, so x = y × z with y = -up projected.
+        let x = z.cross(&up).normalize() * -1.0;
+        let y = z.cross(&x);
+        let rot = Rotation3::from_basis_unchecked(&[x, y, z]);
+        Ok(Self {
+            intrinsics,
+            pose: Isometry3::from_parts(
+                Translation3::from(eye.coords),
+                UnitQuaternion::from_rotation_matrix(&rot),
+            ),
+            max_depth: 2.0,
+        })
+    }
+
+    /// The default view of a hand mounted palm up at the origin region: 0.35 m away,
+    /// looking down at `target` from above and the side, 60° vertical field of view.
+    pub fn overview(width: usize, height: usize, target: Point3<f64>) -> Result<Self> {
+        let intrinsics = CameraIntrinsics::from_fov_y(width, height, 60f64.to_radians())?;
+        let eye = target + Vector3::new(0.2, -0.2, 0.2);
+        Self::look_at(intrinsics, eye, target, Vector3::z())
+    }
+
+    /// The same camera with another image size (same field of view).
+    pub fn with_resolution(&self, width: usize, height: usize) -> Result<Self> {
+        let k = &self.intrinsics;
+        let sx = width as f64 / k.width as f64;
+        let sy = height as f64 / k.height as f64;
+        let intrinsics = CameraIntrinsics::try_new(
+            width,
+            height,
+            k.fx * sx,
+            k.fy * sy,
+            (k.cx + 0.5) * sx - 0.5,
+            (k.cy + 0.5) * sy - 0.5,
+        )?;
+        Ok(Self { intrinsics, ..*self })
+    }
+
+    /// The unit direction, in the camera frame, of the ray through the centre of pixel
+    /// `(u, v)`, and the depth (z) per unit of ray length.
+    pub fn ray_direction(&self, u: usize, v: usize) -> (Vector3<f64>, f64) {
+        let k = &self.intrinsics;
+        let d = Vector3::new((u as f64 - k.cx) / k.fx, (v as f64 - k.cy) / k.fy, 1.0);
+        let n = d.norm();
+        (d / n, 1.0 / n)
+    }
+}
+
+/// One rendered depth frame with its segmentation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthFrame {
+    /// The camera that rendered it.
+    pub camera: Camera,
+    /// Depth (m, z in the camera frame), `height × width`, 0 where nothing is hit.
+    pub depth: DepthImage,
+    /// Per pixel: [`LABEL_NONE`], [`LABEL_HAND`] or [`object_label`] of the object seen.
+    pub segmentation: Array2<i16>,
+}
+
+impl DepthFrame {
+    /// The valid pixels as a point cloud in the camera frame.
+    pub fn points_camera(&self) -> Result<PointCloud> {
+        Ok(self.depth.to_point_cloud(&self.camera.intrinsics)?)
+    }
+
+    /// The valid pixels as a point cloud in the world frame.
+    pub fn points_world(&self) -> Result<PointCloud> {
+        Ok(self.points_camera()?.transformed(&self.camera.pose))
+    }
+
+    /// The world-frame points of the pixels labelled `label`.
+    pub fn labelled_points_world(&self, label: i16) -> Vec<Point3<f64>> {
+        let k = &self.camera.intrinsics;
+        let depth = self.depth.view();
+        let mut out = Vec::new();
+        for ((v, u), l) in self.segmentation.indexed_iter() {
+            let d = depth[(v, u)];
+            if *l == label && d > 0.0 && d.is_finite() {
+                out.push(self.camera.pose * k.back_project(u as f64, v as f64, f64::from(d)));
+            }
+        }
+        out
+    }
+
+    /// Area downsampling by an integer `factor` ("squinting"): each output pixel's depth
+    /// is the mean of the valid depths in its `factor × factor` block (0 if none), and its
+    /// label the most frequent label among the block's pixels (ties: the smallest label).
+    pub fn squint(&self, factor: usize) -> Result<DepthFrame> {
+        let (h, w) = (self.depth.height(), self.depth.width());
+        if factor == 0 || h % factor != 0 || w % factor != 0 {
+            return Err(SimError::InvalidParameter {
+                what: "squint factor",
+                reason: format!("{factor} must be positive and divide the image size {w}×{h}"),
+            });
+        }
+        let (oh, ow) = (h / factor, w / factor);
+        let src = self.depth.view();
+        let mut depth = Array2::<f32>::zeros((oh, ow));
+        let mut labels = Array2::<i16>::from_elem((oh, ow), LABEL_NONE);
+        let mut counts: Vec<(i16, usize)> = Vec::with_capacity(4);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (mut sum, mut n) = (0f64, 0usize);
+                counts.clear();
+                for y in oy * factor..(oy + 1) * factor {
+                    for x in ox * factor..(ox + 1) * factor {
+                        let d = src[(y, x)];
+                        if d > 0.0 && d.is_finite() {
+                            sum += f64::from(d);
+                            n += 1;
+                        }
+                        let l = self.segmentation[(y, x)];
+                        match counts.iter_mut().find(|(k, _)| *k == l) {
+                            Some((_, c)) => *c += 1,
+                            None => counts.push((l, 1)),
+                        }
+                    }
+                }
+                if n > 0 {
+                    depth[(oy, ox)] = (sum / n as f64) as f32;
+                }
+                counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                labels[(oy, ox)] = counts.first().map_or(LABEL_NONE, |c| c.0);
+            }
+        }
+        Ok(DepthFrame {
+            camera: self.camera.with_resolution(ow, oh)?,
+            depth: DepthImage::new(depth),
+            segmentation: labels,
+        })
+    }
+
+    /// The depth as an 8-bit grey image a person can look at: near is bright, far dark,
+    /// nothing black; the range is stretched over the valid depths.
+    pub fn to_gray8(&self) -> Array2<u8> {
+        let d = self.depth.view();
+        let valid = d.iter().copied().filter(|v| *v > 0.0 && v.is_finite());
+        let (lo, hi) = valid.fold((f32::INFINITY, 0f32), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let span = (hi - lo).max(1e-6);
+        d.mapv(|v| {
+            if v > 0.0 && v.is_finite() {
+                (255.0 - 215.0 * (v - lo) / span).round() as u8
+            } else {
+                0
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn look_at_points_the_optical_axis_at_the_target() {
+        let k = CameraIntrinsics::from_fov_y(64, 48, 1.0).unwrap();
+        let cam = Camera::look_at(
+            k,
+            Point3::new(1.0, 0.0, 1.0),
+            Point3::origin(),
+            Vector3::z(),
+        )
+        .unwrap();
+        let target_cam = cam.pose.inverse() * Point3::origin();
+        assert!(target_cam.x.abs() < 1e-12 && target_cam.y.abs() < 1e-12 && target_cam.z > 0.0);
+        // A point above the target appears above the image centre (smaller v).
+        let above = cam.pose.inverse() * Point3::new(0.0, 0.0, 0.1);
+        let (_, v) = k.project(&above).unwrap();
+        assert!(v < k.cy);
+        assert!(
+            Camera::look_at(k, Point3::origin(), Point3::new(0.0, 0.0, 1.0), Vector3::z()).is_err()
+        );
+    }
+
+    #[test]
+    fn squint_averages_valid_depths_and_takes_the_majority_label() {
+        let k = CameraIntrinsics::from_fov_y(4, 4, 1.0).unwrap();
+        let cam = Camera::look_at(k, Point3::new(0.0, 0.0, 1.0), Point3::origin(), Vector3::y())
+            .unwrap();
+        let mut depth = Array2::<f32>::zeros((4, 4));
+        let mut seg = Array2::<i16>::from_elem((4, 4), LABEL_NONE);
+        depth[(0, 0)] = 1.0;
+        depth[(0, 1)] = 2.0;
+        depth[(1, 0)] = 3.0;
+        seg[(0, 0)] = 1;
+        seg[(0, 1)] = 1;
+        seg[(1, 0)] = 1;
+        let frame = DepthFrame {
+            camera: cam,
+            depth: DepthImage::new(depth),
+            segmentation: seg,
+        };
+        let small = frame.squint(2).unwrap();
+        assert_eq!(small.depth.view()[(0, 0)], 2.0);
+        assert_eq!(small.segmentation[(0, 0)], 1);
+        assert_eq!(small.depth.view()[(1, 1)], 0.0);
+        assert_eq!(small.segmentation[(1, 1)], LABEL_NONE);
+        assert_eq!(small.camera.intrinsics.width, 2);
+        assert!(frame.squint(3).is_err());
+    }
+}

@@ -1,0 +1,260 @@
+//! [`MockSimulator`]: a kinematic, contact-free, deterministic stand-in for tests.
+
+use dex_core::{DepthImage, HandModel, JointState};
+use nalgebra::{Isometry3, Vector3};
+use ndarray::Array2;
+
+use crate::camera::{Camera, DepthFrame, LABEL_NONE, object_label};
+use crate::error::{Result, SimError, check_finite, check_vector};
+use crate::object::ObjectSpec;
+use crate::simulator::{Contact, ObjectState, SimConfig, SimState, Simulator, clamp_targets};
+
+const BACKEND: &str = "mock";
+
+#[derive(Clone)]
+struct MockState {
+    q: Vec<f64>,
+    qdot: Vec<f64>,
+    targets: Vec<f64>,
+    time: f64,
+    objects: Vec<ObjectSpec>,
+    poses: Vec<Isometry3<f64>>,
+}
+
+/// A kinematic hand: each joint moves towards its target as a first-order lag with time
+/// constant [`MockSimulator::TIME_CONSTANT`], exactly, without dynamics or contacts. Objects
+/// stay where they are put (no gravity). Depth renders objects as their bounding spheres.
+/// It records every target it is sent ([`MockSimulator::target_log`]).
+#[derive(Clone)]
+pub struct MockSimulator {
+    model: HandModel,
+    config: SimConfig,
+    state: MockState,
+    log: Vec<Vec<f64>>,
+}
+
+impl std::fmt::Debug for MockSimulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockSimulator")
+            .field("hand", &self.model.name())
+            .field("time", &self.state.time)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockSimulator {
+    /// Time constant of the joints' first-order response (s).
+    pub const TIME_CONSTANT: f64 = 0.05;
+
+    /// A mock of `model` with `config` (only `dt`, `substeps`, `hand_pose` and `gravity`
+    /// matter), starting open (0 clamped into the limits).
+    pub fn new(model: HandModel, config: SimConfig) -> Result<Self> {
+        config.validate()?;
+        let dof = model.dof();
+        let mut q = vec![0.0; dof];
+        clamp_targets(&model, &vec![0.0; dof], &mut q);
+        Ok(Self {
+            model,
+            config,
+            state: MockState {
+                qdot: vec![0.0; dof],
+                targets: q.clone(),
+                q,
+                time: 0.0,
+                objects: Vec::new(),
+                poses: Vec::new(),
+            },
+            log: Vec::new(),
+        })
+    }
+
+    /// Every target vector sent with `set_joint_targets`, in order (after clamping).
+    pub fn target_log(&self) -> &[Vec<f64>] {
+        &self.log
+    }
+}
+
+impl Simulator for MockSimulator {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn model(&self) -> &HandModel {
+        &self.model
+    }
+
+    fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    fn time(&self) -> f64 {
+        self.state.time
+    }
+
+    fn set_joint_targets(&mut self, targets: &[f64]) -> Result<()> {
+        check_vector("joint targets", targets, self.model.dof())?;
+        let mut t = vec![0.0; targets.len()];
+        clamp_targets(&self.model, targets, &mut t);
+        self.log.push(t.clone());
+        self.state.targets = t;
+        Ok(())
+    }
+
+    fn joint_targets(&self) -> &[f64] {
+        &self.state.targets
+    }
+
+    fn set_pd_gains(&mut self, kp: &[f64], kd: &[f64]) -> Result<()> {
+        check_vector("kp", kp, self.model.dof())?;
+        check_vector("kd", kd, self.model.dof())
+    }
+
+    fn set_joint_damping(&mut self, damping: &[f64]) -> Result<()> {
+        check_vector("joint damping", damping, self.model.dof())
+    }
+
+    fn step(&mut self) -> Result<()> {
+        let period = self.config.control_period();
+        let decay = (-period / Self::TIME_CONSTANT).exp();
+        for i in 0..self.state.q.len() {
+            let next = self.state.targets[i] + (self.state.q[i] - self.state.targets[i]) * decay;
+            self.state.qdot[i] = (next - self.state.q[i]) / period;
+            self.state.q[i] = next;
+        }
+        self.state.time += period;
+        Ok(())
+    }
+
+    fn joint_state(&self) -> JointState {
+        JointState {
+            q: self.state.q.clone(),
+            qdot: self.state.qdot.clone(),
+            effort: vec![0.0; self.state.q.len()],
+        }
+    }
+
+    fn set_joint_positions(&mut self, q: &[f64]) -> Result<()> {
+        check_vector("joint positions", q, self.model.dof())?;
+        self.model.check_configuration(q)?;
+        self.state.q = q.to_vec();
+        self.state.targets = q.to_vec();
+        self.state.qdot.fill(0.0);
+        Ok(())
+    }
+
+    fn link_poses(&self) -> Vec<Isometry3<f64>> {
+        let hand = self.config.hand_pose;
+        self.model
+            .forward_kinematics(&self.state.q)
+            .map(|poses| poses.into_iter().map(|p| hand * p).collect())
+            .unwrap_or_default()
+    }
+
+    fn objects(&self) -> &[ObjectSpec] {
+        &self.state.objects
+    }
+
+    fn set_objects(&mut self, objects: &[ObjectSpec], poses: &[Isometry3<f64>]) -> Result<()> {
+        if objects.len() != poses.len() {
+            return Err(SimError::WrongLength {
+                what: "object poses",
+                expected: objects.len(),
+                got: poses.len(),
+            });
+        }
+        for (o, p) in objects.iter().zip(poses) {
+            o.validate()?;
+            check_finite("object pose", p.translation.vector.as_slice())?;
+        }
+        self.state.objects = objects.to_vec();
+        self.state.poses = poses.to_vec();
+        Ok(())
+    }
+
+    fn object_state(&self, index: usize) -> Result<ObjectState> {
+        let pose = *self.state.poses.get(index).ok_or(SimError::NoSuchObject {
+            index,
+            count: self.state.poses.len(),
+        })?;
+        Ok(ObjectState {
+            pose,
+            linear_velocity: Vector3::zeros(),
+            angular_velocity: Vector3::zeros(),
+        })
+    }
+
+    fn set_object_pose(&mut self, index: usize, pose: &Isometry3<f64>) -> Result<()> {
+        check_finite("object pose", pose.translation.vector.as_slice())?;
+        let count = self.state.poses.len();
+        let slot = self
+            .state
+            .poses
+            .get_mut(index)
+            .ok_or(SimError::NoSuchObject { index, count })?;
+        *slot = *pose;
+        Ok(())
+    }
+
+    fn contacts(&self) -> Vec<Contact> {
+        Vec::new()
+    }
+
+    fn set_gravity(&mut self, gravity: Vector3<f64>) -> Result<()> {
+        check_finite("gravity", gravity.as_slice())?;
+        self.config.gravity = gravity;
+        Ok(())
+    }
+
+    fn save_state(&self) -> SimState {
+        SimState::new(BACKEND, self.state.clone())
+    }
+
+    fn restore_state(&mut self, state: &SimState) -> Result<()> {
+        let s: &MockState = state.downcast(BACKEND)?;
+        if s.q.len() != self.model.dof() {
+            return Err(SimError::StateMismatch {
+                reason: "the state belongs to another hand".into(),
+            });
+        }
+        self.state = s.clone();
+        Ok(())
+    }
+
+    fn render_depth(&self, camera: &Camera) -> Result<DepthFrame> {
+        let (w, h) = (camera.intrinsics.width, camera.intrinsics.height);
+        let mut depth = Array2::<f32>::zeros((h, w));
+        let mut seg = Array2::<i16>::from_elem((h, w), LABEL_NONE);
+        let inv = camera.pose.inverse();
+        let spheres: Vec<(Vector3<f64>, f64)> = self
+            .state
+            .objects
+            .iter()
+            .zip(&self.state.poses)
+            .map(|(o, p)| ((inv * p).translation.vector, o.shape.bounding_radius()))
+            .collect();
+        for v in 0..h {
+            for u in 0..w {
+                let (dir, z_per_len) = camera.ray_direction(u, v);
+                let mut best = camera.max_depth;
+                for (k, (c, r)) in spheres.iter().enumerate() {
+                    let b = dir.dot(c);
+                    let disc = b * b - (c.norm_squared() - r * r);
+                    if disc < 0.0 {
+                        continue;
+                    }
+                    let t = b - disc.sqrt();
+                    if t > 0.0 && t < best {
+                        best = t;
+                        depth[(v, u)] = (t * z_per_len) as f32;
+                        seg[(v, u)] = object_label(k);
+                    }
+                }
+            }
+        }
+        Ok(DepthFrame {
+            camera: *camera,
+            depth: DepthImage::new(depth),
+            segmentation: seg,
+        })
+    }
+}

@@ -1,0 +1,451 @@
+//! The manipulation tasks and the machinery they share: action mapping, proprioception
+//! history, domain randomisation and the choice of simulator.
+//!
+//! **Actions** are in `[-1, 1]^dof`. In [`ActionMode::Absolute`] (default) action `a_i`
+//! maps linearly onto joint `i`'s range: `q*_i = mid_i + a_i (upper_i - lower_i) / 2`. In
+//! [`ActionMode::Relative`], `q*_i += a_i · relative_scale` from the previous target.
+//!
+//! **Proprioception** (the first block of every task's state vector): the last
+//! `history` control steps (newest first) of joint positions normalised to `[-1, 1]` over
+//! their ranges and of the targets likewise normalised, then joint velocities × 0.1.
+
+mod anypose;
+mod reach;
+mod rotate;
+
+use std::collections::VecDeque;
+
+use dex_core::{HandModel, JointLimits};
+use nalgebra::{Isometry3, Point3, UnitQuaternion, Vector3};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SimError};
+use crate::object::ObjectSpec;
+use crate::simulator::{SimConfig, Simulator};
+
+pub use anypose::{AnyposeConfig, AnyposeToAnypose};
+pub use reach::{FingertipReach, ReachConfig};
+pub use rotate::{InHandRotation, PalmOrientation, RotateConfig};
+
+/// How actions become joint targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionMode {
+    /// `a ∈ [-1, 1]` maps onto the joint range.
+    #[default]
+    Absolute,
+    /// `a` scaled by `relative_scale` is added to the previous target.
+    Relative,
+}
+
+/// Domain randomisation, drawn at every reset. Scales multiply the nominal value; a range
+/// `[1, 1]` (the default) disables an item. Read from TOML with
+/// [`Randomization::from_toml`]; unknown keys are rejected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Randomization {
+    /// Object mass scale range.
+    pub object_mass: [f64; 2],
+    /// Object size scale range.
+    pub object_size: [f64; 2],
+    /// Object friction scale range.
+    pub object_friction: [f64; 2],
+    /// PD gain (`Kp` and `Kd`) scale range.
+    pub pd_gains: [f64; 2],
+    /// Joint damping scale range.
+    pub joint_damping: [f64; 2],
+    /// Standard deviation of Gaussian noise added to every state observation.
+    pub observation_noise: f64,
+    /// Action latency range in control steps (inclusive); actions are applied this many
+    /// steps late (the first steps repeat the reset targets).
+    pub action_latency: [usize; 2],
+    /// Largest tilt (rad) of gravity away from its nominal direction, about a random
+    /// horizontal axis (turns the wrist).
+    pub gravity_tilt: f64,
+}
+
+impl Default for Randomization {
+    fn default() -> Self {
+        Self {
+            object_mass: [1.0, 1.0],
+            object_size: [1.0, 1.0],
+            object_friction: [1.0, 1.0],
+            pd_gains: [1.0, 1.0],
+            joint_damping: [1.0, 1.0],
+            observation_noise: 0.0,
+            action_latency: [0, 0],
+            gravity_tilt: 0.0,
+        }
+    }
+}
+
+impl Randomization {
+    /// Parses TOML (every key optional; unknown keys are an error).
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let r: Self = toml::from_str(text).map_err(|e| SimError::Config {
+            message: e.to_string(),
+        })?;
+        r.validate()?;
+        Ok(r)
+    }
+
+    /// Checks that ranges are ordered, positive and finite.
+    pub fn validate(&self) -> Result<()> {
+        for (what, r) in [
+            ("object_mass", self.object_mass),
+            ("object_size", self.object_size),
+            ("object_friction", self.object_friction),
+            ("pd_gains", self.pd_gains),
+            ("joint_damping", self.joint_damping),
+        ] {
+            if !(r[0].is_finite() && r[1].is_finite() && r[0] > 0.0 && r[0] <= r[1]) {
+                return Err(SimError::Config {
+                    message: format!("{what} = {r:?}: needs 0 < low <= high"),
+                });
+            }
+        }
+        if !(self.observation_noise.is_finite() && self.observation_noise >= 0.0) {
+            return Err(SimError::Config {
+                message: format!("observation_noise = {}: needs >= 0", self.observation_noise),
+            });
+        }
+        if self.action_latency[0] > self.action_latency[1] || self.action_latency[1] > 100 {
+            return Err(SimError::Config {
+                message: format!(
+                    "action_latency = {:?}: needs low <= high <= 100",
+                    self.action_latency
+                ),
+            });
+        }
+        if !(self.gravity_tilt.is_finite() && (0.0..=std::f64::consts::PI).contains(&self.gravity_tilt)) {
+            return Err(SimError::Config {
+                message: format!("gravity_tilt = {}: needs 0..=π", self.gravity_tilt),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Settings every task shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaskConfig {
+    /// Physics step (s).
+    pub dt: f64,
+    /// Physics steps per control step.
+    pub substeps: usize,
+    /// Control steps per episode (then `truncated`).
+    pub episode_steps: usize,
+    /// Control steps of proprioception history in the observation.
+    pub history: usize,
+    /// How actions become targets.
+    pub action_mode: ActionMode,
+    /// Radians per unit action in [`ActionMode::Relative`].
+    pub relative_scale: f64,
+    /// Domain randomisation.
+    pub randomization: Randomization,
+    /// Use the kinematic [`crate::MockSimulator`] instead of the physics backend.
+    pub mock_physics: bool,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        Self {
+            dt: 0.002,
+            // 20 Hz control, as Dex4D and DexGen policies run (LEAP software at ~30 Hz).
+            substeps: 25,
+            episode_steps: 60,
+            history: 3,
+            action_mode: ActionMode::Absolute,
+            relative_scale: 0.1,
+            randomization: Randomization::default(),
+            mock_physics: false,
+        }
+    }
+}
+
+impl TaskConfig {
+    /// Checks the fields.
+    pub fn validate(&self) -> Result<()> {
+        if self.episode_steps == 0 || self.history == 0 {
+            return Err(SimError::InvalidParameter {
+                what: "task config",
+                reason: "episode_steps and history must be at least 1".into(),
+            });
+        }
+        if !(self.relative_scale.is_finite() && self.relative_scale > 0.0) {
+            return Err(SimError::InvalidParameter {
+                what: "relative_scale",
+                reason: format!("must be positive, got {}", self.relative_scale),
+            });
+        }
+        self.randomization.validate()?;
+        self.sim_config().validate()
+    }
+
+    /// The simulator settings these task settings imply.
+    pub fn sim_config(&self) -> SimConfig {
+        SimConfig {
+            dt: self.dt,
+            substeps: self.substeps,
+            ..SimConfig::default()
+        }
+    }
+}
+
+/// Builds the physics backend (rapier when compiled in and not `mock_physics`).
+pub fn make_simulator(
+    model: HandModel,
+    objects: &[ObjectSpec],
+    poses: &[Isometry3<f64>],
+    config: SimConfig,
+    mock: bool,
+) -> Result<Box<dyn Simulator>> {
+    #[cfg(feature = "rapier")]
+    if !mock {
+        return Ok(Box::new(crate::RapierSim::new(
+            model, objects, poses, config,
+        )?));
+    }
+    let _ = mock;
+    let mut sim = crate::MockSimulator::new(model, config)?;
+    sim.set_objects(objects, poses)?;
+    Ok(Box::new(sim))
+}
+
+/// A standard normal sample (Box–Muller).
+pub(crate) fn gaussian<R: Rng>(rng: &mut R) -> f64 {
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// A uniformly random rotation.
+pub(crate) fn random_rotation<R: Rng>(rng: &mut R) -> UnitQuaternion<f64> {
+    let q = nalgebra::Quaternion::new(gaussian(rng), gaussian(rng), gaussian(rng), gaussian(rng));
+    UnitQuaternion::new_normalize(q)
+}
+
+fn sample_range<R: Rng>(rng: &mut R, r: [f64; 2]) -> f64 {
+    if r[0] == r[1] { r[0] } else { rng.random_range(r[0]..=r[1]) }
+}
+
+/// The state shared by the tasks: simulator, random stream, targets, history, latency.
+pub(crate) struct HandCore {
+    pub(crate) sim: Box<dyn Simulator>,
+    pub(crate) config: TaskConfig,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) limits: Vec<JointLimits>,
+    pub(crate) targets: Vec<f64>,
+    history: VecDeque<(Vec<f64>, Vec<f64>)>,
+    pending: VecDeque<Vec<f64>>,
+    latency: usize,
+    nominal_kp: Vec<f64>,
+    nominal_kd: Vec<f64>,
+    nominal_damping: Vec<f64>,
+    nominal_gravity: Vector3<f64>,
+    pub(crate) steps: usize,
+    pub(crate) needs_reset: bool,
+}
+
+impl HandCore {
+    pub(crate) fn new(sim: Box<dyn Simulator>, config: TaskConfig) -> Result<Self> {
+        config.validate()?;
+        let model = sim.model();
+        let limits = model.joint_limits();
+        let nominal_kp = model
+            .dof_joints()
+            .map(|j| j.actuator.as_ref().map_or(1.0, |a| a.kp))
+            .collect();
+        let nominal_kd = model
+            .dof_joints()
+            .map(|j| j.actuator.as_ref().map_or(0.05, |a| a.kv))
+            .collect();
+        let nominal_damping = model.dof_joints().map(|j| j.dynamics.damping).collect();
+        let nominal_gravity = sim.config().gravity;
+        let targets = sim.joint_targets().to_vec();
+        Ok(Self {
+            sim,
+            config,
+            rng: ChaCha8Rng::seed_from_u64(0),
+            limits,
+            targets,
+            history: VecDeque::new(),
+            pending: VecDeque::new(),
+            latency: 0,
+            nominal_kp,
+            nominal_kd,
+            nominal_damping,
+            nominal_gravity,
+            steps: 0,
+            needs_reset: true,
+        })
+    }
+
+    pub(crate) fn dof(&self) -> usize {
+        self.limits.len()
+    }
+
+    pub(crate) fn proprio_dim(&self) -> usize {
+        self.dof() * (2 * self.config.history + 1)
+    }
+
+    pub(crate) fn reseed(&mut self, seed: Option<u64>) {
+        if let Some(s) = seed {
+            self.rng = ChaCha8Rng::seed_from_u64(s);
+        }
+    }
+
+    /// Draws the episode's randomisation and resets history; call after placing the hand.
+    /// `gravity`: the episode's nominal gravity, or `None` for the simulator's initial one.
+    pub(crate) fn begin_episode(&mut self, gravity: Option<Vector3<f64>>) -> Result<()> {
+        let r = self.config.randomization.clone();
+        let g = sample_range(&mut self.rng, r.pd_gains);
+        let kp: Vec<f64> = self.nominal_kp.iter().map(|k| k * g).collect();
+        let kd: Vec<f64> = self.nominal_kd.iter().map(|k| k * g).collect();
+        self.sim.set_pd_gains(&kp, &kd)?;
+        let d = sample_range(&mut self.rng, r.joint_damping);
+        let damping: Vec<f64> = self.nominal_damping.iter().map(|v| v * d).collect();
+        self.sim.set_joint_damping(&damping)?;
+        let mut gravity = gravity.unwrap_or(self.nominal_gravity);
+        if r.gravity_tilt > 0.0 {
+            let angle = self.rng.random_range(0.0..=r.gravity_tilt);
+            let phi = self.rng.random_range(0.0..std::f64::consts::TAU);
+            let axis = Vector3::new(phi.cos(), phi.sin(), 0.0);
+            gravity = UnitQuaternion::from_scaled_axis(axis * angle) * gravity;
+        }
+        self.sim.set_gravity(gravity)?;
+        self.latency = if r.action_latency[0] == r.action_latency[1] {
+            r.action_latency[0]
+        } else {
+            self.rng.random_range(r.action_latency[0]..=r.action_latency[1])
+        };
+        self.targets = self.sim.joint_targets().to_vec();
+        self.pending.clear();
+        self.history.clear();
+        self.steps = 0;
+        self.needs_reset = false;
+        self.record_history();
+        Ok(())
+    }
+
+    /// Randomises an object's mass, size and friction per the config.
+    pub(crate) fn randomize_object(&mut self, object: &ObjectSpec) -> ObjectSpec {
+        let r = self.config.randomization.clone();
+        let mut o = object.scaled(sample_range(&mut self.rng, r.object_size));
+        o.mass *= sample_range(&mut self.rng, r.object_mass);
+        o.friction *= sample_range(&mut self.rng, r.object_friction);
+        o
+    }
+
+    /// Checks the action, maps it to targets (through the latency queue) and steps.
+    pub(crate) fn apply_action(&mut self, action: &[f32], space: &crate::BoxSpace) -> Result<()> {
+        if self.needs_reset {
+            return Err(SimError::NeedsReset {
+                reason: String::new(),
+            });
+        }
+        space.check("action", action)?;
+        let mut targets = self.targets.clone();
+        for (i, a) in action.iter().enumerate() {
+            let l = &self.limits[i];
+            let a = f64::from(*a);
+            targets[i] = match self.config.action_mode {
+                ActionMode::Absolute => l.mid() + a * (l.upper - l.lower) / 2.0,
+                ActionMode::Relative => {
+                    (targets[i] + a * self.config.relative_scale).clamp(l.lower, l.upper)
+                }
+            };
+        }
+        self.targets = targets.clone();
+        self.pending.push_back(targets);
+        let applied = if self.pending.len() > self.latency {
+            self.pending.pop_front()
+        } else {
+            None
+        };
+        if let Some(t) = applied {
+            self.sim.set_joint_targets(&t)?;
+        }
+        self.sim.step()?;
+        self.steps += 1;
+        self.record_history();
+        Ok(())
+    }
+
+    fn record_history(&mut self) {
+        let js = self.sim.joint_state();
+        let norm = |v: &[f64]| -> Vec<f64> {
+            v.iter()
+                .zip(&self.limits)
+                .map(|(x, l)| {
+                    let half = ((l.upper - l.lower) / 2.0).max(1e-9);
+                    (x - l.mid()) / half
+                })
+                .collect()
+        };
+        let entry = (norm(&js.q), norm(self.sim.joint_targets()));
+        if self.history.is_empty() {
+            for _ in 0..self.config.history {
+                self.history.push_front(entry.clone());
+            }
+        } else {
+            self.history.push_front(entry);
+            self.history.truncate(self.config.history);
+        }
+    }
+
+    /// Appends the proprioception block to `out`.
+    pub(crate) fn proprio(&self, out: &mut Vec<f32>) {
+        for (q, t) in &self.history {
+            out.extend(q.iter().map(|v| *v as f32));
+            out.extend(t.iter().map(|v| *v as f32));
+        }
+        out.extend(self.sim.joint_state().qdot.iter().map(|v| (v * 0.1) as f32));
+    }
+
+    /// Adds the configured observation noise to `obs`.
+    pub(crate) fn add_noise(&mut self, obs: &mut [f32]) {
+        let std = self.config.randomization.observation_noise;
+        if std > 0.0 {
+            for v in obs {
+                *v += (std * gaussian(&mut self.rng)) as f32;
+            }
+        }
+    }
+
+    /// A world point in the palm (hand mount) frame.
+    pub(crate) fn to_palm(&self, p: &Point3<f64>) -> Point3<f64> {
+        self.sim.config().hand_pose.inverse_transform_point(p)
+    }
+
+    pub(crate) fn truncated(&self) -> bool {
+        self.steps >= self.config.episode_steps
+    }
+}
+
+/// The task names [`make_env`] accepts.
+pub const TASK_NAMES: &[&str] = &["reach", "rotate", "anypose"];
+
+/// Builds a task by name (`reach`, `rotate`, `anypose`) for `model` with default
+/// task-specific settings.
+pub fn make_env(name: &str, model: HandModel, config: TaskConfig) -> Result<Box<dyn crate::Env>> {
+    Ok(match name {
+        "reach" => Box::new(FingertipReach::new(model, config, ReachConfig::default())?),
+        "rotate" => Box::new(InHandRotation::new(model, config, RotateConfig::default())?),
+        "anypose" => Box::new(AnyposeToAnypose::new(
+            model,
+            config,
+            AnyposeConfig::default(),
+        )?),
+        other => {
+            return Err(SimError::UnknownName {
+                kind: "task",
+                name: other.to_string(),
+                known: TASK_NAMES.join(", "),
+            });
+        }
+    })
+}

@@ -1,0 +1,172 @@
+//! `FingertipReach`: move every fingertip to a random target.
+
+use dex_core::HandModel;
+use nalgebra::Point3;
+use rand::Rng;
+
+use super::{HandCore, TaskConfig, make_simulator};
+use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
+use crate::error::Result;
+use crate::simulator::Simulator;
+
+/// Settings of [`FingertipReach`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReachConfig {
+    /// A fingertip counts as arrived within this distance of its target (m).
+    pub success_radius: f64,
+    /// Reward bonus on success.
+    pub success_bonus: f64,
+    /// Targets come from joint configurations drawn in the central fraction of each range.
+    pub range_fraction: f64,
+}
+
+impl Default for ReachConfig {
+    fn default() -> Self {
+        Self {
+            success_radius: 0.02,
+            success_bonus: 10.0,
+            range_fraction: 0.8,
+        }
+    }
+}
+
+/// Fingertips to random targets: the quick sanity task.
+///
+/// **Reset:** the hand starts open (0 clamped into the limits, plus uniform noise of
+/// ±0.05 rad); each fingertip's target is where that fingertip is at a joint configuration
+/// drawn uniformly in the central [`ReachConfig::range_fraction`] of every range (so
+/// targets are reachable).
+///
+/// **Reward:** `r = -20 · mean_i ‖tip_i − target_i‖ + bonus · 1[success]`, distances in m.
+/// **Success:** every fingertip within `success_radius`; it terminates the episode.
+///
+/// **State:** proprioception (see [module docs](crate::tasks)), then fingertip positions,
+/// target positions and `target − tip`, all in the palm frame and ×10 (decimetres),
+/// `3 × tips` values each. Info: `mean_distance` (m), `max_distance` (m).
+pub struct FingertipReach {
+    core: HandCore,
+    params: ReachConfig,
+    goals: Vec<Point3<f64>>,
+    action_space: BoxSpace,
+    obs_spec: ObservationSpec,
+}
+
+impl FingertipReach {
+    /// Builds the task for `model`.
+    pub fn new(model: HandModel, config: TaskConfig, params: ReachConfig) -> Result<Self> {
+        let sim = make_simulator(model, &[], &[], config.sim_config(), config.mock_physics)?;
+        let core = HandCore::new(sim, config)?;
+        let tips = core.sim.model().fingertips().len();
+        let dof = core.dof();
+        let obs_dim = core.proprio_dim() + 9 * tips;
+        Ok(Self {
+            core,
+            params,
+            goals: Vec::new(),
+            action_space: BoxSpace::uniform(dof, -1.0, 1.0),
+            obs_spec: ObservationSpec {
+                state: BoxSpace::uniform(obs_dim, f32::NEG_INFINITY, f32::INFINITY),
+                depth: None,
+            },
+        })
+    }
+
+    /// The current targets (world frame).
+    pub fn goals(&self) -> &[Point3<f64>] {
+        &self.goals
+    }
+
+    fn observe(&mut self) -> (Observation, Info) {
+        let mut state = Vec::with_capacity(self.obs_spec.state.dim());
+        self.core.proprio(&mut state);
+        let tips = self.core.sim.fingertip_positions();
+        let tips_palm: Vec<Point3<f64>> = tips.iter().map(|p| self.core.to_palm(p)).collect();
+        let goals_palm: Vec<Point3<f64>> =
+            self.goals.iter().map(|p| self.core.to_palm(p)).collect();
+        for p in &tips_palm {
+            state.extend(p.iter().map(|v| (v * 10.0) as f32));
+        }
+        for p in &goals_palm {
+            state.extend(p.iter().map(|v| (v * 10.0) as f32));
+        }
+        for (t, g) in tips_palm.iter().zip(&goals_palm) {
+            state.extend((g - t).iter().map(|v| (v * 10.0) as f32));
+        }
+        self.core.add_noise(&mut state);
+        let d: Vec<f64> = tips.iter().zip(&self.goals).map(|(t, g)| (t - g).norm()).collect();
+        let mut info = Info::default();
+        let mean = d.iter().sum::<f64>() / d.len().max(1) as f64;
+        let max = d.iter().copied().fold(0.0, f64::max);
+        info.set("mean_distance", mean);
+        info.set("max_distance", max);
+        info.success = !d.is_empty() && max <= self.params.success_radius;
+        (Observation { state, depth: None }, info)
+    }
+}
+
+impl Env for FingertipReach {
+    fn name(&self) -> &str {
+        "reach"
+    }
+
+    fn action_space(&self) -> &BoxSpace {
+        &self.action_space
+    }
+
+    fn observation_spec(&self) -> &ObservationSpec {
+        &self.obs_spec
+    }
+
+    fn reset(&mut self, seed: Option<u64>) -> Result<(Observation, Info)> {
+        self.core.reseed(seed);
+        let model = self.core.sim.model().clone();
+        let f = self.params.range_fraction;
+        let goal_q: Vec<f64> = self
+            .core
+            .limits
+            .iter()
+            .map(|l| {
+                let half = (l.upper - l.lower) * f / 2.0;
+                l.mid() + self.core.rng.random_range(-half..=half)
+            })
+            .collect();
+        let hand = self.core.sim.config().hand_pose;
+        self.goals = model
+            .fingertip_positions(&goal_q)?
+            .iter()
+            .map(|p| hand * p)
+            .collect();
+        let start: Vec<f64> = self
+            .core
+            .limits
+            .iter()
+            .map(|l| (0.0f64.clamp(l.lower, l.upper) + self.core.rng.random_range(-0.05..=0.05))
+                .clamp(l.lower, l.upper))
+            .collect();
+        self.core.sim.set_joint_positions(&start)?;
+        self.core.begin_episode(None)?;
+        Ok(self.observe())
+    }
+
+    fn step(&mut self, action: &[f32]) -> Result<Step> {
+        let space = self.action_space.clone();
+        self.core.apply_action(action, &space)?;
+        let (obs, info) = self.observe();
+        let mean = info.get("mean_distance").unwrap_or(0.0);
+        let reward = -20.0 * mean + if info.success { self.params.success_bonus } else { 0.0 };
+        let terminated = info.success;
+        let truncated = !terminated && self.core.truncated();
+        self.core.needs_reset = terminated || truncated;
+        Ok(Step {
+            obs,
+            reward,
+            terminated,
+            truncated,
+            info,
+        })
+    }
+
+    fn simulator(&self) -> &dyn Simulator {
+        self.core.sim.as_ref()
+    }
+}
