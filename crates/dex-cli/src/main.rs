@@ -5,6 +5,7 @@
 
 mod hand;
 mod hw;
+mod sim;
 mod track;
 
 use std::process::ExitCode;
@@ -29,6 +30,9 @@ enum Command {
     /// Hardware: the servo-bus emulator, scanning, monitoring and timing a hand.
     #[command(subcommand)]
     Hw(hw::HwCommand),
+    /// Simulation: benchmark, run tasks, render depth.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
     /// Point tracking and rigid registration.
     #[command(subcommand)]
     Track(track::TrackCommand),
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Hand(cmd) => hand::run_hand(cmd),
         Command::Fk(args) => hand::run_fk(args),
         Command::Hw(cmd) => hw::run(cmd),
+        Command::Sim(cmd) => sim::run(cmd),
         Command::Track(cmd) => track::run(cmd),
     };
     match result {

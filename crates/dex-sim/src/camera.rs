@@ -61,11 +61,11 @@ impl Camera {
         })
     }
 
-    /// The default view of a hand mounted palm up at the origin region: 0.35 m away,
-    /// looking down at `target` from above and the side, 60° vertical field of view.
+    /// The default view of a hand mounted palm up: 0.25 m from `target`, looking down at
+    /// it from above and the side, 60° vertical field of view.
     pub fn overview(width: usize, height: usize, target: Point3<f64>) -> Result<Self> {
         let intrinsics = CameraIntrinsics::from_fov_y(width, height, 60f64.to_radians())?;
-        let eye = target + Vector3::new(0.2, -0.2, 0.2);
+        let eye = target + Vector3::new(0.1, -0.1, 0.2);
         Self::look_at(intrinsics, eye, target, Vector3::z())
     }
 

@@ -135,6 +135,9 @@ pub trait Env: Send {
     fn step(&mut self, action: &[f32]) -> Result<Step>;
     /// The simulator underneath (for rendering, digests, ground truth).
     fn simulator(&self) -> &dyn Simulator;
+    /// The simulator underneath, mutably (to script perturbations, or to set up states
+    /// in tests); changes take effect from the next step.
+    fn simulator_mut(&mut self) -> &mut dyn Simulator;
 }
 
 impl<E: Env + ?Sized> Env for Box<E> {
@@ -155,6 +158,9 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn simulator(&self) -> &dyn Simulator {
         (**self).simulator()
+    }
+    fn simulator_mut(&mut self) -> &mut dyn Simulator {
+        (**self).simulator_mut()
     }
 }
 
@@ -206,6 +212,9 @@ impl<E: Env> Env for TimeLimit<E> {
     }
     fn simulator(&self) -> &dyn Simulator {
         self.inner.simulator()
+    }
+    fn simulator_mut(&mut self) -> &mut dyn Simulator {
+        self.inner.simulator_mut()
     }
 }
 

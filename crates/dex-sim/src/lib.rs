@@ -12,7 +12,7 @@
 //! use dex_core::HandModel;
 //!
 //! let model = HandModel::leap_right();
-//! let config = SimConfig::default();
+//! let config = SimConfig::for_hand(&model);
 //! let cube = ObjectSpec::cube(0.05, 0.1);
 //! let pose = rest_pose_on_palm(&model, &config.hand_pose, 0.025, 0.005);
 //! let mut sim = RapierSim::new(model, &[cube], &[pose], config).unwrap();
@@ -46,7 +46,7 @@ pub use tasks::{
 };
 pub use object::{ObjectShape, ObjectSpec, RandomObjectParams, random_object};
 pub use simulator::{
-    BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, palm_up_pose,
+    BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, mount_pose, palm_up_pose,
     rest_pose_on_palm,
 };
 

@@ -19,11 +19,15 @@ struct MockState {
     time: f64,
     objects: Vec<ObjectSpec>,
     poses: Vec<Isometry3<f64>>,
+    /// Object poses at the end of the previous step, and the velocities derived from them.
+    prev_poses: Vec<Isometry3<f64>>,
+    velocities: Vec<(Vector3<f64>, Vector3<f64>)>,
 }
 
 /// A kinematic hand: each joint moves towards its target as a first-order lag with time
 /// constant [`MockSimulator::TIME_CONSTANT`], exactly, without dynamics or contacts. Objects
-/// stay where they are put (no gravity). Depth renders objects as their bounding spheres.
+/// stay where they are put (no gravity); an object moved with `set_object_pose` between
+/// two steps reports the velocity of that motion over the control period after the step. Depth renders objects as their bounding spheres.
 /// It records every target it is sent ([`MockSimulator::target_log`]).
 #[derive(Clone)]
 pub struct MockSimulator {
@@ -63,6 +67,8 @@ impl MockSimulator {
                 time: 0.0,
                 objects: Vec::new(),
                 poses: Vec::new(),
+                prev_poses: Vec::new(),
+                velocities: Vec::new(),
             },
             log: Vec::new(),
         })
@@ -122,6 +128,18 @@ impl Simulator for MockSimulator {
             self.state.q[i] = next;
         }
         self.state.time += period;
+        let st = &mut self.state;
+        st.velocities = st
+            .poses
+            .iter()
+            .zip(&st.prev_poses)
+            .map(|(now, before)| {
+                let lin = (now.translation.vector - before.translation.vector) / period;
+                let ang = (now.rotation * before.rotation.inverse()).scaled_axis() / period;
+                (lin, ang)
+            })
+            .collect();
+        st.prev_poses = st.poses.clone();
         Ok(())
     }
 
@@ -168,6 +186,8 @@ impl Simulator for MockSimulator {
         }
         self.state.objects = objects.to_vec();
         self.state.poses = poses.to_vec();
+        self.state.prev_poses = poses.to_vec();
+        self.state.velocities = vec![(Vector3::zeros(), Vector3::zeros()); poses.len()];
         Ok(())
     }
 
@@ -176,10 +196,11 @@ impl Simulator for MockSimulator {
             index,
             count: self.state.poses.len(),
         })?;
+        let (linear_velocity, angular_velocity) = self.state.velocities[index];
         Ok(ObjectState {
             pose,
-            linear_velocity: Vector3::zeros(),
-            angular_velocity: Vector3::zeros(),
+            linear_velocity,
+            angular_velocity,
         })
     }
 

@@ -42,6 +42,9 @@ pub struct SimConfig {
     /// Distance (m) below which two shapes get a (predictive) contact; larger is safer
     /// against tunnelling, smaller is faster (fewer idle contacts between close fingers).
     pub prediction_distance: f64,
+    /// Friction coefficient of the hand's surfaces (a contact uses the mean of the two
+    /// bodies' coefficients).
+    pub hand_friction: f64,
 }
 
 impl Default for SimConfig {
@@ -51,11 +54,12 @@ impl Default for SimConfig {
             substeps: 10,
             hand_pose: palm_up_pose(),
             gravity: Vector3::new(0.0, 0.0, -9.81),
-            solver_iterations: 4,
+            solver_iterations: 1,
             // rapier-notes: 100 Hz lets a 40 N grip sink 0.4 mm, the default 3.4 mm.
             contact_frequency: 150.0,
             hand_self_collision: true,
             prediction_distance: 0.002,
+            hand_friction: 1.0,
         }
     }
 }
@@ -85,6 +89,12 @@ impl SimConfig {
                 format!("must be positive, got {}", self.prediction_distance),
             );
         }
+        if !(self.hand_friction.is_finite() && self.hand_friction >= 0.0) {
+            return bad(
+                "hand_friction",
+                format!("must be >= 0, got {}", self.hand_friction),
+            );
+        }
         if self.gravity.iter().any(|g| !g.is_finite()) {
             return bad("gravity", "must be finite".into());
         }
@@ -93,6 +103,15 @@ impl SimConfig {
             return bad("hand_pose", "must be finite".into());
         }
         Ok(())
+    }
+
+    /// The defaults with the hand mounted palm up as its MuJoCo Menagerie scene mounts it
+    /// (see [`mount_pose`]).
+    pub fn for_hand(model: &HandModel) -> Self {
+        Self {
+            hand_pose: mount_pose(model),
+            ..Self::default()
+        }
     }
 
     /// The control period: `dt × substeps` (s).
@@ -109,6 +128,21 @@ pub fn palm_up_pose() -> Isometry3<f64> {
         Translation3::new(0.0, 0.0, 0.1),
         UnitQuaternion::from_axis_angle(&Vector3::x_axis(), std::f64::consts::PI),
     )
+}
+
+/// The palm-up mount of a hand, 0.1 m above the world origin: for Allegro hands (model
+/// name starting with `allegro`) the Menagerie `wonik_allegro` palm orientation, quat
+/// `0 1 0 1` (half a turn about the x+z diagonal); for every other hand [`palm_up_pose`]
+/// (the Menagerie LEAP mount).
+pub fn mount_pose(model: &HandModel) -> Isometry3<f64> {
+    if model.name().starts_with("allegro") {
+        Isometry3::from_parts(
+            Translation3::new(0.0, 0.0, 0.1),
+            UnitQuaternion::new_normalize(nalgebra::Quaternion::new(0.0, 1.0, 0.0, 1.0)),
+        )
+    } else {
+        palm_up_pose()
+    }
 }
 
 /// Which body a contact touches.

@@ -22,8 +22,6 @@ const LENGTH_UNIT: f32 = 0.1;
 /// Default PD gains for a joint without `dex:actuator`.
 const DEFAULT_KP: f64 = 1.0;
 const DEFAULT_KD: f64 = 0.05;
-/// Friction coefficient of hand colliders.
-const HAND_FRICTION: f32 = 1.0;
 
 const TAG_LINK: u128 = 0;
 const TAG_OBJECT: u128 = 1;
@@ -179,7 +177,7 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
                 let collider = ColliderBuilder::new(shape)
                     .position(to_pose(&(offset * g.origin * local)))
                     .density(0.0)
-                    .friction(HAND_FRICTION)
+                    .friction(config.hand_friction as f32)
                     .collision_groups(InteractionGroups::new(
                         Group::from_bits_retain(bit(b)),
                         Group::from_bits_retain(filters[b]),

@@ -383,7 +383,7 @@ impl Simulator for RapierSim {
         }
         for dof in &self.dofs {
             if let Some((mb, _)) = self.world.multibody_joints.get_mut(dof.joint) {
-                mb.forward_kinematics(&self.world.bodies, false);
+                mb.forward_kinematics(&self.world.bodies, true);
                 mb.update_rigid_bodies(&mut self.world.bodies, false);
             }
         }

@@ -46,7 +46,7 @@ impl Default for AnyposeConfig {
             position_weight: 10.0,
             rotation_weight: 1.0,
             success_bonus: 10.0,
-            success_distance: 0.05,
+            success_distance: 0.02,
             hold_steps: 30,
             goal_offset: 0.02,
             goal_lift: 0.03,
@@ -97,12 +97,13 @@ impl AnyposeToAnypose {
             .clone()
             .unwrap_or_else(|| ObjectSpec::cube(0.05, 0.1));
         first.validate()?;
-        let pose = rest_pose_on_palm(&model, &config.sim_config().hand_pose, 0.05, 0.0);
+        let pose = rest_pose_on_palm(&model, &config.sim_config(&model).hand_pose, 0.05, 0.0);
+        let sim_config = config.sim_config(&model);
         let sim = make_simulator(
             model,
             &[first],
             &[pose],
-            config.sim_config(),
+            sim_config,
             config.mock_physics,
         )?;
         let core = HandCore::new(sim, config)?;
@@ -266,5 +267,9 @@ impl Env for AnyposeToAnypose {
 
     fn simulator(&self) -> &dyn Simulator {
         self.core.sim.as_ref()
+    }
+
+    fn simulator_mut(&mut self) -> &mut dyn Simulator {
+        self.core.sim.as_mut()
     }
 }

@@ -182,15 +182,20 @@ impl TaskConfig {
             });
         }
         self.randomization.validate()?;
-        self.sim_config().validate()
-    }
-
-    /// The simulator settings these task settings imply.
-    pub fn sim_config(&self) -> SimConfig {
         SimConfig {
             dt: self.dt,
             substeps: self.substeps,
             ..SimConfig::default()
+        }
+        .validate()
+    }
+
+    /// The simulator settings these task settings imply for `model`.
+    pub fn sim_config(&self, model: &HandModel) -> SimConfig {
+        SimConfig {
+            dt: self.dt,
+            substeps: self.substeps,
+            ..SimConfig::for_hand(model)
         }
     }
 }

@@ -54,7 +54,8 @@ pub struct FingertipReach {
 impl FingertipReach {
     /// Builds the task for `model`.
     pub fn new(model: HandModel, config: TaskConfig, params: ReachConfig) -> Result<Self> {
-        let sim = make_simulator(model, &[], &[], config.sim_config(), config.mock_physics)?;
+        let sim_config = config.sim_config(&model);
+        let sim = make_simulator(model, &[], &[], sim_config, config.mock_physics)?;
         let core = HandCore::new(sim, config)?;
         let tips = core.sim.model().fingertips().len();
         let dof = core.dof();
@@ -74,6 +75,20 @@ impl FingertipReach {
     /// The current targets (world frame).
     pub fn goals(&self) -> &[Point3<f64>] {
         &self.goals
+    }
+
+    /// Replaces the targets (world frame, one per fingertip).
+    pub fn set_goals(&mut self, goals: Vec<Point3<f64>>) -> Result<()> {
+        let n = self.core.sim.model().fingertips().len();
+        if goals.len() != n {
+            return Err(crate::SimError::WrongLength {
+                what: "fingertip goals",
+                expected: n,
+                got: goals.len(),
+            });
+        }
+        self.goals = goals;
+        Ok(())
     }
 
     fn observe(&mut self) -> (Observation, Info) {
@@ -168,5 +183,9 @@ impl Env for FingertipReach {
 
     fn simulator(&self) -> &dyn Simulator {
         self.core.sim.as_ref()
+    }
+
+    fn simulator_mut(&mut self) -> &mut dyn Simulator {
+        self.core.sim.as_mut()
     }
 }

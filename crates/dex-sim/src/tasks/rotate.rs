@@ -117,12 +117,13 @@ impl InHandRotation {
                 what: "rotation axis",
                 reason: "must be non-zero".into(),
             })?;
-        let pose = rest_pose_on_palm(&model, &config.sim_config().hand_pose, 0.05, 0.0);
+        let pose = rest_pose_on_palm(&model, &config.sim_config(&model).hand_pose, 0.05, 0.0);
+        let sim_config = config.sim_config(&model);
         let sim = make_simulator(
             model,
             std::slice::from_ref(&params.object),
             &[pose],
-            config.sim_config(),
+            sim_config,
             config.mock_physics,
         )?;
         let core = HandCore::new(sim, config)?;
@@ -241,5 +242,9 @@ impl Env for InHandRotation {
 
     fn simulator(&self) -> &dyn Simulator {
         self.core.sim.as_ref()
+    }
+
+    fn simulator_mut(&mut self) -> &mut dyn Simulator {
+        self.core.sim.as_mut()
     }
 }

@@ -1,0 +1,252 @@
+//! Tasks, rewards, successes, `VecEnv` determinism and configuration errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use dex_core::HandModel;
+use dex_sim::{
+    AnyposeConfig, AnyposeToAnypose, Env, FingertipReach, InHandRotation, ObjectSpec,
+    Randomization, ReachConfig, RotateConfig, SimError, TaskConfig, VecEnv, make_env,
+};
+use nalgebra::{UnitQuaternion, Vector3};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn mock_config() -> TaskConfig {
+    TaskConfig {
+        mock_physics: true,
+        ..TaskConfig::default()
+    }
+}
+
+/// The absolute action that holds the current joint targets.
+fn hold_action(env: &dyn Env) -> Vec<f32> {
+    let sim = env.simulator();
+    sim.joint_targets()
+        .iter()
+        .zip(sim.model().joint_limits())
+        .map(|(t, l)| ((t - l.mid()) / ((l.upper - l.lower) / 2.0)) as f32)
+        .collect()
+}
+
+#[test]
+fn reach_succeeds_when_the_fingertips_are_on_their_targets() {
+    let mut env =
+        FingertipReach::new(HandModel::leap_right(), TaskConfig::default(), ReachConfig::default())
+            .unwrap();
+    env.reset(Some(1)).unwrap();
+    // Targets far away: a step is not a success and the reward is the distance penalty.
+    let s = env.step(&hold_action(&env)).unwrap();
+    assert!(!s.info.success && !s.terminated);
+    let mean = s.info.get("mean_distance").unwrap();
+    assert!((s.reward + 20.0 * mean).abs() < 1e-12);
+    // Targets where the tips are: success, bonus, termination.
+    let tips = env.simulator().fingertip_positions();
+    env.set_goals(tips).unwrap();
+    let s = env.step(&hold_action(&env)).unwrap();
+    assert!(s.info.success && s.terminated, "{:?}", s.info);
+    assert!(s.reward > 9.0, "{}", s.reward);
+    // Stepping a finished episode needs a reset.
+    assert!(matches!(
+        env.step(&hold_action(&env)),
+        Err(SimError::NeedsReset { .. })
+    ));
+}
+
+#[test]
+fn rotation_reward_follows_the_angular_velocity_about_the_axis() {
+    let mut env = InHandRotation::new(
+        HandModel::leap_right(),
+        mock_config(),
+        RotateConfig::default(),
+    )
+    .unwrap();
+    env.reset(Some(3)).unwrap();
+    let period = 0.05;
+    let mut spin = |env: &mut InHandRotation, angle: f64| {
+        let sim = env.simulator_mut();
+        let mut pose = sim.object_state(0).unwrap().pose;
+        pose.rotation = UnitQuaternion::from_axis_angle(&Vector3::z_axis(), angle) * pose.rotation;
+        sim.set_object_pose(0, &pose).unwrap();
+        env.step(&hold_action(env)).unwrap()
+    };
+    let s = spin(&mut env, 0.02);
+    assert!((s.reward - 0.02 / period).abs() < 1e-6, "{}", s.reward);
+    let s = spin(&mut env, -0.02);
+    assert!((s.reward + 0.02 / period).abs() < 1e-6, "{}", s.reward);
+    // Clipped at ±0.5 rad/s.
+    let s = spin(&mut env, 0.2);
+    assert!((s.reward - 0.5).abs() < 1e-6, "{}", s.reward);
+    assert!((s.info.get("rotation").unwrap() - 0.2).abs() < 1e-9);
+    // Off-axis rotation is penalised.
+    let sim = env.simulator_mut();
+    let mut pose = sim.object_state(0).unwrap().pose;
+    pose.rotation = UnitQuaternion::from_axis_angle(&Vector3::x_axis(), 0.02) * pose.rotation;
+    sim.set_object_pose(0, &pose).unwrap();
+    let s = env.step(&hold_action(&env)).unwrap();
+    assert!((s.reward + 0.3 * 0.02 / period).abs() < 1e-6, "{}", s.reward);
+    // Moving the object away drops it.
+    let sim = env.simulator_mut();
+    let mut pose = sim.object_state(0).unwrap().pose;
+    pose.translation.vector.z -= 0.1;
+    sim.set_object_pose(0, &pose).unwrap();
+    let s = env.step(&hold_action(&env)).unwrap();
+    assert!(s.terminated && s.info.get("dropped") == Some(1.0));
+    assert!(s.info.get("time_to_fall").is_some());
+}
+
+#[test]
+fn anypose_succeeds_after_holding_the_goal() {
+    let params = AnyposeConfig {
+        hold_steps: 5,
+        ..AnyposeConfig::default()
+    };
+    let mut env = AnyposeToAnypose::new(HandModel::leap_right(), mock_config(), params).unwrap();
+    env.reset(Some(9)).unwrap();
+    let goal = env.goal_pose();
+    let s = env.step(&hold_action(&env)).unwrap();
+    assert!(s.info.get("mean_point_distance").unwrap() > 0.0);
+    env.simulator_mut().set_object_pose(0, &goal).unwrap();
+    for k in 1..=5 {
+        let s = env.step(&hold_action(&env)).unwrap();
+        assert!(s.info.get("mean_point_distance").unwrap() < 1e-9);
+        assert!(s.info.get("rotation_error").unwrap() < 1e-6);
+        assert!((s.reward - 10.0).abs() < 1e-6, "{}", s.reward);
+        assert_eq!(s.info.success, k == 5);
+        assert_eq!(s.terminated, k == 5);
+    }
+}
+
+#[test]
+fn episodes_are_truncated_at_the_time_limit() {
+    let config = TaskConfig {
+        episode_steps: 4,
+        ..mock_config()
+    };
+    let mut env = make_env("reach", HandModel::leap_right(), config).unwrap();
+    env.reset(Some(0)).unwrap();
+    let a = vec![0.0; 16];
+    for k in 1..=4 {
+        let s = env.step(&a).unwrap();
+        assert_eq!(s.truncated, k == 4);
+    }
+}
+
+fn run_batch(threads: usize, seed: u64) -> Vec<u64> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let config = TaskConfig {
+            episode_steps: 5,
+            substeps: 5,
+            ..TaskConfig::default()
+        };
+        let mut venv = VecEnv::from_fn(4, |_| make_env("rotate", HandModel::leap_right(), config.clone()))
+            .unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (obs, _) = venv.reset(seed).unwrap();
+        let mut bits: Vec<u64> = obs.iter().flat_map(|o| o.state.iter().map(|v| u64::from(v.to_bits()))).collect();
+        for _ in 0..12 {
+            let actions: Vec<f32> = (0..4 * 16).map(|_| rng.random_range(-1.0..=1.0)).collect();
+            let s = venv.step(&actions).unwrap();
+            bits.extend(s.rewards.iter().map(|r| r.to_bits()));
+            bits.extend(s.reset.iter().map(|r| u64::from(*r)));
+            bits.extend(venv.envs().iter().map(|e| e.simulator().state_digest()));
+        }
+        bits
+    })
+}
+
+#[test]
+fn vec_env_is_deterministic_whatever_the_thread_count() {
+    let one = run_batch(1, 5);
+    let two = run_batch(2, 5);
+    assert_eq!(one, two);
+    assert_ne!(one, run_batch(2, 6), "the seed matters");
+}
+
+#[test]
+fn vec_env_auto_resets_on_the_next_step() {
+    let config = TaskConfig {
+        episode_steps: 2,
+        ..mock_config()
+    };
+    let mut venv =
+        VecEnv::from_fn(2, |_| make_env("reach", HandModel::leap_right(), config.clone()))
+            .unwrap();
+    venv.reset(1).unwrap();
+    let a = vec![0.0f32; 32];
+    let s1 = venv.step(&a).unwrap();
+    assert!(!s1.truncated[0]);
+    let s2 = venv.step(&a).unwrap();
+    assert!(s2.truncated[0] && s2.truncated[1]);
+    let s3 = venv.step(&a).unwrap();
+    assert!(s3.reset[0] && s3.reset[1]);
+    assert_eq!(s3.rewards, vec![0.0, 0.0]);
+    assert!(!s3.truncated[0]);
+    // Wrong batch size or an out-of-range action: an error, nothing steps.
+    assert!(venv.step(&a[..31]).is_err());
+    let mut bad = a.clone();
+    bad[3] = 2.0;
+    assert!(venv.step(&bad).is_err());
+}
+
+#[test]
+fn bad_actions_and_configs_are_errors() {
+    let mut env = make_env("anypose", HandModel::leap_right(), mock_config()).unwrap();
+    env.reset(Some(0)).unwrap();
+    assert!(matches!(env.step(&[0.0; 3]), Err(SimError::WrongLength { .. })));
+    let mut a = vec![0.0f32; 16];
+    a[2] = f32::NAN;
+    assert!(matches!(env.step(&a), Err(SimError::NotFinite { .. })));
+    assert!(matches!(
+        make_env("juggle", HandModel::leap_right(), mock_config()),
+        Err(SimError::UnknownName { .. })
+    ));
+    let err = Randomization::from_toml("object_mass = [0.8, 1.2]\nmass_of_moon = 3\n").unwrap_err();
+    assert!(err.to_string().contains("mass_of_moon"), "{err}");
+    assert!(Randomization::from_toml("object_mass = [1.2, 0.8]").is_err());
+    let r = Randomization::from_toml("object_mass = [0.5, 1.5]\naction_latency = [1, 2]\n").unwrap();
+    assert_eq!(r.object_mass, [0.5, 1.5]);
+    let hull = ObjectSpec::new(
+        "flat",
+        dex_sim::ObjectShape::ConvexHull {
+            points: vec![[0.0; 3]; 4],
+        },
+        0.1,
+    );
+    let params = RotateConfig {
+        object: hull,
+        ..RotateConfig::default()
+    };
+    assert!(InHandRotation::new(HandModel::leap_right(), mock_config(), params).is_err());
+}
+
+#[test]
+fn randomization_and_latency_change_the_episode() {
+    let run = |r: Randomization| {
+        let config = TaskConfig {
+            randomization: r,
+            episode_steps: 10,
+            ..TaskConfig::default()
+        };
+        let mut env = make_env("rotate", HandModel::leap_right(), config).unwrap();
+        env.reset(Some(4)).unwrap();
+        let a = vec![0.3f32; 16];
+        let mut q = Vec::new();
+        for _ in 0..3 {
+            env.step(&a).unwrap();
+            q.push(env.simulator().joint_targets()[0]);
+        }
+        q
+    };
+    let plain = run(Randomization::default());
+    let late = run(Randomization {
+        action_latency: [2, 2],
+        ..Randomization::default()
+    });
+    // With two steps of latency the first two steps still hold the reset targets.
+    assert_ne!(plain[0], late[0]);
+    assert_eq!(late[0], late[1]);
+    assert_eq!(late[2], plain[0]);
+}
