@@ -170,8 +170,8 @@ fn run_task(a: RunArgs) -> anyhow::Result<()> {
     let model = HandModel::load(&a.hand).with_context(|| format!("loading hand `{}`", a.hand))?;
     let mut config = TaskConfig::default();
     if let Some(path) = &a.randomization {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         config.randomization = dex_sim::Randomization::from_toml(&text)
             .with_context(|| format!("in {}", path.display()))?;
     }

@@ -47,8 +47,8 @@ impl Camera {
             });
         }
         let z = z.normalize();
-        // Image y points down, so x = y × z with y = -up projected.
-        let x = z.cross(&up).normalize() * -1.0;
+        // Image x = z × up (to the right), y = z × x (down): a right-handed frame.
+        let x = z.cross(&up).normalize();
         let y = z.cross(&x);
         let rot = Rotation3::from_basis_unchecked(&[x, y, z]);
         Ok(Self {
@@ -82,7 +82,10 @@ impl Camera {
             (k.cx + 0.5) * sx - 0.5,
             (k.cy + 0.5) * sy - 0.5,
         )?;
-        Ok(Self { intrinsics, ..*self })
+        Ok(Self {
+            intrinsics,
+            ..*self
+        })
     }
 
     /// The unit direction, in the camera frame, of the ray through the centre of pixel
@@ -217,15 +220,36 @@ mod tests {
         let (_, v) = k.project(&above).unwrap();
         assert!(v < k.cy);
         assert!(
-            Camera::look_at(k, Point3::origin(), Point3::new(0.0, 0.0, 1.0), Vector3::z()).is_err()
+            (cam.pose
+                .rotation
+                .to_rotation_matrix()
+                .matrix()
+                .determinant()
+                - 1.0)
+                .abs()
+                < 1e-9
+        );
+        assert!(
+            Camera::look_at(
+                k,
+                Point3::origin(),
+                Point3::new(0.0, 0.0, 1.0),
+                Vector3::z()
+            )
+            .is_err()
         );
     }
 
     #[test]
     fn squint_averages_valid_depths_and_takes_the_majority_label() {
         let k = CameraIntrinsics::from_fov_y(4, 4, 1.0).unwrap();
-        let cam = Camera::look_at(k, Point3::new(0.0, 0.0, 1.0), Point3::origin(), Vector3::y())
-            .unwrap();
+        let cam = Camera::look_at(
+            k,
+            Point3::new(0.0, 0.0, 1.0),
+            Point3::origin(),
+            Vector3::y(),
+        )
+        .unwrap();
         let mut depth = Array2::<f32>::zeros((4, 4));
         let mut seg = Array2::<i16>::from_elem((4, 4), LABEL_NONE);
         depth[(0, 0)] = 1.0;

@@ -40,14 +40,14 @@ pub use env::{
 };
 pub use error::{Result, SimError};
 pub use mock::MockSimulator;
-pub use tasks::{
-    AnyposeConfig, AnyposeToAnypose, FingertipReach, InHandRotation, PalmOrientation,
-    Randomization, ReachConfig, RotateConfig, TaskConfig, make_env, make_simulator,
-};
 pub use object::{ObjectShape, ObjectSpec, RandomObjectParams, random_object};
 pub use simulator::{
     BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, mount_pose, palm_up_pose,
     rest_pose_on_palm,
+};
+pub use tasks::{
+    AnyposeConfig, AnyposeToAnypose, FingertipReach, InHandRotation, PalmOrientation,
+    Randomization, ReachConfig, RotateConfig, TaskConfig, make_env, make_simulator,
 };
 
 #[cfg(feature = "rapier")]

@@ -177,7 +177,11 @@ impl ObjectShape {
                     Point3::new(radius * theta.cos(), radius * theta.sin(), z)
                 } else {
                     let r = radius * rng.random::<f64>().sqrt();
-                    let z = if rng.random::<bool>() { *height } else { -height } / 2.0;
+                    let z = if rng.random::<bool>() {
+                        *height
+                    } else {
+                        -height
+                    } / 2.0;
                     Point3::new(r * theta.cos(), r * theta.sin(), z)
                 }
             }
@@ -229,18 +233,22 @@ fn hull_volume_lower_bound(points: &[[f64; 3]]) -> f64 {
     let p: Vec<Vector3<f64>> = points.iter().map(|p| Vector3::from(*p)).collect();
     let a = p[0];
     // Farthest point from a, then farthest from the line, then from the plane.
-    let Some(b) = p.iter().copied().max_by(|x, y| (x - a).norm().total_cmp(&(y - a).norm())) else {
+    let Some(b) = p
+        .iter()
+        .copied()
+        .max_by(|x, y| (x - a).norm().total_cmp(&(y - a).norm()))
+    else {
         return 0.0;
     };
     let ab = b - a;
     if ab.norm() < 1e-9 {
         return 0.0;
     }
-    let Some(c) = p
-        .iter()
-        .copied()
-        .max_by(|x, y| ab.cross(&(x - a)).norm().total_cmp(&ab.cross(&(y - a)).norm()))
-    else {
+    let Some(c) = p.iter().copied().max_by(|x, y| {
+        ab.cross(&(x - a))
+            .norm()
+            .total_cmp(&ab.cross(&(y - a)).norm())
+    }) else {
         return 0.0;
     };
     let normal = ab.cross(&(c - a));
@@ -439,9 +447,7 @@ pub fn random_object<R: Rng>(rng: &mut R, params: &RandomObjectParams) -> Object
             radius: size / 2.0 * aspect(rng) * 0.8,
             height: size * aspect(rng),
         },
-        2 => ObjectShape::Sphere {
-            radius: size / 2.0,
-        },
+        2 => ObjectShape::Sphere { radius: size / 2.0 },
         3 => ObjectShape::Capsule {
             radius: size / 4.0 * aspect(rng),
             length: size / 2.0 * aspect(rng),
@@ -590,7 +596,12 @@ mod tests {
         let err = parse_obj_vertices("v 1 2\n", Path::new("t.obj")).unwrap_err();
         assert!(err.to_string().contains("t.obj:1"), "{err}");
         let flat = ObjectShape::ConvexHull {
-            points: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]],
+            points: vec![
+                [0.0, 0.0, 0.0],
+                [1.0, 0.0, 0.0],
+                [0.0, 1.0, 0.0],
+                [1.0, 1.0, 0.0],
+            ],
         };
         assert!(flat.validate("flat").is_err());
     }

@@ -29,9 +29,12 @@ fn hold_action(env: &dyn Env) -> Vec<f32> {
 
 #[test]
 fn reach_succeeds_when_the_fingertips_are_on_their_targets() {
-    let mut env =
-        FingertipReach::new(HandModel::leap_right(), TaskConfig::default(), ReachConfig::default())
-            .unwrap();
+    let mut env = FingertipReach::new(
+        HandModel::leap_right(),
+        TaskConfig::default(),
+        ReachConfig::default(),
+    )
+    .unwrap();
     env.reset(Some(1)).unwrap();
     // Targets far away: a step is not a success and the reward is the distance penalty.
     let s = env.step(&hold_action(&env)).unwrap();
@@ -61,7 +64,7 @@ fn rotation_reward_follows_the_angular_velocity_about_the_axis() {
     .unwrap();
     env.reset(Some(3)).unwrap();
     let period = 0.05;
-    let mut spin = |env: &mut InHandRotation, angle: f64| {
+    let spin = |env: &mut InHandRotation, angle: f64| {
         let sim = env.simulator_mut();
         let mut pose = sim.object_state(0).unwrap().pose;
         pose.rotation = UnitQuaternion::from_axis_angle(&Vector3::z_axis(), angle) * pose.rotation;
@@ -82,7 +85,11 @@ fn rotation_reward_follows_the_angular_velocity_about_the_axis() {
     pose.rotation = UnitQuaternion::from_axis_angle(&Vector3::x_axis(), 0.02) * pose.rotation;
     sim.set_object_pose(0, &pose).unwrap();
     let s = env.step(&hold_action(&env)).unwrap();
-    assert!((s.reward + 0.3 * 0.02 / period).abs() < 1e-6, "{}", s.reward);
+    assert!(
+        (s.reward + 0.3 * 0.02 / period).abs() < 1e-6,
+        "{}",
+        s.reward
+    );
     // Moving the object away drops it.
     let sim = env.simulator_mut();
     let mut pose = sim.object_state(0).unwrap().pose;
@@ -141,11 +148,16 @@ fn run_batch(threads: usize, seed: u64) -> Vec<u64> {
             substeps: 5,
             ..TaskConfig::default()
         };
-        let mut venv = VecEnv::from_fn(4, |_| make_env("rotate", HandModel::leap_right(), config.clone()))
-            .unwrap();
+        let mut venv = VecEnv::from_fn(4, |_| {
+            make_env("rotate", HandModel::leap_right(), config.clone())
+        })
+        .unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (obs, _) = venv.reset(seed).unwrap();
-        let mut bits: Vec<u64> = obs.iter().flat_map(|o| o.state.iter().map(|v| u64::from(v.to_bits()))).collect();
+        let mut bits: Vec<u64> = obs
+            .iter()
+            .flat_map(|o| o.state.iter().map(|v| u64::from(v.to_bits())))
+            .collect();
         for _ in 0..12 {
             let actions: Vec<f32> = (0..4 * 16).map(|_| rng.random_range(-1.0..=1.0)).collect();
             let s = venv.step(&actions).unwrap();
@@ -171,9 +183,10 @@ fn vec_env_auto_resets_on_the_next_step() {
         episode_steps: 2,
         ..mock_config()
     };
-    let mut venv =
-        VecEnv::from_fn(2, |_| make_env("reach", HandModel::leap_right(), config.clone()))
-            .unwrap();
+    let mut venv = VecEnv::from_fn(2, |_| {
+        make_env("reach", HandModel::leap_right(), config.clone())
+    })
+    .unwrap();
     venv.reset(1).unwrap();
     let a = vec![0.0f32; 32];
     let s1 = venv.step(&a).unwrap();
@@ -195,7 +208,10 @@ fn vec_env_auto_resets_on_the_next_step() {
 fn bad_actions_and_configs_are_errors() {
     let mut env = make_env("anypose", HandModel::leap_right(), mock_config()).unwrap();
     env.reset(Some(0)).unwrap();
-    assert!(matches!(env.step(&[0.0; 3]), Err(SimError::WrongLength { .. })));
+    assert!(matches!(
+        env.step(&[0.0; 3]),
+        Err(SimError::WrongLength { .. })
+    ));
     let mut a = vec![0.0f32; 16];
     a[2] = f32::NAN;
     assert!(matches!(env.step(&a), Err(SimError::NotFinite { .. })));
@@ -206,7 +222,8 @@ fn bad_actions_and_configs_are_errors() {
     let err = Randomization::from_toml("object_mass = [0.8, 1.2]\nmass_of_moon = 3\n").unwrap_err();
     assert!(err.to_string().contains("mass_of_moon"), "{err}");
     assert!(Randomization::from_toml("object_mass = [1.2, 0.8]").is_err());
-    let r = Randomization::from_toml("object_mass = [0.5, 1.5]\naction_latency = [1, 2]\n").unwrap();
+    let r =
+        Randomization::from_toml("object_mass = [0.5, 1.5]\naction_latency = [1, 2]\n").unwrap();
     assert_eq!(r.object_mass, [0.5, 1.5]);
     let hull = ObjectSpec::new(
         "flat",

@@ -48,7 +48,11 @@ fn pd_tracks_a_sinusoid() {
         sim.step().unwrap();
         if k >= 500 {
             let js = sim.joint_state();
-            se += js.q.iter().zip(&q).map(|(a, b)| (a - b).powi(2)).sum::<f64>();
+            se +=
+                js.q.iter()
+                    .zip(&q)
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum::<f64>();
             n += q.len() as f64;
         }
     }
@@ -79,7 +83,10 @@ fn dropped_cube_comes_to_rest_on_the_palm() {
     let a = sim.object_state(0).unwrap();
     sim.step_physics(250).unwrap();
     let b = sim.object_state(0).unwrap();
-    assert!(a.pose.translation.z < start.z, "the cube fell onto the palm");
+    assert!(
+        a.pose.translation.z < start.z,
+        "the cube fell onto the palm"
+    );
     assert!(
         b.pose.translation.z > 0.1,
         "the cube rests on the palm, not on the ground"
@@ -217,7 +224,10 @@ fn depth_sees_the_cube_and_the_hand() {
         assert!(local.z > 0.0249 || local.x.abs() > 0.0249 || local.y.abs() > 0.0249);
     }
     // Rendering on one thread gives the same image.
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let serial = pool.install(|| sim.render_depth(&cam).unwrap());
     assert_eq!(serial, frame);
 }

@@ -65,7 +65,8 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
     // Hand-scale tolerances: rapier's defaults assume metre-sized bodies (a 4 cm broad-phase
     // margin makes every finger a collision candidate of every other one).
     ip.length_unit = LENGTH_UNIT;
-    ip.normalized_prediction_distance = (config.prediction_distance / f64::from(LENGTH_UNIT)) as f32;
+    ip.normalized_prediction_distance =
+        (config.prediction_distance / f64::from(LENGTH_UNIT)) as f32;
 
     let n_links = model.links().len();
     let root = model.root();
@@ -395,10 +396,7 @@ pub(crate) fn object_collider(object: &ObjectSpec, index: usize) -> Result<Colli
             ColliderBuilder::capsule_z((length / 2.0) as f32, *radius as f32)
         }
         ObjectShape::ConvexHull { points } => {
-            let pts: Vec<Vector> = points
-                .iter()
-                .map(|p| vec3(&Vector3::from(*p)))
-                .collect();
+            let pts: Vec<Vector> = points.iter().map(|p| vec3(&Vector3::from(*p))).collect();
             ColliderBuilder::convex_hull(&pts).ok_or_else(|| SimError::InvalidObject {
                 name: object.name.clone(),
                 reason: "the convex hull of its points is degenerate".into(),
@@ -416,4 +414,3 @@ pub(crate) fn object_collider(object: &ObjectSpec, index: usize) -> Result<Colli
         .user_data(encode(TAG_OBJECT, index))
         .build())
 }
-

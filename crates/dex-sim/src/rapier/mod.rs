@@ -452,10 +452,13 @@ impl Simulator for RapierSim {
 
     fn set_object_pose(&mut self, index: usize, pose: &Isometry3<f64>) -> Result<()> {
         check_finite("object pose", pose.translation.vector.as_slice())?;
-        let h = *self.object_bodies.get(index).ok_or(SimError::NoSuchObject {
-            index,
-            count: self.objects.len(),
-        })?;
+        let h = *self
+            .object_bodies
+            .get(index)
+            .ok_or(SimError::NoSuchObject {
+                index,
+                count: self.objects.len(),
+            })?;
         let b = &mut self.world.bodies[h];
         b.set_position(to_pose(pose), true);
         b.set_linvel(Vector::ZERO, true);

@@ -2,8 +2,8 @@
 
 use dex_core::DepthImage;
 use ndarray::Array2;
-use rayon::prelude::*;
 use rapier3d::prelude::*;
+use rayon::prelude::*;
 
 use super::{RapierSim, build, vec3};
 use crate::camera::{Camera, DepthFrame, LABEL_HAND, LABEL_NONE, object_label};
@@ -51,7 +51,11 @@ pub(crate) fn render_depth(sim: &RapierSim, camera: &Camera) -> Result<DepthFram
                 let ray = Ray::new(origin, vec3(&(rot * dir_cam)));
                 if let Some((handle, toi)) = query.cast_ray(&ray, max_toi, true) {
                     *d = (f64::from(toi) * z_per_len) as f32;
-                    *l = match world.colliders.get(handle).map(|c| build::decode_user_data(c.user_data)) {
+                    *l = match world
+                        .colliders
+                        .get(handle)
+                        .map(|c| build::decode_user_data(c.user_data))
+                    {
                         Some(BodyRef::Link(_)) => LABEL_HAND,
                         Some(BodyRef::Object(k)) => object_label(k),
                         _ => LABEL_NONE,

@@ -99,13 +99,7 @@ impl AnyposeToAnypose {
         first.validate()?;
         let pose = rest_pose_on_palm(&model, &config.sim_config(&model).hand_pose, 0.05, 0.0);
         let sim_config = config.sim_config(&model);
-        let sim = make_simulator(
-            model,
-            &[first],
-            &[pose],
-            sim_config,
-            config.mock_physics,
-        )?;
+        let sim = make_simulator(model, &[first], &[pose], sim_config, config.mock_physics)?;
         let core = HandCore::new(sim, config)?;
         let tips = core.sim.model().fingertips().len();
         let obs_dim = core.proprio_dim() + 6 * params.num_points + 7 + 3 * tips;
@@ -209,7 +203,10 @@ impl Env for AnyposeToAnypose {
         let model = self.core.sim.model().clone();
         let hand = self.core.sim.config().hand_pose;
         let rest = rest_pose_on_palm(&model, &hand, object.shape.half_height(), 0.001);
-        let yaw = self.core.rng.random_range(-std::f64::consts::PI..std::f64::consts::PI);
+        let yaw = self
+            .core
+            .rng
+            .random_range(-std::f64::consts::PI..std::f64::consts::PI);
         let pose = Isometry3::from_parts(
             Translation3::from(rest.translation.vector),
             UnitQuaternion::from_axis_angle(&Vector3::z_axis(), yaw),

@@ -119,7 +119,9 @@ impl Randomization {
                 ),
             });
         }
-        if !(self.gravity_tilt.is_finite() && (0.0..=std::f64::consts::PI).contains(&self.gravity_tilt)) {
+        if !(self.gravity_tilt.is_finite()
+            && (0.0..=std::f64::consts::PI).contains(&self.gravity_tilt))
+        {
             return Err(SimError::Config {
                 message: format!("gravity_tilt = {}: needs 0..=π", self.gravity_tilt),
             });
@@ -234,7 +236,11 @@ pub(crate) fn random_rotation<R: Rng>(rng: &mut R) -> UnitQuaternion<f64> {
 }
 
 fn sample_range<R: Rng>(rng: &mut R, r: [f64; 2]) -> f64 {
-    if r[0] == r[1] { r[0] } else { rng.random_range(r[0]..=r[1]) }
+    if r[0] == r[1] {
+        r[0]
+    } else {
+        rng.random_range(r[0]..=r[1])
+    }
 }
 
 /// The state shared by the tasks: simulator, random stream, targets, history, latency.
@@ -325,7 +331,8 @@ impl HandCore {
         self.latency = if r.action_latency[0] == r.action_latency[1] {
             r.action_latency[0]
         } else {
-            self.rng.random_range(r.action_latency[0]..=r.action_latency[1])
+            self.rng
+                .random_range(r.action_latency[0]..=r.action_latency[1])
         };
         self.targets = self.sim.joint_targets().to_vec();
         self.pending.clear();

@@ -108,7 +108,11 @@ impl FingertipReach {
             state.extend((g - t).iter().map(|v| (v * 10.0) as f32));
         }
         self.core.add_noise(&mut state);
-        let d: Vec<f64> = tips.iter().zip(&self.goals).map(|(t, g)| (t - g).norm()).collect();
+        let d: Vec<f64> = tips
+            .iter()
+            .zip(&self.goals)
+            .map(|(t, g)| (t - g).norm())
+            .collect();
         let mut info = Info::default();
         let mean = d.iter().sum::<f64>() / d.len().max(1) as f64;
         let max = d.iter().copied().fold(0.0, f64::max);
@@ -155,8 +159,10 @@ impl Env for FingertipReach {
             .core
             .limits
             .iter()
-            .map(|l| (0.0f64.clamp(l.lower, l.upper) + self.core.rng.random_range(-0.05..=0.05))
-                .clamp(l.lower, l.upper))
+            .map(|l| {
+                (0.0f64.clamp(l.lower, l.upper) + self.core.rng.random_range(-0.05..=0.05))
+                    .clamp(l.lower, l.upper)
+            })
             .collect();
         self.core.sim.set_joint_positions(&start)?;
         self.core.begin_episode(None)?;
@@ -168,7 +174,12 @@ impl Env for FingertipReach {
         self.core.apply_action(action, &space)?;
         let (obs, info) = self.observe();
         let mean = info.get("mean_distance").unwrap_or(0.0);
-        let reward = -20.0 * mean + if info.success { self.params.success_bonus } else { 0.0 };
+        let reward = -20.0 * mean
+            + if info.success {
+                self.params.success_bonus
+            } else {
+                0.0
+            };
         let terminated = info.success;
         let truncated = !terminated && self.core.truncated();
         self.core.needs_reset = terminated || truncated;

@@ -180,7 +180,10 @@ impl Env for InHandRotation {
         let object = self.core.randomize_object(&self.params.object);
         let model = self.core.sim.model().clone();
         let hand = self.core.sim.config().hand_pose;
-        let yaw = self.core.rng.random_range(-std::f64::consts::PI..std::f64::consts::PI);
+        let yaw = self
+            .core
+            .rng
+            .random_range(-std::f64::consts::PI..std::f64::consts::PI);
         let rest = rest_pose_on_palm(&model, &hand, object.shape.half_height(), 0.001);
         let pose = Isometry3::from_parts(
             Translation3::from(rest.translation.vector),
@@ -214,7 +217,12 @@ impl Env for InHandRotation {
         let off = (w - self.axis * along).norm();
         let drift = (Point3::from(s.pose.translation.vector) - self.start).norm();
         let js = self.core.sim.joint_state();
-        let work: f64 = js.effort.iter().zip(&js.qdot).map(|(t, v)| (t * v).abs()).sum();
+        let work: f64 = js
+            .effort
+            .iter()
+            .zip(&js.qdot)
+            .map(|(t, v)| (t * v).abs())
+            .sum();
         let torque: f64 = js.effort.iter().map(|t| t * t).sum();
         let reward = along.clamp(-p.angvel_clip, p.angvel_clip)
             - p.off_axis_weight * off
@@ -226,7 +234,10 @@ impl Env for InHandRotation {
         info.set("rotation", self.rotation);
         info.set("dropped", if dropped { 1.0 } else { 0.0 });
         if dropped {
-            info.set("time_to_fall", self.core.steps as f64 * self.core.sim.config().control_period());
+            info.set(
+                "time_to_fall",
+                self.core.steps as f64 * self.core.sim.config().control_period(),
+            );
         }
         info.success = self.rotation >= p.success_rotation;
         let truncated = !dropped && self.core.truncated();
