@@ -60,7 +60,7 @@ pub struct RunArgs {
     /// Built-in hand (`leap`, `allegro`) or a URDF path.
     #[arg(long, default_value = "leap")]
     hand: String,
-    /// Task: `reach`, `rotate`, `anypose`.
+    /// Task: `reach`, `rotate`, `anypose`, `anygrasp`.
     #[arg(long, default_value = "reach")]
     task: String,
     /// Seed of the environment and the random policy.

@@ -46,8 +46,9 @@ pub use simulator::{
     rest_pose_on_palm,
 };
 pub use tasks::{
-    AnyposeConfig, AnyposeToAnypose, FingertipReach, InHandRotation, PalmOrientation,
-    Randomization, ReachConfig, RotateConfig, TaskConfig, make_env, make_simulator,
+    AnygraspConfig, AnygraspToAnygrasp, AnyposeConfig, AnyposeToAnypose, FingertipReach,
+    InHandRotation, PalmOrientation, Randomization, ReachConfig, RotateConfig, TaskConfig,
+    make_env, make_simulator,
 };
 
 #[cfg(feature = "rapier")]

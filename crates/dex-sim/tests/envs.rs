@@ -267,3 +267,63 @@ fn randomization_and_latency_change_the_episode() {
     assert_eq!(late[0], late[1]);
     assert_eq!(late[2], plain[0]);
 }
+
+#[test]
+fn anygrasp_generates_stable_grasps_and_counts_goals() {
+    use dex_sim::{AnygraspConfig, AnygraspToAnygrasp};
+    let params = AnygraspConfig {
+        num_grasps: 4,
+        ..AnygraspConfig::default()
+    };
+    let mut env =
+        AnygraspToAnygrasp::new(HandModel::leap_right(), TaskConfig::default(), params).unwrap();
+    assert!(env.grasps().len() >= 2);
+    env.reset(Some(2)).unwrap();
+    // Hold the start grasp with gravity pulling away from the palm: it stays.
+    let hold = hold_action(&env);
+    env.simulator_mut()
+        .set_gravity(Vector3::new(0.0, 0.0, 9.81))
+        .unwrap();
+    let before = env.simulator().object_state(0).unwrap().pose.translation.vector;
+    for _ in 0..10 {
+        let s = env.step(&hold).unwrap();
+        assert!(!s.terminated);
+    }
+    let after = env.simulator().object_state(0).unwrap().pose.translation.vector;
+    assert!((after - before).norm() < 0.01, "{}", (after - before).norm());
+    // Put the hand and object on the goal grasp: the goal counts as reached.
+    env.reset(Some(2)).unwrap();
+    let goal = env.goal().clone();
+    let hand = env.simulator().config().hand_pose;
+    let sim = env.simulator_mut();
+    sim.set_joint_positions(&goal.q).unwrap();
+    sim.set_object_pose(0, &(hand * goal.object_in_palm)).unwrap();
+    let limits = HandModel::leap_right().joint_limits();
+    let a: Vec<f32> = goal
+        .targets
+        .iter()
+        .zip(&limits)
+        .map(|(t, l)| ((t - l.mid()) / ((l.upper - l.lower) / 2.0)) as f32)
+        .collect();
+    let s = env.step(&a).unwrap();
+    assert_eq!(s.info.get("goals_reached"), Some(1.0), "{:?}", s.info);
+    assert!(s.info.success && s.reward > 5.0);
+    assert_ne!(env.goal(), &goal, "a new goal is drawn");
+
+    // The open hand under the same gravity lets the object go (the check discriminates).
+    let mut open = make_env("rotate", HandModel::leap_right(), TaskConfig::default()).unwrap();
+    open.reset(Some(1)).unwrap();
+    open.simulator_mut()
+        .set_gravity(Vector3::new(0.0, 0.0, 9.81))
+        .unwrap();
+    let zero = vec![-1.0f32; 16];
+    let mut dropped = false;
+    for _ in 0..20 {
+        let s = open.step(&zero).unwrap();
+        if s.terminated {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(dropped);
+}

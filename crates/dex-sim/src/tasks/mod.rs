@@ -9,6 +9,7 @@
 //! `history` control steps (newest first) of joint positions normalised to `[-1, 1]` over
 //! their ranges and of the targets likewise normalised, then joint velocities × 0.1.
 
+mod anygrasp;
 mod anypose;
 mod reach;
 mod rotate;
@@ -25,6 +26,7 @@ use crate::error::{Result, SimError};
 use crate::object::ObjectSpec;
 use crate::simulator::{SimConfig, Simulator};
 
+pub use anygrasp::{AnygraspConfig, AnygraspToAnygrasp, Grasp, generate_grasps, grasp_distance};
 pub use anypose::{AnyposeConfig, AnyposeToAnypose};
 pub use reach::{FingertipReach, ReachConfig};
 pub use rotate::{InHandRotation, PalmOrientation, RotateConfig};
@@ -439,10 +441,10 @@ impl HandCore {
 }
 
 /// The task names [`make_env`] accepts.
-pub const TASK_NAMES: &[&str] = &["reach", "rotate", "anypose"];
+pub const TASK_NAMES: &[&str] = &["reach", "rotate", "anypose", "anygrasp"];
 
-/// Builds a task by name (`reach`, `rotate`, `anypose`) for `model` with default
-/// task-specific settings.
+/// Builds a task by name (`reach`, `rotate`, `anypose`, `anygrasp`) for `model` with
+/// default task-specific settings.
 pub fn make_env(name: &str, model: HandModel, config: TaskConfig) -> Result<Box<dyn crate::Env>> {
     Ok(match name {
         "reach" => Box::new(FingertipReach::new(model, config, ReachConfig::default())?),
@@ -451,6 +453,11 @@ pub fn make_env(name: &str, model: HandModel, config: TaskConfig) -> Result<Box<
             model,
             config,
             AnyposeConfig::default(),
+        )?),
+        "anygrasp" => Box::new(AnygraspToAnygrasp::new(
+            model,
+            config,
+            AnygraspConfig::default(),
         )?),
         other => {
             return Err(SimError::UnknownName {
