@@ -22,6 +22,12 @@ pub(crate) fn render_depth(sim: &RapierSim, camera: &Camera) -> Result<DepthFram
         });
     }
     let (w, h) = (camera.intrinsics.width, camera.intrinsics.height);
+    if w == 0 || h == 0 {
+        return Err(SimError::InvalidParameter {
+            what: "camera image size",
+            reason: format!("must be non-zero, got {w}×{h}"),
+        });
+    }
     let mut depth = vec![0f32; w * h];
     let mut labels = vec![LABEL_NONE; w * h];
     let world = &sim.world;
