@@ -284,20 +284,37 @@ fn anygrasp_generates_stable_grasps_and_counts_goals() {
     env.simulator_mut()
         .set_gravity(Vector3::new(0.0, 0.0, 9.81))
         .unwrap();
-    let before = env.simulator().object_state(0).unwrap().pose.translation.vector;
+    let before = env
+        .simulator()
+        .object_state(0)
+        .unwrap()
+        .pose
+        .translation
+        .vector;
     for _ in 0..10 {
         let s = env.step(&hold).unwrap();
         assert!(!s.terminated);
     }
-    let after = env.simulator().object_state(0).unwrap().pose.translation.vector;
-    assert!((after - before).norm() < 0.01, "{}", (after - before).norm());
+    let after = env
+        .simulator()
+        .object_state(0)
+        .unwrap()
+        .pose
+        .translation
+        .vector;
+    assert!(
+        (after - before).norm() < 0.01,
+        "{}",
+        (after - before).norm()
+    );
     // Put the hand and object on the goal grasp: the goal counts as reached.
     env.reset(Some(2)).unwrap();
     let goal = env.goal().clone();
     let hand = env.simulator().config().hand_pose;
     let sim = env.simulator_mut();
     sim.set_joint_positions(&goal.q).unwrap();
-    sim.set_object_pose(0, &(hand * goal.object_in_palm)).unwrap();
+    sim.set_object_pose(0, &(hand * goal.object_in_palm))
+        .unwrap();
     let limits = HandModel::leap_right().joint_limits();
     let a: Vec<f32> = goal
         .targets
