@@ -152,8 +152,8 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         pairs,
         touching
     ))?;
-    if let Some(i) = (0..sim.objects().len()).next() {
-        let s = sim.object_state(i)?;
+    if !sim.objects().is_empty() {
+        let s = sim.object_state(0)?;
         let p = s.pose.translation.vector;
         output(&format!(
             "object_position {:.4} {:.4} {:.4} speed {:.5}",

@@ -15,12 +15,13 @@
 //! let config = SimConfig::for_hand(&model);
 //! let cube = ObjectSpec::cube(0.05, 0.1);
 //! let pose = rest_pose_on_palm(&model, &config.hand_pose, 0.025, 0.005);
-//! let mut sim = RapierSim::new(model, &[cube], &[pose], config).unwrap();
+//! let mut sim = RapierSim::new(model, &[cube], &[pose], config)?;
 //! let hold = sim.joint_targets().to_vec();
-//! sim.set_joint_targets(&hold).unwrap();
-//! sim.step().unwrap(); // one control period (10 × 2 ms)
-//! assert!(sim.object_state(0).unwrap().pose.translation.z > 0.1);
+//! sim.set_joint_targets(&hold)?;
+//! sim.step()?; // one control period (10 × 2 ms)
+//! assert!(sim.object_state(0)?.pose.translation.z > 0.1);
 //! # }
+//! # Ok::<(), dex_sim::SimError>(())
 //! ```
 
 pub mod camera;

@@ -7,7 +7,10 @@ use ndarray::Array2;
 use crate::camera::{Camera, DepthFrame, LABEL_NONE, object_label};
 use crate::error::{Result, SimError, check_finite, check_vector};
 use crate::object::ObjectSpec;
-use crate::simulator::{Contact, ObjectState, SimConfig, SimState, Simulator, clamp_targets};
+use crate::simulator::{
+    Contact, ObjectState, SimConfig, SimState, Simulator, check_non_negative, clamp_targets,
+    open_configuration, validate_objects,
+};
 
 const BACKEND: &str = "mock";
 
@@ -55,8 +58,7 @@ impl MockSimulator {
     pub fn new(model: HandModel, config: SimConfig) -> Result<Self> {
         config.validate()?;
         let dof = model.dof();
-        let mut q = vec![0.0; dof];
-        clamp_targets(&model, &vec![0.0; dof], &mut q);
+        let q = open_configuration(&model);
         Ok(Self {
             model,
             config,
@@ -111,12 +113,12 @@ impl Simulator for MockSimulator {
     }
 
     fn set_pd_gains(&mut self, kp: &[f64], kd: &[f64]) -> Result<()> {
-        check_vector("kp", kp, self.model.dof())?;
-        check_vector("kd", kd, self.model.dof())
+        check_non_negative("kp", kp, self.model.dof())?;
+        check_non_negative("kd", kd, self.model.dof())
     }
 
     fn set_joint_damping(&mut self, damping: &[f64]) -> Result<()> {
-        check_vector("joint damping", damping, self.model.dof())
+        check_non_negative("joint damping", damping, self.model.dof())
     }
 
     fn step(&mut self) -> Result<()> {
@@ -173,17 +175,7 @@ impl Simulator for MockSimulator {
     }
 
     fn set_objects(&mut self, objects: &[ObjectSpec], poses: &[Isometry3<f64>]) -> Result<()> {
-        if objects.len() != poses.len() {
-            return Err(SimError::WrongLength {
-                what: "object poses",
-                expected: objects.len(),
-                got: poses.len(),
-            });
-        }
-        for (o, p) in objects.iter().zip(poses) {
-            o.validate()?;
-            check_finite("object pose", p.translation.vector.as_slice())?;
-        }
+        validate_objects(objects, poses)?;
         self.state.objects = objects.to_vec();
         self.state.poses = poses.to_vec();
         self.state.prev_poses = poses.to_vec();

@@ -379,6 +379,50 @@ impl Fnv {
     }
 }
 
+/// PD gains of a joint: its `dex:actuator` `(kp, kv)`, or 1 N·m/rad and 0.05 N·m·s/rad
+/// for a joint without one.
+pub(crate) fn nominal_gains(joint: &dex_core::Joint) -> (f64, f64) {
+    joint
+        .actuator
+        .as_ref()
+        .map_or((1.0, 0.05), |a| (a.kp, a.kv))
+}
+
+/// The open hand: 0 on every joint, clamped into the joint's range where 0 lies outside.
+pub fn open_configuration(model: &HandModel) -> Vec<f64> {
+    let mut q = vec![0.0; model.dof()];
+    clamp_targets(model, &vec![0.0; model.dof()], &mut q);
+    q
+}
+
+/// Checks a scene's objects and poses (lengths match, objects valid, poses finite).
+pub(crate) fn validate_objects(objects: &[ObjectSpec], poses: &[Isometry3<f64>]) -> Result<()> {
+    if objects.len() != poses.len() {
+        return Err(SimError::WrongLength {
+            what: "object poses",
+            expected: objects.len(),
+            got: poses.len(),
+        });
+    }
+    for (o, p) in objects.iter().zip(poses) {
+        o.validate()?;
+        crate::error::check_finite("object pose", p.translation.vector.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Checks a per-joint vector of gains or damping: length, finite, non-negative.
+pub(crate) fn check_non_negative(what: &'static str, values: &[f64], dof: usize) -> Result<()> {
+    crate::error::check_vector(what, values, dof)?;
+    match values.iter().find(|v| **v < 0.0) {
+        Some(v) => Err(SimError::InvalidParameter {
+            what,
+            reason: format!("must be non-negative, got {v}"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Clamps targets to the model's limits (continuous joints are left as they are).
 pub(crate) fn clamp_targets(model: &HandModel, targets: &[f64], out: &mut [f64]) {
     for ((o, t), j) in out.iter_mut().zip(targets).zip(model.dof_joints()) {

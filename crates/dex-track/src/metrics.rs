@@ -130,7 +130,7 @@ impl TapVidInput {
 /// use ndarray::{Array2, Array3};
 ///
 /// // One point over three frames, perfectly tracked.
-/// let tracks = Array3::from_shape_vec((1, 3, 2), vec![5.0, 5.0, 6.0, 5.0, 7.0, 5.0]).unwrap();
+/// let tracks = Array3::from_shape_vec((1, 3, 2), vec![5.0, 5.0, 6.0, 5.0, 7.0, 5.0])?;
 /// let visible = Array2::from_elem((1, 3), false);
 /// let input = TapVidInput {
 ///     query_frames: vec![0],
@@ -141,7 +141,7 @@ impl TapVidInput {
 /// };
 /// let m = tapvid_metrics(&input, QueryMode::First)?;
 /// assert_eq!((m.delta_avg, m.occlusion_accuracy, m.average_jaccard), (1.0, 1.0, 1.0));
-/// # Ok::<(), dex_track::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn tapvid_metrics(input: &TapVidInput, mode: QueryMode) -> Result<TapVidMetrics> {
     let (n, t) = input.check()?;

@@ -7,7 +7,7 @@ use rapier3d::prelude::*;
 use super::{BACKEND, Dof, LinkBody, RapierSim, to_pose, vec3};
 use crate::error::{Result, SimError};
 use crate::object::{ObjectShape, ObjectSpec};
-use crate::simulator::{BodyRef, SimConfig};
+use crate::simulator::{BodyRef, SimConfig, nominal_gains, open_configuration};
 
 /// Collision group of objects.
 const OBJECT_GROUP: u32 = 1;
@@ -18,10 +18,6 @@ const MAX_HAND_BITS: usize = 30;
 
 /// Rapier's length unit (m): the scale of its tolerances and margins.
 const LENGTH_UNIT: f32 = 0.1;
-
-/// Default PD gains for a joint without `dex:actuator`.
-const DEFAULT_KP: f64 = 1.0;
-const DEFAULT_KD: f64 = 0.05;
 
 const TAG_LINK: u128 = 0;
 const TAG_OBJECT: u128 = 1;
@@ -192,36 +188,29 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
     }
 
     // Multibody joints; a fixed mount per joint on the palm.
-    let mut dof_of_joint: Vec<Option<Dof>> = vec![None; model.joints().len().max(model.dof())];
+    let mut dof_of_joint: Vec<Option<Dof>> = vec![None; model.dof()];
     for (jidx, parent_body, child_body) in &movable {
         let j = &model.joints()[*jidx];
-        let (parent_handle, parent_offset) = if *parent_body == 0 {
-            let mount = world.insert_body(
+        // The mount sits at the palm's pose, so both parents share the parent body's frame.
+        let parent_handle = if *parent_body == 0 {
+            world.insert_body(
                 RigidBodyBuilder::fixed()
                     .pose(to_pose(&body_world[0]))
                     .build(),
-            );
-            (mount, Isometry3::identity())
+            )
         } else {
-            (handles[*parent_body], Isometry3::identity())
+            handles[*parent_body]
         };
-        let parent_link_offset = body_links[*parent_body]
-            .iter()
-            .find(|l| **l == j.parent.0)
-            .and_then(|l| link_body[*l])
-            .map_or(Isometry3::identity(), |(_, o)| o);
+        let parent_link_offset = link_body[j.parent.0].map_or(Isometry3::identity(), |(_, o)| o);
         let frame = Isometry3::from_parts(Translation3::identity(), x_to(&j.axis));
-        let local1 = parent_offset * parent_link_offset * j.origin * frame;
+        let local1 = parent_link_offset * j.origin * frame;
         let prismatic = j.kind == JointKind::Prismatic;
         let (mask, axis) = if prismatic {
             (JointAxesMask::LOCKED_PRISMATIC_AXES, JointAxis::LinX)
         } else {
             (JointAxesMask::LOCKED_REVOLUTE_AXES, JointAxis::AngX)
         };
-        let (kp, kd) = j
-            .actuator
-            .as_ref()
-            .map_or((DEFAULT_KP, DEFAULT_KD), |a| (a.kp, a.kv));
+        let (kp, kd) = nominal_gains(j);
         let effort = j
             .limits
             .map(|l| l.effort)
@@ -266,7 +255,6 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
     }
     let dofs = dof_of_joint
         .into_iter()
-        .take(model.dof())
         .enumerate()
         .map(|(i, d)| {
             d.ok_or_else(|| SimError::Unsupported {
@@ -316,10 +304,8 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
         time: 0.0,
         warnings,
     };
-    // Start open: 0 where the range allows, else the nearest limit.
-    let mut q0 = vec![0.0; dof];
-    crate::simulator::clamp_targets(&sim.model, &vec![0.0; dof], &mut q0);
-    crate::Simulator::set_joint_positions(&mut sim, &q0)?;
+    let open = open_configuration(&sim.model);
+    crate::Simulator::set_joint_positions(&mut sim, &open)?;
     Ok(sim)
 }
 

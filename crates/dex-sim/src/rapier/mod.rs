@@ -38,7 +38,8 @@ use crate::camera::{Camera, DepthFrame};
 use crate::error::{Result, SimError, check_finite, check_vector};
 use crate::object::ObjectSpec;
 use crate::simulator::{
-    BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, clamp_targets,
+    BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, check_non_negative,
+    clamp_targets, validate_objects,
 };
 
 pub(crate) const BACKEND: &str = "rapier";
@@ -51,6 +52,17 @@ pub(crate) struct Dof {
     pub(crate) kp: f64,
     pub(crate) kd: f64,
     pub(crate) effort: f64,
+}
+
+impl Dof {
+    /// The free axis of the joint (its frame's x axis).
+    fn axis(&self) -> (JointAxis, usize) {
+        if self.prismatic {
+            (JointAxis::LinX, 0)
+        } else {
+            (JointAxis::AngX, 3)
+        }
+    }
 }
 
 /// Where a model link lives: its rigid body and the link frame in that body's frame.
@@ -165,15 +177,6 @@ impl RapierSim {
     }
 
     /// Number of collider pairs in the narrow phase and how many touch (diagnostics).
-    pub fn contact_pair_names(&self) -> Vec<(BodyRef, BodyRef)> {
-        self.world
-            .narrow_phase
-            .contact_pairs()
-            .map(|p| (self.body_ref(p.collider1), self.body_ref(p.collider2)))
-            .collect()
-    }
-
-    /// Number of collider pairs in the narrow phase and how many touch (diagnostics).
     pub fn contact_pair_counts(&self) -> (usize, usize) {
         let all = self.world.narrow_phase.contact_pairs().count();
         let touching = self
@@ -218,8 +221,7 @@ impl RapierSim {
         match self.world.multibody_joints.get(dof.joint) {
             Some((mb, id)) => match mb.link(id) {
                 Some(link) => {
-                    let axis = if dof.prismatic { 0 } else { 3 };
-                    let q = f64::from(link.joint().coords()[axis]);
+                    let q = f64::from(link.joint().coords()[dof.axis().1]);
                     let qd = mb.joint_velocity(link);
                     (q, qd.get(0).map_or(0.0, |v| f64::from(*v)))
                 }
@@ -235,14 +237,9 @@ impl RapierSim {
         if let Some((mb, id)) = self.world.multibody_joints.get_mut(dof.joint)
             && let Some(link) = mb.link_mut(id)
         {
-            let axis = if dof.prismatic {
-                JointAxis::LinX
-            } else {
-                JointAxis::AngX
-            };
             link.joint
                 .data
-                .set_motor_position(axis, target, dof.kp as f32, dof.kd as f32);
+                .set_motor_position(dof.axis().0, target, dof.kp as f32, dof.kd as f32);
         }
     }
 
@@ -313,14 +310,8 @@ impl Simulator for RapierSim {
     }
 
     fn set_pd_gains(&mut self, kp: &[f64], kd: &[f64]) -> Result<()> {
-        check_vector("kp", kp, self.dofs.len())?;
-        check_vector("kd", kd, self.dofs.len())?;
-        if let Some(v) = kp.iter().chain(kd).find(|v| **v < 0.0) {
-            return Err(SimError::InvalidParameter {
-                what: "PD gains",
-                reason: format!("must be non-negative, got {v}"),
-            });
-        }
+        check_non_negative("kp", kp, self.dofs.len())?;
+        check_non_negative("kd", kd, self.dofs.len())?;
         for (i, dof) in self.dofs.iter_mut().enumerate() {
             dof.kp = kp[i];
             dof.kd = kd[i];
@@ -332,13 +323,7 @@ impl Simulator for RapierSim {
     }
 
     fn set_joint_damping(&mut self, damping: &[f64]) -> Result<()> {
-        check_vector("joint damping", damping, self.dofs.len())?;
-        if let Some(v) = damping.iter().find(|v| **v < 0.0) {
-            return Err(SimError::InvalidParameter {
-                what: "joint damping",
-                reason: format!("must be non-negative, got {v}"),
-            });
-        }
+        check_non_negative("joint damping", damping, self.dofs.len())?;
         for (dof, d) in self.dofs.iter().zip(damping) {
             if let Some((mb, id)) = self.world.multibody_joints.get_mut(dof.joint)
                 && let Some(link) = mb.link(id)
@@ -406,17 +391,7 @@ impl Simulator for RapierSim {
     }
 
     fn set_objects(&mut self, objects: &[ObjectSpec], poses: &[Isometry3<f64>]) -> Result<()> {
-        if objects.len() != poses.len() {
-            return Err(SimError::WrongLength {
-                what: "object poses",
-                expected: objects.len(),
-                got: poses.len(),
-            });
-        }
-        for (o, p) in objects.iter().zip(poses) {
-            o.validate()?;
-            check_finite("object pose", p.translation.vector.as_slice())?;
-        }
+        validate_objects(objects, poses)?;
         // Build every collider before touching the world so that a bad object loses nothing.
         let colliders = objects
             .iter()

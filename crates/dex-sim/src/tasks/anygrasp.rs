@@ -6,11 +6,11 @@ use dex_core::geometry::rotation_distance;
 use nalgebra::{Isometry3, Translation3, UnitQuaternion, Vector3};
 use rand::Rng;
 
-use super::{HandCore, TaskConfig, make_simulator};
+use super::{HandCore, TaskConfig, make_simulator, normalized, push_pose};
 use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
 use crate::error::{Result, SimError};
 use crate::object::ObjectSpec;
-use crate::simulator::{Simulator, rest_pose_on_palm};
+use crate::simulator::{Simulator, open_configuration, rest_pose_on_palm};
 
 /// A stable grasp: joint targets, the joint configuration they settle to, and the object
 /// pose relative to the hand mount.
@@ -108,10 +108,7 @@ pub fn generate_grasps(sim: &mut dyn Simulator, params: &AnygraspConfig) -> Resu
     let gravity = sim.config().gravity;
     let period = sim.config().control_period();
     let steps = |seconds: f64| (seconds / period).ceil().max(1.0) as usize;
-    let open: Vec<f64> = limits
-        .iter()
-        .map(|l| 0.0f64.clamp(l.lower, l.upper))
-        .collect();
+    let open = open_configuration(&model);
     let rest = rest_pose_on_palm(&model, &hand, params.object.shape.half_height(), 0.001);
     let mut grasps = Vec::new();
     for _ in 0..params.max_attempts {
@@ -293,17 +290,12 @@ impl AnygraspToAnygrasp {
         self.core.proprio(&mut state);
         let goal = self.grasps[self.goal].clone();
         for (q, l) in goal.q.iter().zip(&self.core.limits) {
-            state.push(((q - l.mid()) / ((l.upper - l.lower) / 2.0).max(1e-9)) as f32);
+            state.push(normalized(l, *q) as f32);
         }
-        let hand = self.core.sim.config().hand_pose;
-        let obj = hand.inverse() * self.core.sim.object_state(0)?.pose;
-        for p in [obj, goal.object_in_palm] {
-            state.extend(p.translation.vector.iter().map(|v| (v * 10.0) as f32));
-            state.extend(p.rotation.coords.iter().map(|v| *v as f32));
-        }
-        for p in self.core.sim.fingertip_positions() {
-            state.extend(self.core.to_palm(&p).iter().map(|v| (v * 10.0) as f32));
-        }
+        self.core
+            .push_palm_pose(&mut state, &self.core.sim.object_state(0)?.pose);
+        push_pose(&mut state, &goal.object_in_palm);
+        self.core.push_fingertips(&mut state);
         self.core.add_noise(&mut state);
         Ok(Observation { state, depth: None })
     }
@@ -363,8 +355,7 @@ impl Env for AnygraspToAnygrasp {
         info.set("position_error", dp);
         info.set("rotation_error", dr);
         info.success = self.reached > 0;
-        let truncated = !dropped && self.core.truncated();
-        self.core.needs_reset = dropped || truncated;
+        let truncated = self.core.end_step(dropped);
         Ok(Step {
             obs: self.observe()?,
             reward,

@@ -54,6 +54,19 @@ impl Default for AnyposeConfig {
     }
 }
 
+/// The object's state against the goal after a step.
+struct Measure {
+    pose: Isometry3<f64>,
+    /// The tracked points at the current pose (world).
+    current: Vec<Point3<f64>>,
+    /// Mean distance of the points to their goals (m).
+    mean: f64,
+    /// Kabsch rotation error (rad).
+    rot: f64,
+    /// Position error (m).
+    pos: f64,
+}
+
 /// Dex4D's anypose-to-anypose task.
 ///
 /// **Reset:** a random object (or [`AnyposeConfig::fixed_object`]) rests on the palm with a
@@ -135,7 +148,7 @@ impl AnyposeToAnypose {
         &self.points
     }
 
-    fn measure(&self) -> Result<(Vec<Point3<f64>>, f64, f64, f64)> {
+    fn measure(&self) -> Result<Measure> {
         let s = self.core.sim.object_state(0)?;
         let current: Vec<Point3<f64>> = self.points.iter().map(|p| s.pose * p).collect();
         let mean = current
@@ -146,31 +159,32 @@ impl AnyposeToAnypose {
             / current.len() as f64;
         let rot = point_set_rotation_error(&current, &self.goal_points)?;
         let pos = (s.pose.translation.vector - self.goal_pose.translation.vector).norm();
-        Ok((current, mean, rot, pos))
+        Ok(Measure {
+            pose: s.pose,
+            current,
+            mean,
+            rot,
+            pos,
+        })
     }
 
-    fn observe(&mut self, current: &[Point3<f64>]) -> Result<Observation> {
+    fn observe(&mut self, m: &Measure) -> Observation {
         let mut state = Vec::with_capacity(self.obs_spec.state.dim());
         self.core.proprio(&mut state);
-        for p in current.iter().chain(&self.goal_points) {
+        for p in m.current.iter().chain(&self.goal_points) {
             state.extend(self.core.to_palm(p).iter().map(|v| (v * 10.0) as f32));
         }
-        let s = self.core.sim.object_state(0)?;
-        let rel = self.core.sim.config().hand_pose.inverse() * s.pose;
-        state.extend(rel.translation.vector.iter().map(|v| (v * 10.0) as f32));
-        state.extend(rel.rotation.coords.iter().map(|v| *v as f32));
-        for p in self.core.sim.fingertip_positions() {
-            state.extend(self.core.to_palm(&p).iter().map(|v| (v * 10.0) as f32));
-        }
+        self.core.push_palm_pose(&mut state, &m.pose);
+        self.core.push_fingertips(&mut state);
         self.core.add_noise(&mut state);
-        Ok(Observation { state, depth: None })
+        Observation { state, depth: None }
     }
 
-    fn info(&self, mean: f64, rot: f64, pos: f64, dropped: bool) -> Info {
+    fn info(&self, m: &Measure, dropped: bool) -> Info {
         let mut info = Info::default();
-        info.set("mean_point_distance", mean);
-        info.set("rotation_error", rot);
-        info.set("position_error", pos);
+        info.set("mean_point_distance", m.mean);
+        info.set("rotation_error", m.rot);
+        info.set("position_error", m.pos);
         info.set("dropped", if dropped { 1.0 } else { 0.0 });
         info.success = self.held >= self.params.hold_steps;
         info
@@ -222,39 +236,32 @@ impl Env for AnyposeToAnypose {
             random_rotation(&mut self.core.rng),
         );
         self.goal_points = self.points.iter().map(|p| self.goal_pose * p).collect();
-        let open: Vec<f64> = self
-            .core
-            .limits
-            .iter()
-            .map(|l| 0.0f64.clamp(l.lower, l.upper))
-            .collect();
+        let open = self.core.open_configuration();
         self.core.sim.set_joint_positions(&open)?;
         self.core.sim.set_objects(&[object], &[pose])?;
         self.core.begin_episode(None)?;
         self.start = Point3::from(pose.translation.vector);
         self.held = 0;
-        let (current, mean, rot, pos) = self.measure()?;
-        let info = self.info(mean, rot, pos, false);
-        Ok((self.observe(&current)?, info))
+        let m = self.measure()?;
+        let info = self.info(&m, false);
+        Ok((self.observe(&m), info))
     }
 
     fn step(&mut self, action: &[f32]) -> Result<Step> {
         let space = self.action_space.clone();
         self.core.apply_action(action, &space)?;
-        let (current, mean, rot, pos) = self.measure()?;
-        let at_goal = mean <= self.params.success_distance;
+        let m = self.measure()?;
+        let at_goal = m.mean <= self.params.success_distance;
         self.held = if at_goal { self.held + 1 } else { 0 };
-        let s = self.core.sim.object_state(0)?;
-        let dropped = (Point3::from(s.pose.translation.vector) - self.start).norm() > 0.15;
+        let dropped = (Point3::from(m.pose.translation.vector) - self.start).norm() > 0.15;
         let p = &self.params;
-        let reward = -p.position_weight * pos - p.rotation_weight * rot
+        let reward = -p.position_weight * m.pos - p.rotation_weight * m.rot
             + if at_goal { p.success_bonus } else { 0.0 };
-        let info = self.info(mean, rot, pos, dropped);
+        let info = self.info(&m, dropped);
         let terminated = info.success || dropped;
-        let truncated = !terminated && self.core.truncated();
-        self.core.needs_reset = terminated || truncated;
+        let truncated = self.core.end_step(terminated);
         Ok(Step {
-            obs: self.observe(&current)?,
+            obs: self.observe(&m),
             reward,
             terminated,
             truncated,

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SimError};
 use crate::object::ObjectSpec;
-use crate::simulator::{SimConfig, Simulator};
+use crate::simulator::{SimConfig, Simulator, nominal_gains, open_configuration};
 
 pub use anygrasp::{AnygraspConfig, AnygraspToAnygrasp, Grasp, generate_grasps, grasp_distance};
 pub use anypose::{AnyposeConfig, AnyposeToAnypose};
@@ -224,6 +224,17 @@ pub fn make_simulator(
     Ok(Box::new(sim))
 }
 
+/// `x` mapped linearly from joint range `l` onto `[-1, 1]`.
+pub(crate) fn normalized(l: &JointLimits, x: f64) -> f64 {
+    (x - l.mid()) / ((l.upper - l.lower) / 2.0).max(1e-9)
+}
+
+/// Appends a pose: position ×10 (decimetres), then the quaternion i, j, k, w.
+pub(crate) fn push_pose(out: &mut Vec<f32>, pose: &Isometry3<f64>) {
+    out.extend(pose.translation.vector.iter().map(|v| (v * 10.0) as f32));
+    out.extend(pose.rotation.coords.iter().map(|v| *v as f32));
+}
+
 /// A standard normal sample (Box–Muller).
 pub(crate) fn gaussian<R: Rng>(rng: &mut R) -> f64 {
     let u1: f64 = rng.random_range(f64::EPSILON..1.0);
@@ -268,14 +279,7 @@ impl HandCore {
         config.validate()?;
         let model = sim.model();
         let limits = model.joint_limits();
-        let nominal_kp = model
-            .dof_joints()
-            .map(|j| j.actuator.as_ref().map_or(1.0, |a| a.kp))
-            .collect();
-        let nominal_kd = model
-            .dof_joints()
-            .map(|j| j.actuator.as_ref().map_or(0.05, |a| a.kv))
-            .collect();
+        let (nominal_kp, nominal_kd) = model.dof_joints().map(nominal_gains).unzip();
         let nominal_damping = model.dof_joints().map(|j| j.dynamics.damping).collect();
         let nominal_gravity = sim.config().gravity;
         let targets = sim.joint_targets().to_vec();
@@ -394,10 +398,7 @@ impl HandCore {
         let norm = |v: &[f64]| -> Vec<f64> {
             v.iter()
                 .zip(&self.limits)
-                .map(|(x, l)| {
-                    let half = ((l.upper - l.lower) / 2.0).max(1e-9);
-                    (x - l.mid()) / half
-                })
+                .map(|(x, l)| normalized(l, *x))
                 .collect()
         };
         let entry = (norm(&js.q), norm(self.sim.joint_targets()));
@@ -428,6 +429,31 @@ impl HandCore {
                 *v += (std * gaussian(&mut self.rng)) as f32;
             }
         }
+    }
+
+    /// The open hand ([`open_configuration`]).
+    pub(crate) fn open_configuration(&self) -> Vec<f64> {
+        open_configuration(self.sim.model())
+    }
+
+    /// Appends the fingertip positions (palm frame, ×10) to `out`.
+    pub(crate) fn push_fingertips(&self, out: &mut Vec<f32>) {
+        for p in self.sim.fingertip_positions() {
+            out.extend(self.to_palm(&p).iter().map(|v| (v * 10.0) as f32));
+        }
+    }
+
+    /// Appends a world pose in the palm frame to `out` (see [`push_pose`]).
+    pub(crate) fn push_palm_pose(&self, out: &mut Vec<f32>, world: &Isometry3<f64>) {
+        push_pose(out, &(self.sim.config().hand_pose.inverse() * world));
+    }
+
+    /// Ends a step: the episode is truncated at the time limit unless `terminated`;
+    /// either way the next step needs a reset. Returns `truncated`.
+    pub(crate) fn end_step(&mut self, terminated: bool) -> bool {
+        let truncated = !terminated && self.truncated();
+        self.needs_reset = terminated || truncated;
+        truncated
     }
 
     /// A world point in the palm (hand mount) frame.

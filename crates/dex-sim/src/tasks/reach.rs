@@ -155,15 +155,10 @@ impl Env for FingertipReach {
             .iter()
             .map(|p| hand * p)
             .collect();
-        let start: Vec<f64> = self
-            .core
-            .limits
-            .iter()
-            .map(|l| {
-                (0.0f64.clamp(l.lower, l.upper) + self.core.rng.random_range(-0.05..=0.05))
-                    .clamp(l.lower, l.upper)
-            })
-            .collect();
+        let mut start = self.core.open_configuration();
+        for (q, l) in start.iter_mut().zip(&self.core.limits) {
+            *q = (*q + self.core.rng.random_range(-0.05..=0.05)).clamp(l.lower, l.upper);
+        }
         self.core.sim.set_joint_positions(&start)?;
         self.core.begin_episode(None)?;
         Ok(self.observe())
@@ -181,8 +176,7 @@ impl Env for FingertipReach {
                 0.0
             };
         let terminated = info.success;
-        let truncated = !terminated && self.core.truncated();
-        self.core.needs_reset = terminated || truncated;
+        let truncated = self.core.end_step(terminated);
         Ok(Step {
             obs,
             reward,

@@ -8,7 +8,7 @@ use super::{HandCore, TaskConfig, make_simulator};
 use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
 use crate::error::{Result, SimError};
 use crate::object::ObjectSpec;
-use crate::simulator::{Simulator, rest_pose_on_palm};
+use crate::simulator::{ObjectState, Simulator, rest_pose_on_palm};
 
 /// Which way the palm faces, expressed by turning gravity (the palm itself stays fixed,
 /// facing world +z): `Up` — gravity −z; `Down` — gravity +z; `Side` — gravity −y.
@@ -144,21 +144,15 @@ impl InHandRotation {
         })
     }
 
-    fn observe(&mut self) -> Result<Observation> {
+    fn observe(&mut self, s: &ObjectState) -> Observation {
         let mut state = Vec::with_capacity(self.obs_spec.state.dim());
         self.core.proprio(&mut state);
-        let s = self.core.sim.object_state(0)?;
-        let hand = self.core.sim.config().hand_pose;
-        let rel = hand.inverse() * s.pose;
-        state.extend(rel.translation.vector.iter().map(|v| (v * 10.0) as f32));
-        state.extend(rel.rotation.coords.iter().map(|v| *v as f32));
+        self.core.push_palm_pose(&mut state, &s.pose);
         state.extend(s.angular_velocity.iter().map(|v| (v * 0.1) as f32));
-        for p in self.core.sim.fingertip_positions() {
-            state.extend(self.core.to_palm(&p).iter().map(|v| (v * 10.0) as f32));
-        }
+        self.core.push_fingertips(&mut state);
         state.extend(self.axis.iter().map(|v| *v as f32));
         self.core.add_noise(&mut state);
-        Ok(Observation { state, depth: None })
+        Observation { state, depth: None }
     }
 }
 
@@ -189,12 +183,7 @@ impl Env for InHandRotation {
             Translation3::from(rest.translation.vector),
             UnitQuaternion::from_axis_angle(&Vector3::z_axis(), yaw),
         );
-        let open: Vec<f64> = self
-            .core
-            .limits
-            .iter()
-            .map(|l| 0.0f64.clamp(l.lower, l.upper))
-            .collect();
+        let open = self.core.open_configuration();
         self.core.sim.set_joint_positions(&open)?;
         self.core.sim.set_objects(&[object], &[pose])?;
         self.core.begin_episode(Some(self.params.palm.gravity()))?;
@@ -203,7 +192,8 @@ impl Env for InHandRotation {
         let mut info = Info::default();
         info.set("rotation", 0.0);
         info.set("dropped", 0.0);
-        Ok((self.observe()?, info))
+        let s = self.core.sim.object_state(0)?;
+        Ok((self.observe(&s), info))
     }
 
     fn step(&mut self, action: &[f32]) -> Result<Step> {
@@ -240,10 +230,9 @@ impl Env for InHandRotation {
             );
         }
         info.success = self.rotation >= p.success_rotation;
-        let truncated = !dropped && self.core.truncated();
-        self.core.needs_reset = dropped || truncated;
+        let truncated = self.core.end_step(dropped);
         Ok(Step {
-            obs: self.observe()?,
+            obs: self.observe(&s),
             reward,
             terminated: dropped,
             truncated,
