@@ -3,17 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on failure
 
-use std::process::{Command, Output};
+mod common;
+use common::dex;
+
+use std::process::Output;
 
 use dex_core::HandModel;
 use serde_json::Value;
-
-fn dex(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dex"))
-        .args(args)
-        .output()
-        .expect("dex runs")
-}
 
 fn json_of(out: &Output) -> Value {
     assert!(

@@ -3,14 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on failure
 
-use std::process::{Command, Output};
+mod common;
+use common::dex;
 
-fn dex(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dex"))
-        .args(args)
-        .output()
-        .expect("dex runs")
-}
+use std::process::Output;
 
 fn last_line(out: &Output) -> String {
     assert!(

@@ -3,15 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::dex;
 
-fn dex(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dex"))
-        .args(args)
-        .output()
-        .expect("dex runs")
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dex-cli-track-{}-{name}", std::process::id()));
