@@ -243,15 +243,18 @@ impl RapierSim {
         }
     }
 
-    fn object_body(&self, index: usize) -> Result<&RigidBody> {
-        let h = self
-            .object_bodies
+    fn object_handle(&self, index: usize) -> Result<RigidBodyHandle> {
+        self.object_bodies
             .get(index)
+            .copied()
             .ok_or(SimError::NoSuchObject {
                 index,
                 count: self.objects.len(),
-            })?;
-        Ok(&self.world.bodies[*h])
+            })
+    }
+
+    fn object_body(&self, index: usize) -> Result<&RigidBody> {
+        Ok(&self.world.bodies[self.object_handle(index)?])
     }
 
     fn world_state(&self) -> WorldState {
@@ -427,13 +430,7 @@ impl Simulator for RapierSim {
 
     fn set_object_pose(&mut self, index: usize, pose: &Isometry3<f64>) -> Result<()> {
         check_finite("object pose", pose.translation.vector.as_slice())?;
-        let h = *self
-            .object_bodies
-            .get(index)
-            .ok_or(SimError::NoSuchObject {
-                index,
-                count: self.objects.len(),
-            })?;
+        let h = self.object_handle(index)?;
         let b = &mut self.world.bodies[h];
         b.set_position(to_pose(pose), true);
         b.set_linvel(Vector::ZERO, true);
