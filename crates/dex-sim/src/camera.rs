@@ -98,7 +98,7 @@ impl Camera {
     }
 }
 
-/// One rendered depth frame with its segmentation.
+/// One rendered frame: depth, segmentation, and a textured grayscale image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DepthFrame {
     /// The camera that rendered it.
@@ -107,6 +107,10 @@ pub struct DepthFrame {
     pub depth: DepthImage,
     /// Per pixel: [`LABEL_NONE`], [`LABEL_HAND`] or [`object_label`] of the object seen.
     pub segmentation: Array2<i16>,
+    /// Grey levels, `height × width`: every surface carries a procedural texture fixed in
+    /// its body's frame (see [`crate::texture`]), lit by a head light; pixels that see
+    /// nothing are [`crate::texture::BACKGROUND_GRAY`]. What point trackers follow.
+    pub gray: Array2<u8>,
 }
 
 impl DepthFrame {
@@ -136,7 +140,8 @@ impl DepthFrame {
 
     /// Area downsampling by an integer `factor` ("squinting"): each output pixel's depth
     /// is the mean of the valid depths in its `factor × factor` block (0 if none), and its
-    /// label the most frequent label among the block's pixels (ties: the smallest label).
+    /// label the most frequent label among the block's pixels (ties: the smallest label),
+    /// and its grey level the block's mean.
     pub fn squint(&self, factor: usize) -> Result<DepthFrame> {
         let (h, w) = (self.depth.height(), self.depth.width());
         if factor == 0 || h % factor != 0 || w % factor != 0 {
@@ -149,10 +154,11 @@ impl DepthFrame {
         let src = self.depth.view();
         let mut depth = Array2::<f32>::zeros((oh, ow));
         let mut labels = Array2::<i16>::from_elem((oh, ow), LABEL_NONE);
+        let mut gray = Array2::<u8>::zeros((oh, ow));
         let mut counts: Vec<(i16, usize)> = Vec::with_capacity(4);
         for oy in 0..oh {
             for ox in 0..ow {
-                let (mut sum, mut n) = (0f64, 0usize);
+                let (mut sum, mut n, mut grey_sum) = (0f64, 0usize, 0u32);
                 counts.clear();
                 for y in oy * factor..(oy + 1) * factor {
                     for x in ox * factor..(ox + 1) * factor {
@@ -161,6 +167,7 @@ impl DepthFrame {
                             sum += f64::from(d);
                             n += 1;
                         }
+                        grey_sum += u32::from(self.gray[(y, x)]);
                         let l = self.segmentation[(y, x)];
                         match counts.iter_mut().find(|(k, _)| *k == l) {
                             Some((_, c)) => *c += 1,
@@ -171,6 +178,8 @@ impl DepthFrame {
                 if n > 0 {
                     depth[(oy, ox)] = (sum / n as f64) as f32;
                 }
+                let area = (factor * factor) as f64;
+                gray[(oy, ox)] = (f64::from(grey_sum) / area).round() as u8;
                 counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
                 labels[(oy, ox)] = counts.first().map_or(LABEL_NONE, |c| c.0);
             }
@@ -179,6 +188,7 @@ impl DepthFrame {
             camera: self.camera.with_resolution(ow, oh)?,
             depth: DepthImage::new(depth),
             segmentation: labels,
+            gray,
         })
     }
 
@@ -262,8 +272,11 @@ mod tests {
             camera: cam,
             depth: DepthImage::new(depth),
             segmentation: seg,
+            gray: Array2::from_shape_fn((4, 4), |(v, u)| (10 * (4 * v + u)) as u8),
         };
         let small = frame.squint(2).unwrap();
+        // Block mean of 0, 10, 40, 50.
+        assert_eq!(small.gray[(0, 0)], 25);
         assert_eq!(small.depth.view()[(0, 0)], 2.0);
         assert_eq!(small.segmentation[(0, 0)], 1);
         assert_eq!(small.depth.view()[(1, 1)], 0.0);

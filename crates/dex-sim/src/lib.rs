@@ -31,6 +31,7 @@ mod mock;
 pub mod object;
 mod simulator;
 pub mod tasks;
+pub mod texture;
 
 #[cfg(feature = "rapier")]
 mod rapier;

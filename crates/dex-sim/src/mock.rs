@@ -1,12 +1,13 @@
 //! [`MockSimulator`]: a kinematic, contact-free, deterministic stand-in for tests.
 
 use dex_core::{DepthImage, HandModel, JointState};
-use nalgebra::{Isometry3, Vector3};
+use nalgebra::{Isometry3, Point3, Vector3};
 use ndarray::Array2;
 
 use crate::camera::{Camera, DepthFrame, LABEL_NONE, object_label};
 use crate::error::{Result, SimError, check_finite, check_vector};
 use crate::object::ObjectSpec;
+use crate::texture::{self, Surface};
 use crate::simulator::{
     Contact, ObjectState, SimConfig, SimState, Simulator, check_non_negative, clamp_targets,
     open_configuration, validate_objects,
@@ -237,6 +238,7 @@ impl Simulator for MockSimulator {
         let (w, h) = (camera.intrinsics.width, camera.intrinsics.height);
         let mut depth = Array2::<f32>::zeros((h, w));
         let mut seg = Array2::<i16>::from_elem((h, w), LABEL_NONE);
+        let mut gray = Array2::<u8>::from_elem((h, w), texture::BACKGROUND_GRAY);
         let inv = camera.pose.inverse();
         let spheres: Vec<(Vector3<f64>, f64)> = self
             .state
@@ -244,6 +246,13 @@ impl Simulator for MockSimulator {
             .iter()
             .zip(&self.state.poses)
             .map(|(o, p)| ((inv * p).translation.vector, o.shape.bounding_radius()))
+            .collect();
+        // Camera frame → object frame, per object.
+        let inv_poses: Vec<Isometry3<f64>> = self
+            .state
+            .poses
+            .iter()
+            .map(|p| (camera.pose.inverse() * p).inverse())
             .collect();
         for v in 0..h {
             for u in 0..w {
@@ -260,6 +269,15 @@ impl Simulator for MockSimulator {
                         best = t;
                         depth[(v, u)] = (t * z_per_len) as f32;
                         seg[(v, u)] = object_label(k);
+                        // Textured in the object's frame, shaded by the sphere's normal.
+                        let hit = dir * t;
+                        let normal = (hit - c) / *r;
+                        let local = inv_poses[k] * Point3::from(hit);
+                        gray[(v, u)] = texture::shade(
+                            texture::albedo(Surface::Object, &local),
+                            &normal,
+                            &dir,
+                        );
                     }
                 }
             }
@@ -268,6 +286,7 @@ impl Simulator for MockSimulator {
             camera: *camera,
             depth: DepthImage::new(depth),
             segmentation: seg,
+            gray,
         })
     }
 }

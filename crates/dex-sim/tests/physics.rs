@@ -7,7 +7,7 @@ use dex_sim::camera::{LABEL_HAND, object_label};
 use dex_sim::{
     BodyRef, Camera, ObjectSpec, RapierSim, SimConfig, SimError, Simulator, rest_pose_on_palm,
 };
-use nalgebra::{Isometry3, Point3, UnitQuaternion, Vector3};
+use nalgebra::{Isometry3, Point3, Translation3, UnitQuaternion, Vector3};
 
 fn leap() -> HandModel {
     HandModel::leap_right()
@@ -230,6 +230,77 @@ fn depth_sees_the_cube_and_the_hand() {
         .unwrap();
     let serial = pool.install(|| sim.render_depth(&cam).unwrap());
     assert_eq!(serial, frame);
+}
+
+#[test]
+fn rendering_follows_teleports_and_the_texture_moves_with_the_object() {
+    let mut sim = cube_scene(1.0, SimConfig::default());
+    let cube = sim.object_state(0).unwrap().pose;
+    let k = dex_core::CameraIntrinsics::from_fov_y(96, 96, 0.6).unwrap();
+    let top = cube.translation.vector + Vector3::new(0.0, 0.0, 0.025);
+    let eye = Point3::from(top + Vector3::new(0.0, 0.0, 0.3));
+    let cam = Camera::look_at(k, eye, Point3::from(top), Vector3::x()).unwrap();
+    let before = sim.render_depth(&cam).unwrap();
+    // Teleport along the world x axis by what is 5 px on the top face (about 1 cm), no
+    // step: the render must see it at once.
+    let step = 5.0 * 0.3 / k.fx;
+    let moved = Isometry3::from_parts(
+        Translation3::from(cube.translation.vector + Vector3::new(step, 0.0, 0.0)),
+        cube.rotation,
+    );
+    sim.set_object_pose(0, &moved).unwrap();
+    let after = sim.render_depth(&cam).unwrap();
+    let label = object_label(0);
+    let mean_pixel = |f: &dex_sim::DepthFrame| {
+        let (mut su, mut sv, mut n) = (0.0, 0.0, 0.0);
+        for ((v, u), l) in f.segmentation.indexed_iter() {
+            if *l == label {
+                su += u as f64;
+                sv += v as f64;
+                n += 1.0;
+            }
+        }
+        (su / n, sv / n)
+    };
+    let (u0, v0) = mean_pixel(&before);
+    let (u1, v1) = mean_pixel(&after);
+    // Where that step lands in this image.
+    let shift = cam.pose.inverse_transform_vector(&Vector3::new(step, 0.0, 0.0));
+    let expect_px = shift * k.fx / 0.3;
+    assert!(
+        (u1 - u0 - expect_px.x).abs() < 1.0 && (v1 - v0 - expect_px.y).abs() < 1.0,
+        "moved ({:.2}, {:.2}) px, expected ({:.2}, {:.2})",
+        u1 - u0,
+        v1 - v0,
+        expect_px.x,
+        expect_px.y
+    );
+    // The texture is attached to the cube: the grey level of a top-face point is the
+    // same before and after, at the pixel it moved to (up to rounding of the pixel grid).
+    let (dx, dy) = (expect_px.x.round() as i64, expect_px.y.round() as i64);
+    assert!((expect_px.x - dx as f64).abs() < 0.05 && (expect_px.y - dy as f64).abs() < 0.05);
+    let (mut same, mut total) = (0, 0);
+    for ((v, u), l) in before.segmentation.indexed_iter() {
+        let (u2, v2) = (u as i64 + dx, v as i64 + dy);
+        if *l != label || u2 < 0 || v2 < 0 || u2 >= 96 || v2 >= 96 {
+            continue;
+        }
+        if after.segmentation[(v2 as usize, u2 as usize)] == label {
+            total += 1;
+            let d = i32::from(before.gray[(v, u)]) - i32::from(after.gray[(v2 as usize, u2 as usize)]);
+            same += i32::from(d.abs() <= 2);
+        }
+    }
+    assert!(total > 200 && same * 100 >= total * 95, "{same}/{total} pixels kept their grey level");
+    // And the texture has contrast to track.
+    let grey: Vec<u8> = before
+        .segmentation
+        .indexed_iter()
+        .filter(|(_, l)| **l == label)
+        .map(|(i, _)| before.gray[i])
+        .collect();
+    let (lo, hi) = (grey.iter().min().unwrap(), grey.iter().max().unwrap());
+    assert!(hi - lo > 100, "object grey levels {lo}..{hi}");
 }
 
 #[test]

@@ -197,6 +197,37 @@ impl RapierSim {
         self.check_finite()
     }
 
+    /// Brings collider poses and the broad phase's bounding volumes up to date with bodies
+    /// moved by hand (teleported objects, joints set directly), so that rendering sees the
+    /// new state before the next step. Contacts are left as the last step computed them.
+    ///
+    /// The bodies' change flags are left for the next step to process (rapier's own
+    /// collision-only update would consume them, and a new body would never join the
+    /// simulation islands).
+    fn refresh_queries(&mut self) {
+        let handles: Vec<ColliderHandle> = self.world.colliders.iter().map(|(h, _)| h).collect();
+        for h in handles {
+            let Some(collider) = self.world.colliders.get(h) else {
+                continue;
+            };
+            let (Some(parent), Some(offset)) = (collider.parent(), collider.position_wrt_parent())
+            else {
+                continue;
+            };
+            let Some(body) = self.world.bodies.get(parent) else {
+                continue;
+            };
+            let pose = body.position() * offset;
+            if let Some(c) = self.world.colliders.get_mut(h) {
+                c.set_position(pose);
+                let aabb = c.compute_aabb();
+                self.world
+                    .broad_phase
+                    .set_aabb(&self.world.integration_parameters, h, aabb);
+            }
+        }
+    }
+
     fn check_finite(&self) -> Result<()> {
         let js = self.joint_state();
         if let Some(i) = js.q.iter().chain(&js.qdot).position(|v| !v.is_finite()) {
@@ -369,8 +400,15 @@ impl Simulator for RapierSim {
                 mb.generalized_velocity_mut().fill(0.0);
             }
         }
+        // Forward kinematics once per finger (multibody), not once per joint.
+        let mut done = Vec::new();
         for dof in &self.dofs {
             if let Some((mb, _)) = self.world.multibody_joints.get_mut(dof.joint) {
+                let root = mb.root().rigid_body_handle();
+                if done.contains(&root) {
+                    continue;
+                }
+                done.push(root);
                 mb.forward_kinematics(&self.world.bodies, true);
                 mb.update_rigid_bodies(&mut self.world.bodies, false);
             }
@@ -379,6 +417,7 @@ impl Simulator for RapierSim {
         for i in 0..self.dofs.len() {
             self.apply_motor(i);
         }
+        self.refresh_queries();
         Ok(())
     }
 
@@ -414,6 +453,7 @@ impl Simulator for RapierSim {
             self.object_bodies.push(h);
         }
         self.objects = objects.to_vec();
+        self.refresh_queries();
         Ok(())
     }
 
@@ -435,6 +475,7 @@ impl Simulator for RapierSim {
         b.set_position(to_pose(pose), true);
         b.set_linvel(Vector::ZERO, true);
         b.set_angvel(Vector::ZERO, true);
+        self.refresh_queries();
         Ok(())
     }
 
