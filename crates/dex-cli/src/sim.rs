@@ -98,6 +98,9 @@ pub struct RenderArgs {
     /// Output PNG (8-bit grey: near bright, far dark, nothing black).
     #[arg(long)]
     out: PathBuf,
+    /// Also write the textured grayscale image (what point trackers see) to this PNG.
+    #[arg(long)]
+    gray: Option<PathBuf>,
 }
 
 /// Runs a `dex sim` subcommand.
@@ -215,6 +218,14 @@ fn run_task(a: RunArgs) -> anyhow::Result<()> {
     output(&format!("digest {:016x}", env.simulator().state_digest()))
 }
 
+fn save_gray(pixels: ndarray::Array2<u8>, path: &std::path::Path) -> anyhow::Result<()> {
+    let (h, w) = pixels.dim();
+    let img = image::GrayImage::from_raw(w as u32, h as u32, pixels.into_raw_vec_and_offset().0)
+        .context("image buffer size")?;
+    img.save(path)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 fn render(a: RenderArgs) -> anyhow::Result<()> {
     if a.width == 0 || a.height == 0 || a.squint == 0 {
         bail!("--width, --height and --squint must be at least 1");
@@ -237,12 +248,11 @@ fn render(a: RenderArgs) -> anyhow::Result<()> {
         frame = frame.squint(a.squint)?;
     }
     let ms = start.elapsed().as_secs_f64() * 1e3;
-    let gray = frame.to_gray8();
-    let (h, w) = gray.dim();
-    let img = image::GrayImage::from_raw(w as u32, h as u32, gray.into_raw_vec_and_offset().0)
-        .context("image buffer size")?;
-    img.save(&a.out)
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    save_gray(frame.to_gray8(), &a.out)?;
+    if let Some(path) = &a.gray {
+        save_gray(frame.gray.clone(), path)?;
+    }
+    let (h, w) = frame.gray.dim();
     let hit = frame.depth.view().iter().filter(|d| **d > 0.0).count();
     let object_px = frame.segmentation.iter().filter(|l| **l > 0).count();
     output(&format!(

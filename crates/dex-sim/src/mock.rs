@@ -7,11 +7,11 @@ use ndarray::Array2;
 use crate::camera::{Camera, DepthFrame, LABEL_NONE, object_label};
 use crate::error::{Result, SimError, check_finite, check_vector};
 use crate::object::ObjectSpec;
-use crate::texture::{self, Surface};
 use crate::simulator::{
     Contact, ObjectState, SimConfig, SimState, Simulator, check_non_negative, clamp_targets,
     open_configuration, validate_objects,
 };
+use crate::texture::{self, Surface};
 
 const BACKEND: &str = "mock";
 
@@ -273,11 +273,8 @@ impl Simulator for MockSimulator {
                         let hit = dir * t;
                         let normal = (hit - c) / *r;
                         let local = inv_poses[k] * Point3::from(hit);
-                        gray[(v, u)] = texture::shade(
-                            texture::albedo(Surface::Object, &local),
-                            &normal,
-                            &dir,
-                        );
+                        gray[(v, u)] =
+                            texture::shade(texture::albedo(Surface::Object, &local), &normal, &dir);
                     }
                 }
             }

@@ -67,8 +67,8 @@ impl Waves {
     }
 }
 
-static OBJECT: LazyLock<Waves> = LazyLock::new(|| Waves::new(0x0b1e_c7, OBJECT_WAVELENGTH));
-static HAND: LazyLock<Waves> = LazyLock::new(|| Waves::new(0x4a_4d, HAND_WAVELENGTH));
+static OBJECT: LazyLock<Waves> = LazyLock::new(|| Waves::new(0x000b_1ec7, OBJECT_WAVELENGTH));
+static HAND: LazyLock<Waves> = LazyLock::new(|| Waves::new(0x4a4d, HAND_WAVELENGTH));
 
 /// Which texture a surface carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -265,7 +265,9 @@ fn rendering_follows_teleports_and_the_texture_moves_with_the_object() {
     let (u0, v0) = mean_pixel(&before);
     let (u1, v1) = mean_pixel(&after);
     // Where that step lands in this image.
-    let shift = cam.pose.inverse_transform_vector(&Vector3::new(step, 0.0, 0.0));
+    let shift = cam
+        .pose
+        .inverse_transform_vector(&Vector3::new(step, 0.0, 0.0));
     let expect_px = shift * k.fx / 0.3;
     assert!(
         (u1 - u0 - expect_px.x).abs() < 1.0 && (v1 - v0 - expect_px.y).abs() < 1.0,
@@ -287,11 +289,15 @@ fn rendering_follows_teleports_and_the_texture_moves_with_the_object() {
         }
         if after.segmentation[(v2 as usize, u2 as usize)] == label {
             total += 1;
-            let d = i32::from(before.gray[(v, u)]) - i32::from(after.gray[(v2 as usize, u2 as usize)]);
+            let d =
+                i32::from(before.gray[(v, u)]) - i32::from(after.gray[(v2 as usize, u2 as usize)]);
             same += i32::from(d.abs() <= 2);
         }
     }
-    assert!(total > 200 && same * 100 >= total * 95, "{same}/{total} pixels kept their grey level");
+    assert!(
+        total > 200 && same * 100 >= total * 95,
+        "{same}/{total} pixels kept their grey level"
+    );
     // And the texture has contrast to track.
     let grey: Vec<u8> = before
         .segmentation

@@ -7,16 +7,18 @@ mod klt;
 mod lift;
 pub mod metrics;
 mod oracle;
+mod rigid;
 pub mod synthetic;
 mod tracker;
 
 pub use error::{Error, Result};
-pub use goal::goal_tracks;
+pub use goal::{GoalCorrection, GoalFollower, GoalFollowerConfig, GoalUpdate, goal_tracks};
 pub use icp::{IcpConfig, IcpMethod, IcpResult, IcpTarget, icp};
 pub use klt::{KltConfig, KltTracker};
 pub use lift::LiftedTracker;
 pub use metrics::{QueryMode, TapVidInput, TapVidMetrics, tapvid_metrics};
 pub use oracle::{OracleConfig, OracleTracker};
+pub use rigid::{RigidObjectTracker, RobustFit, RobustFitConfig, fit_rigid_robust};
 pub use tracker::{MockTracker, Observation, TrackFrame, Tracker, track_sequence};
 
 // Foreign types in our signatures.

@@ -66,8 +66,7 @@ pub(crate) fn render_depth(sim: &RapierSim, camera: &Camera) -> Result<DepthFram
                 let (dir_cam, z_per_len) = camera.ray_direction(u, v);
                 let dir = rot * dir_cam;
                 let ray = Ray::new(origin, vec3(&dir));
-                let Some((handle, hit)) = query.cast_ray_and_get_normal(&ray, max_toi, true)
-                else {
+                let Some((handle, hit)) = query.cast_ray_and_get_normal(&ray, max_toi, true) else {
                     continue;
                 };
                 let toi = f64::from(hit.time_of_impact);
