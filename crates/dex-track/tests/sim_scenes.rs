@@ -44,11 +44,8 @@ fn klt_follows_a_cube_turning_in_the_hand_and_flags_hidden_points() {
     let (mut hidden, mut lifted_flagged, mut rigid_flagged) = (0, 0, 0);
     let (mut epe, mut err3) = (Vec::new(), Vec::new());
     for (t, image) in images.iter().enumerate() {
-        let obs = Observation::image(image).with_depth(
-            &scene.frames[t].depth,
-            &k,
-            scene.camera.pose,
-        );
+        let obs =
+            Observation::image(image).with_depth(&scene.frames[t].depth, &k, scene.camera.pose);
         let f = if t == 0 {
             tracker.init(&obs, q.view()).unwrap()
         } else {

@@ -45,7 +45,8 @@ pub fn render_scene(object: &str, frames: usize) -> SimScene {
         Translation3::from(rest.translation.vector + Vector3::new(0.0, 0.0, half_height - 0.02)),
         rest.rotation,
     );
-    let mut sim = RapierSim::new(model.clone(), std::slice::from_ref(&spec), &[start], config).unwrap();
+    let mut sim =
+        RapierSim::new(model.clone(), std::slice::from_ref(&spec), &[start], config).unwrap();
     let open = open_configuration(&model);
     // A loose grasp: every joint 40% of the way to its upper limit.
     let closed: Vec<f64> = model
