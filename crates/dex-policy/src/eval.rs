@@ -1,11 +1,11 @@
 //! Evaluation of a policy on a [`VecEnv`]: success over a number of episodes.
 
 use dex_sim::VecEnv;
-use ndarray::Array2;
 use rand::SeedableRng;
 
 use crate::error::{Result, invalid};
 use crate::policy::{ActMode, Policy};
+use crate::ppo::batch_obs;
 
 /// The outcome of [`evaluate`].
 #[derive(Debug, Clone, PartialEq)]
@@ -53,10 +53,7 @@ pub fn evaluate(
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xE7A1);
     let (obs, _) = venv.reset(seed)?;
-    let mut x = Array2::<f32>::zeros((n, od));
-    for (i, o) in obs.iter().enumerate() {
-        x.row_mut(i).assign(&ndarray::ArrayView1::from(&o.state));
-    }
+    let mut x = batch_obs(&obs, od)?;
     for i in 0..n {
         policy.reset(i);
     }

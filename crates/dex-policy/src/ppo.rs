@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use candle_core::{D, DType, Device, Module, Tensor, Var};
+use candle_core::{D, Device, Module, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use dex_sim::VecEnv;
 use ndarray::{Array2, ArrayView2};
@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, invalid};
-use crate::nets::{Activation, Mlp, MlpConfig, init_seeded};
+use crate::nets::{Activation, Mlp, MlpConfig, init_seeded, new_store};
 use crate::normalize::RunningMeanStd;
 use crate::policy::{ActMode, Policy, check_observations};
 
@@ -335,7 +335,7 @@ impl std::fmt::Debug for PpoTrainer {
     }
 }
 
-fn batch_obs(obs: &[dex_sim::Observation], dim: usize) -> Result<Array2<f32>> {
+pub(crate) fn batch_obs(obs: &[dex_sim::Observation], dim: usize) -> Result<Array2<f32>> {
     let mut out = Array2::zeros((obs.len(), dim));
     for (i, o) in obs.iter().enumerate() {
         if o.state.len() != dim {
@@ -364,8 +364,7 @@ impl PpoTrainer {
         }
         let obs_dim = venv.observation_spec().state.dim();
         let action_dim = venv.action_space().dim();
-        let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let (varmap, vb) = new_store();
         let net = ActorCritic::new(obs_dim, action_dim, &config, &vb)?;
         // Small initial actions: the actor's last layer starts 100× smaller.
         init_seeded(&varmap, config.seed, |name| {
@@ -462,26 +461,25 @@ impl PpoTrainer {
             if t == t_len {
                 break;
             }
-            let mu = to_array(&self.net.actor.forward(&x)?)?;
+            let mu_t = self.net.actor.forward(&x)?;
+            let mu = to_array(&mu_t)?;
             // Sample a ~ N(mu, std) from our own generator; clip only what the env sees.
             let mut a = Array2::<f32>::zeros((n, ad));
-            let mut lp = vec![0f64; n];
             for i in 0..n {
                 for j in 0..ad {
                     let z = standard_normal(&mut self.rng);
                     a[(i, j)] = mu[(i, j)] + std[j] * z as f32;
-                    lp[i] += -0.5 * z * z
-                        - f64::from(std[j]).ln()
-                        - 0.5 * (2.0 * std::f64::consts::PI).ln();
                 }
             }
+            let lp: Vec<f32> =
+                log_prob(&to_tensor(a.view())?, &mu_t, &self.net.log_std)?.to_vec1()?;
             let clipped: Vec<f32> = a.iter().map(|v| v.clamp(-1.0, 1.0)).collect();
             let step = self.venv.step(&clipped)?;
             act_buf
                 .slice_axis_mut(ndarray::Axis(0), ndarray::Slice::from(t * n..(t + 1) * n))
                 .assign(&a);
             for i in 0..n {
-                logp_buf[(t, i)] = lp[i] as f32;
+                logp_buf[(t, i)] = lp[i];
                 let r = step.rewards[i];
                 if step.reset[i] {
                     valid[(t, i)] = false;
@@ -691,8 +689,7 @@ impl PpoTrainer {
     ///
     /// Tensor errors.
     pub fn policy(&self) -> Result<GaussianPolicy> {
-        let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let (varmap, vb) = new_store();
         let net = ActorCritic::new(self.obs_dim, self.action_dim, &self.config, &vb)?;
         {
             let src = self
@@ -787,8 +784,7 @@ impl GaussianPolicy {
         if meta.observation_stats.dim() != meta.observation_dim {
             return Err(fail("observation statistics of the wrong width".into()));
         }
-        let mut varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let (mut varmap, vb) = new_store();
         let net = ActorCritic::new(meta.observation_dim, meta.action_dim, &meta.ppo, &vb)
             .map_err(|e| fail(e.to_string()))?;
         varmap
