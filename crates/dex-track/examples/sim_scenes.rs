@@ -29,7 +29,7 @@ use dex_track::{
     IcpConfig, IcpTarget, KltConfig, KltTracker, LiftedTracker, Observation, RigidObjectTracker,
     RobustFitConfig, Tracker,
 };
-use nalgebra::{Isometry3, Point3};
+use nalgebra::Isometry3;
 use ndarray::{Array2, Array3};
 
 const FRAMES: usize = 30;
@@ -87,11 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 pred2[(i, t, 1)] = pixels[(i, 1)];
                 pred_occ[(i, t)] = !frame.visible[i];
                 if t == FRAMES - 1 {
-                    let p = Point3::new(
-                        f64::from(frame.positions[(i, 0)]),
-                        f64::from(frame.positions[(i, 1)]),
-                        f64::from(frame.positions[(i, 2)]),
-                    );
+                    let p = frame.point(i);
                     err3.push((p - world).norm() * 1e3);
                 }
             }

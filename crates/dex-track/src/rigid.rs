@@ -214,11 +214,7 @@ impl<T: Tracker> Tracker for RigidObjectTracker<T> {
         self.model = (0..f.visible.len())
             .map(|i| {
                 if f.visible[i] {
-                    Point3::new(
-                        f64::from(f.positions[(i, 0)]),
-                        f64::from(f.positions[(i, 1)]),
-                        f64::from(f.positions[(i, 2)]),
-                    )
+                    f.point(i)
                 } else {
                     Point3::new(f64::NAN, f64::NAN, f64::NAN)
                 }
@@ -238,16 +234,7 @@ impl<T: Tracker> Tracker for RigidObjectTracker<T> {
             .filter(|&i| f.visible[i] && self.model[i].x.is_finite())
             .collect();
         let source: Vec<Point3<f64>> = used.iter().map(|&i| self.model[i]).collect();
-        let target: Vec<Point3<f64>> = used
-            .iter()
-            .map(|&i| {
-                Point3::new(
-                    f64::from(f.positions[(i, 0)]),
-                    f64::from(f.positions[(i, 1)]),
-                    f64::from(f.positions[(i, 2)]),
-                )
-            })
-            .collect();
+        let target: Vec<Point3<f64>> = used.iter().map(|&i| f.point(i)).collect();
         let mut visible = vec![false; self.model.len()];
         match fit_rigid_robust(&source, &target, &self.config) {
             Ok(fit) => {
@@ -388,11 +375,7 @@ mod tests {
         assert!(!f.visible[0] && f.visible[1..].iter().all(|v| *v));
         // The slipping point is placed where the body carries it, not where it slid.
         let carried = tracker.get_ref().motion() * points[0];
-        let p0 = Point3::new(
-            f64::from(f.positions[(0, 0)]),
-            f64::from(f.positions[(0, 1)]),
-            f64::from(f.positions[(0, 2)]),
-        );
+        let p0 = f.point(0);
         assert!((p0 - carried).norm() < 1e-5);
         // A 2D tracker cannot be wrapped.
         let flat = crate::MockTracker::new(vec![0.0, 0.0]);

@@ -2,7 +2,7 @@
 
 use dex_core::{CameraIntrinsics, DepthImage, PointTracks};
 use image::GrayImage;
-use nalgebra::Isometry3;
+use nalgebra::{Isometry3, Point3};
 use ndarray::{Array2, ArrayView2};
 
 use crate::error::{Error, Result, invalid};
@@ -91,6 +91,22 @@ pub struct TrackFrame {
     pub positions: Array2<f32>,
     /// Whether each point is visible (tracked with confidence) in this frame.
     pub visible: Vec<bool>,
+}
+
+impl TrackFrame {
+    /// Point `i` of a 3D frame as a point in f64 (the first three columns).
+    ///
+    /// # Panics
+    ///
+    /// If `i` is out of range or the frame has fewer than 3 columns.
+    pub fn point(&self, i: usize) -> Point3<f64> {
+        let p = &self.positions;
+        Point3::new(
+            f64::from(p[(i, 0)]),
+            f64::from(p[(i, 1)]),
+            f64::from(p[(i, 2)]),
+        )
+    }
 }
 
 /// An online point tracker.

@@ -12,18 +12,10 @@ use dex_track::{
     IcpConfig, IcpTarget, KltConfig, KltTracker, LiftedTracker, Observation, RigidObjectTracker,
     RobustFitConfig, Tracker,
 };
-use nalgebra::{Isometry3, Point3, Vector3};
+use nalgebra::{Isometry3, Vector3};
 use ndarray::Array2;
 
 const FRAMES: usize = 30;
-
-fn point(a: &Array2<f32>, i: usize) -> Point3<f64> {
-    Point3::new(
-        f64::from(a[(i, 0)]),
-        f64::from(a[(i, 1)]),
-        f64::from(a[(i, 2)]),
-    )
-}
 
 #[test]
 fn klt_follows_a_cube_turning_in_the_hand_and_flags_hidden_points() {
@@ -70,7 +62,7 @@ fn klt_follows_a_cube_turning_in_the_hand_and_flags_hidden_points() {
             }
             // Every point, hidden or not, is placed by the fitted object pose.
             if t == FRAMES - 1 {
-                err3.push((point(&f.positions, i) - world).norm());
+                err3.push((f.point(i) - world).norm());
             }
         }
     }
