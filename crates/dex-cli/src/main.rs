@@ -5,8 +5,10 @@
 
 mod hand;
 mod hw;
+mod plot;
 mod sim;
 mod track;
+mod train;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,11 @@ enum Command {
     /// Point tracking and rigid registration.
     #[command(subcommand)]
     Track(track::TrackCommand),
+    /// Train a policy on a simulated task (PPO or SAC); ends with `success <fraction>`.
+    #[command(subcommand)]
+    Train(train::TrainCommand),
+    /// Evaluate a checkpoint written by `dex train`; ends with `success <fraction>`.
+    Eval(train::EvalArgs),
 }
 
 /// Writes `text` and a newline to stdout; a closed pipe (`dex ... | head`) is not an error.
@@ -73,6 +80,8 @@ fn main() -> ExitCode {
         Command::Hw(cmd) => hw::run(cmd),
         Command::Sim(cmd) => sim::run(cmd),
         Command::Track(cmd) => track::run(cmd),
+        Command::Train(cmd) => train::run(cmd),
+        Command::Eval(args) => train::run_eval(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,7 +22,7 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Self::Elu => x.elu(1.0),
             Self::Relu => x.relu(),
@@ -135,8 +135,8 @@ impl Module for Mlp {
 }
 
 /// Overwrites every variable of `varmap` from a seeded generator, in name order:
-/// linear weights `U(±1/sqrt(fan_in))` (PyTorch's default bound) times `gain(name)`,
-/// biases 0, LayerNorm weights 1. Variables whose name ends in `log_std` are left alone.
+/// linear and convolution weights `U(±1/sqrt(fan_in))` (PyTorch's default bound) times
+/// `gain(name)`, biases 0, norm scales (1-D weights) 1. Variables whose name ends in `log_std` are left alone.
 ///
 /// # Errors
 ///
@@ -155,10 +155,13 @@ pub fn init_seeded(varmap: &VarMap, seed: u64, gain: impl Fn(&str) -> f64) -> Re
         let n: usize = dims.iter().product();
         let values: Vec<f32> = if name.ends_with("log_std") {
             continue;
-        } else if name.contains(".n") && name.ends_with("weight") && dims.len() == 1 {
+        } else if name.ends_with("weight") && dims.len() == 1 {
+            // A norm's scale.
             vec![1.0; n]
-        } else if name.ends_with("weight") && dims.len() == 2 {
-            let bound = gain(name) / (dims[1] as f64).sqrt();
+        } else if name.ends_with("weight") && dims.len() >= 2 {
+            // Linear `out × in`, convolution `out × in × k × k`: fan-in is the rest.
+            let fan_in: usize = dims[1..].iter().product();
+            let bound = gain(name) / (fan_in as f64).sqrt();
             (0..n)
                 .map(|_| rng.random_range(-bound..=bound) as f32)
                 .collect()

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use candle_core::{D, Device, Module, Tensor, Var};
+use candle_core::{D, Device, Module, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use dex_sim::VecEnv;
 use ndarray::{Array2, ArrayView2};
@@ -17,6 +17,7 @@ use crate::error::{Error, Result, invalid};
 use crate::nets::{Activation, Mlp, MlpConfig, init_seeded, new_store};
 use crate::normalize::RunningMeanStd;
 use crate::policy::{ActMode, Policy, check_observations};
+use crate::util::{clip_gradients, standard_normal, to_array, to_tensor};
 
 /// Learning-rate schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -191,18 +192,6 @@ pub fn gae(
     (adv, returns)
 }
 
-fn to_tensor(a: ArrayView2<'_, f32>) -> Result<Tensor> {
-    let (r, c) = a.dim();
-    let data: Vec<f32> = a.iter().copied().collect();
-    Ok(Tensor::from_vec(data, (r, c), &Device::Cpu)?)
-}
-
-fn to_array(t: &Tensor) -> Result<Array2<f32>> {
-    let (r, c) = t.dims2()?;
-    let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
-    Array2::from_shape_vec((r, c), v).map_err(|e| invalid(e.to_string()))
-}
-
 /// Gaussian log-density of `actions` under mean `mu` and log std `log_std`, summed over
 /// action components: `B`.
 fn log_prob(actions: &Tensor, mu: &Tensor, log_std: &Tensor) -> candle_core::Result<Tensor> {
@@ -299,6 +288,9 @@ pub struct CheckpointMeta {
     pub env_steps: u64,
     /// Free-form description of the environment, for the caller (task, hand, …).
     pub env: toml::Table,
+    /// Running statistics of the discounted return that scale rewards (for resuming).
+    #[serde(default)]
+    pub return_stats: Option<RunningMeanStd>,
 }
 
 /// Weights file inside a checkpoint directory.
@@ -677,10 +669,53 @@ impl PpoTrainer {
             updates: self.updates,
             env_steps: self.env_steps,
             env: self.env_meta.clone(),
+            return_stats: self.config.scale_rewards.then(|| self.return_stats.clone()),
         };
         let text = toml::to_string(&meta).map_err(|e| invalid(e.to_string()))?;
         std::fs::write(dir.join(META_FILE), text)?;
         Ok(())
+    }
+
+    /// Continues training from a checkpoint written by [`PpoTrainer::save`]: loads the
+    /// weights, the observation and reward statistics and the counters. The checkpoint's
+    /// networks must match this trainer's (widths, activation). Adam's moment estimates
+    /// are not saved: they restart from zero, so the first updates after resuming take
+    /// slightly different steps than an uninterrupted run would.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Checkpoint`] for a missing, corrupt or mismatched checkpoint.
+    pub fn resume(&mut self, dir: &Path) -> Result<CheckpointMeta> {
+        let meta = read_meta(dir)?;
+        let fail = |reason: String| Error::Checkpoint {
+            path: dir.display().to_string(),
+            reason,
+        };
+        if meta.observation_dim != self.obs_dim || meta.action_dim != self.action_dim {
+            return Err(fail(format!(
+                "it maps {} → {}, the environment {} → {}",
+                meta.observation_dim, meta.action_dim, self.obs_dim, self.action_dim
+            )));
+        }
+        if meta.ppo.hidden != self.config.hidden || meta.ppo.activation != self.config.activation {
+            return Err(fail(format!(
+                "its networks are {:?} {:?}, this trainer's {:?} {:?}",
+                meta.ppo.hidden, meta.ppo.activation, self.config.hidden, self.config.activation
+            )));
+        }
+        self.varmap
+            .load(dir.join(WEIGHTS_FILE))
+            .map_err(|e| fail(format!("loading {WEIGHTS_FILE}: {e}")))?;
+        self.obs_stats = meta.observation_stats.clone();
+        if let Some(r) = &meta.return_stats {
+            if r.dim() != 1 {
+                return Err(fail("return statistics of the wrong width".into()));
+            }
+            self.return_stats = r.clone();
+        }
+        self.updates = meta.updates;
+        self.env_steps = meta.env_steps;
+        Ok(meta)
     }
 
     /// The current policy, detached from training (for evaluation).
@@ -716,35 +751,57 @@ impl PpoTrainer {
     }
 }
 
-fn standard_normal(rng: &mut dyn RngCore) -> f64 {
-    use rand::Rng;
-    let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+impl crate::train::Trainer for PpoTrainer {
+    fn algorithm(&self) -> &'static str {
+        "ppo"
+    }
+    fn iterate(&mut self) -> Result<crate::train::Metrics> {
+        let s = self.update()?;
+        Ok(crate::train::Metrics {
+            iteration: s.update,
+            env_steps: s.env_steps,
+            episodes: s.episodes,
+            success_rate: s.success_rate,
+            mean_return: s.mean_return,
+            extra: vec![
+                ("mean_reward", s.mean_reward),
+                ("policy_loss", s.policy_loss),
+                ("value_loss", s.value_loss),
+                ("approx_kl", s.approx_kl),
+                ("action_std", s.action_std),
+                ("learning_rate", s.learning_rate),
+            ],
+        })
+    }
+    fn env_steps(&self) -> u64 {
+        self.env_steps
+    }
+    fn save(&self, dir: &Path) -> Result<()> {
+        PpoTrainer::save(self, dir)
+    }
+    fn resume(&mut self, dir: &Path) -> Result<()> {
+        PpoTrainer::resume(self, dir).map(|_| ())
+    }
+    fn current_policy(&self) -> Result<Box<dyn Policy>> {
+        Ok(Box::new(self.policy()?))
+    }
 }
 
-/// Scales gradients so their global L2 norm is at most `max_norm`.
-fn clip_gradients(
-    vars: &[Var],
-    grads: &mut candle_core::backprop::GradStore,
-    max_norm: f64,
-) -> Result<()> {
-    let mut total = 0.0f64;
-    for v in vars {
-        if let Some(g) = grads.get(v.as_tensor()) {
-            total += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
-        }
+/// Reads and checks `checkpoint.toml` in `dir`.
+fn read_meta(dir: &Path) -> Result<CheckpointMeta> {
+    let fail = |reason: String| Error::Checkpoint {
+        path: dir.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(dir.join(META_FILE))
+        .map_err(|e| fail(format!("reading {META_FILE}: {e}")))?;
+    let meta: CheckpointMeta =
+        toml::from_str(&text).map_err(|e| fail(format!("parsing {META_FILE}: {e}")))?;
+    meta.ppo.validate().map_err(|e| fail(e.to_string()))?;
+    if meta.observation_stats.dim() != meta.observation_dim {
+        return Err(fail("observation statistics of the wrong width".into()));
     }
-    let norm = total.sqrt();
-    if norm > max_norm {
-        let k = max_norm / (norm + 1e-6);
-        for v in vars {
-            if let Some(g) = grads.remove(v.as_tensor()) {
-                grads.insert(v.as_tensor(), (g * k)?);
-            }
-        }
-    }
-    Ok(())
+    Ok(meta)
 }
 
 /// A trained Gaussian MLP policy (mean = actor output, fixed log std), with its
@@ -776,14 +833,7 @@ impl GaussianPolicy {
             path: dir.display().to_string(),
             reason,
         };
-        let text = std::fs::read_to_string(dir.join(META_FILE))
-            .map_err(|e| fail(format!("reading {META_FILE}: {e}")))?;
-        let meta: CheckpointMeta =
-            toml::from_str(&text).map_err(|e| fail(format!("parsing {META_FILE}: {e}")))?;
-        meta.ppo.validate().map_err(|e| fail(e.to_string()))?;
-        if meta.observation_stats.dim() != meta.observation_dim {
-            return Err(fail("observation statistics of the wrong width".into()));
-        }
+        let meta = read_meta(dir)?;
         let (mut varmap, vb) = new_store();
         let net = ActorCritic::new(meta.observation_dim, meta.action_dim, &meta.ppo, &vb)
             .map_err(|e| fail(e.to_string()))?;

@@ -3,16 +3,15 @@
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use dex_core::HandModel;
 use dex_policy::nets::init_seeded;
 use dex_policy::{
     ActMode, Activation, Error, GaussianPolicy, Mlp, MlpConfig, Policy, PpoConfig, PpoTrainer,
     evaluate, gae,
 };
-use dex_sim::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
-use dex_sim::{MockSimulator, SimConfig, Simulator, VecEnv};
+mod common;
+use common::point_envs;
 use ndarray::{Array2, array};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 #[test]
 fn gae_matches_hand_computed_values() {
@@ -108,88 +107,6 @@ fn mlp_gradients_match_finite_differences() {
             layer_norm,
         });
     }
-}
-
-/// A point on a line must move to a target: obs [x, target], action = velocity.
-struct PointEnv {
-    sim: MockSimulator,
-    x: f32,
-    target: f32,
-    steps: usize,
-    rng: rand_chacha::ChaCha8Rng,
-    action_space: BoxSpace,
-    spec: ObservationSpec,
-}
-
-impl PointEnv {
-    fn new() -> Self {
-        Self {
-            sim: MockSimulator::new(HandModel::leap_right(), SimConfig::default()).unwrap(),
-            x: 0.0,
-            target: 0.0,
-            steps: 0,
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(0),
-            action_space: BoxSpace::uniform(1, -1.0, 1.0),
-            spec: ObservationSpec {
-                state: BoxSpace::uniform(2, f32::NEG_INFINITY, f32::INFINITY),
-                depth: None,
-            },
-        }
-    }
-    fn obs(&self) -> Observation {
-        Observation {
-            state: vec![self.x, self.target],
-            depth: None,
-        }
-    }
-}
-
-impl Env for PointEnv {
-    fn name(&self) -> &str {
-        "point"
-    }
-    fn action_space(&self) -> &BoxSpace {
-        &self.action_space
-    }
-    fn observation_spec(&self) -> &ObservationSpec {
-        &self.spec
-    }
-    fn reset(&mut self, seed: Option<u64>) -> dex_sim::Result<(Observation, Info)> {
-        if let Some(s) = seed {
-            self.rng = rand_chacha::ChaCha8Rng::seed_from_u64(s);
-        }
-        self.x = self.rng.random_range(-1.0..1.0);
-        self.target = self.rng.random_range(-1.0..1.0);
-        self.steps = 0;
-        Ok((self.obs(), Info::default()))
-    }
-    fn step(&mut self, action: &[f32]) -> dex_sim::Result<Step> {
-        self.x += 0.2 * action[0];
-        self.steps += 1;
-        let d = (self.x - self.target).abs();
-        let success = d < 0.05;
-        let info = Info {
-            success,
-            ..Info::default()
-        };
-        Ok(Step {
-            obs: self.obs(),
-            reward: f64::from(-d) + if success { 5.0 } else { 0.0 },
-            terminated: success,
-            truncated: self.steps >= 20 && !success,
-            info,
-        })
-    }
-    fn simulator(&self) -> &dyn Simulator {
-        &self.sim
-    }
-    fn simulator_mut(&mut self) -> &mut dyn Simulator {
-        &mut self.sim
-    }
-}
-
-fn point_envs(n: usize) -> VecEnv {
-    VecEnv::from_fn(n, |_| Ok(Box::new(PointEnv::new()) as Box<dyn Env>)).unwrap()
 }
 
 fn small_config(seed: u64) -> PpoConfig {

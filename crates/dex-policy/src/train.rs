@@ -1,0 +1,127 @@
+//! What every trainer offers a training front-end: one iteration at a time, metrics,
+//! checkpoints, resuming, and the current policy.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::policy::Policy;
+
+/// Metrics of one training iteration (a PPO update; a SAC round of steps and updates).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Metrics {
+    /// Iterations done (from 1).
+    pub iteration: usize,
+    /// Environment steps so far.
+    pub env_steps: u64,
+    /// Episodes that ended during this iteration.
+    pub episodes: usize,
+    /// Success fraction of those episodes (NaN when none ended).
+    pub success_rate: f64,
+    /// Mean undiscounted return of those episodes (NaN when none ended).
+    pub mean_return: f64,
+    /// Algorithm-specific figures (losses, entropy, learning rate…), in a fixed order.
+    pub extra: Vec<(&'static str, f64)>,
+}
+
+/// A reinforcement-learning trainer that a front-end can drive generically.
+pub trait Trainer {
+    /// Short name (`ppo`, `sac`), also written into checkpoints.
+    fn algorithm(&self) -> &'static str;
+    /// Runs one iteration.
+    ///
+    /// # Errors
+    ///
+    /// Environment errors, NaN observations, divergence.
+    fn iterate(&mut self) -> Result<Metrics>;
+    /// Environment steps so far.
+    fn env_steps(&self) -> u64;
+    /// Writes a checkpoint into `dir` (created if needed).
+    ///
+    /// # Errors
+    ///
+    /// File-system or tensor errors.
+    fn save(&self, dir: &Path) -> Result<()>;
+    /// Continues from a checkpoint this kind of trainer wrote with the same networks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Checkpoint`] for a missing, corrupt or mismatched checkpoint.
+    fn resume(&mut self, dir: &Path) -> Result<()>;
+    /// The current policy, detached from training.
+    ///
+    /// # Errors
+    ///
+    /// Tensor errors.
+    fn current_policy(&self) -> Result<Box<dyn Policy>>;
+}
+
+/// A checkpoint loaded without knowing beforehand which algorithm wrote it.
+pub struct LoadedCheckpoint {
+    /// The algorithm that wrote it (`ppo`, `sac`, `dagger`).
+    pub algorithm: &'static str,
+    /// The policy, ready to act.
+    pub policy: Box<dyn Policy>,
+    /// The environment description the trainer stored.
+    pub env: toml::Table,
+    /// Environment steps of training (for a student: the dataset rows it learnt from).
+    pub env_steps: u64,
+}
+
+impl std::fmt::Debug for LoadedCheckpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedCheckpoint")
+            .field("algorithm", &self.algorithm)
+            .field("env", &self.env)
+            .field("env_steps", &self.env_steps)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads a checkpoint directory written by any trainer of this crate, telling the
+/// algorithm from its `checkpoint.toml`.
+///
+/// # Errors
+///
+/// [`Error::Checkpoint`] for a missing, unreadable, corrupt or mismatched checkpoint.
+pub fn load_checkpoint(dir: &Path) -> Result<LoadedCheckpoint> {
+    let path = dir.join(crate::ppo::META_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Checkpoint {
+        path: dir.display().to_string(),
+        reason: format!("reading {}: {e}", crate::ppo::META_FILE),
+    })?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| Error::Checkpoint {
+        path: dir.display().to_string(),
+        reason: format!("parsing {}: {e}", crate::ppo::META_FILE),
+    })?;
+    if table.contains_key("ppo") {
+        let (policy, meta) = crate::ppo::GaussianPolicy::load(dir)?;
+        Ok(LoadedCheckpoint {
+            algorithm: "ppo",
+            policy: Box::new(policy),
+            env: meta.env,
+            env_steps: meta.env_steps,
+        })
+    } else if table.contains_key("sac") {
+        let (policy, meta) = crate::sac::SacPolicy::load(dir)?;
+        Ok(LoadedCheckpoint {
+            algorithm: "sac",
+            policy: Box::new(policy),
+            env: meta.env,
+            env_steps: meta.env_steps,
+        })
+    } else if table.contains_key("bc") {
+        let student = crate::bc::StudentPolicy::load(dir)?;
+        let env = student.meta().env.clone();
+        Ok(LoadedCheckpoint {
+            algorithm: "dagger",
+            env,
+            env_steps: student.meta().rows as u64,
+            policy: Box::new(student),
+        })
+    } else {
+        Err(Error::Checkpoint {
+            path: dir.display().to_string(),
+            reason: "not a PPO, SAC or student checkpoint (no [ppo], [sac] or [bc] table)".into(),
+        })
+    }
+}
