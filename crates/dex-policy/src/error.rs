@@ -4,6 +4,7 @@ use thiserror::Error;
 
 /// Everything that can go wrong in dex-policy.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An argument is out of its domain (a shape, a setting, a file's contents).
     #[error("invalid input: {0}")]
@@ -22,6 +23,14 @@ pub enum Error {
     /// A checkpoint could not be read or does not fit.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {
+        /// The file or directory.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A dataset directory could not be read or written, or does not fit.
+    #[error("dataset {path}: {reason}")]
+    Dataset {
         /// The file or directory.
         path: String,
         /// What is wrong.

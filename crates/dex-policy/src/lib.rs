@@ -20,13 +20,27 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod bc;
+pub mod dataset;
+pub mod encoders;
 mod error;
 mod eval;
 pub mod nets;
 mod normalize;
 mod policy;
 pub mod ppo;
+pub mod sac;
+mod train;
+mod util;
 
+pub use bc::{
+    BcConfig, BcTrainer, DaggerConfig, DaggerIteration, StudentCheckpointMeta, StudentPolicy,
+    dagger,
+};
+pub use dataset::{Dataset, DatasetMeta, DatasetWriter};
+pub use encoders::{
+    CnnConfig, CnnEncoder, PointNet, PointNetConfig, TransformerConfig, TransformerEncoder,
+};
 pub use error::{Error, Result};
 pub use eval::{EvalResult, evaluate};
 pub use nets::{Activation, Mlp, MlpConfig};
@@ -38,3 +52,7 @@ pub use policy::{
 pub use ppo::{
     CheckpointMeta, GaussianPolicy, LrSchedule, PpoConfig, PpoTrainer, UpdateStats, gae,
 };
+pub use sac::{
+    Batch, ReplayBuffer, SacCheckpointMeta, SacConfig, SacPolicy, SacTrainer, c51_project,
+};
+pub use train::{LoadedCheckpoint, Metrics, Trainer, load_checkpoint};
