@@ -26,6 +26,211 @@ pub enum TrainCommand {
     Ppo(PpoArgs),
     /// Soft actor–critic (off-policy; C51 critics and LayerNorm by default, Squint's recipe).
     Sac(SacArgs),
+    /// DAgger: distil a trained teacher checkpoint into a student that sees part of the state.
+    Dagger(DaggerArgs),
+}
+
+/// Arguments of `dex train dagger`.
+#[derive(Debug, Args)]
+pub struct DaggerArgs {
+    /// The teacher: a checkpoint directory written by `dex train` (its task and hand are
+    /// used), or `reach-ik` for the scripted inverse-kinematics expert on `reach`.
+    #[arg(long)]
+    teacher: String,
+    /// Hand of the `reach-ik` expert (`leap`, `allegro` or a URDF path).
+    #[arg(long, default_value = "leap")]
+    hand: String,
+    /// What the student sees: half-open ranges of the state vector, e.g. `0..112,124..136`
+    /// (LEAP reach: proprioception and targets, without fingertip positions).
+    #[arg(long)]
+    keep: String,
+    /// Seed of the student, the environments and the teacher/student mixing.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Wall-clock budget (minutes): no new iteration starts after it.
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    /// Output directory: student checkpoint, dataset/, config.toml, metrics.csv.
+    #[arg(long)]
+    out: PathBuf,
+    /// A TOML config file (see --print-config).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override one config key, e.g. `--set dagger.iterations=4` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Print the full config and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+/// The config file of `dex train dagger`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaggerFile {
+    /// The run (`checkpoint_every` and `success_window` are unused here).
+    pub run: RunSettings,
+    /// Parallel environments while collecting.
+    pub num_envs: usize,
+    /// DAgger and the student (`dagger.keep` comes from --keep).
+    pub dagger: dex_policy::DaggerConfig,
+}
+
+impl Default for DaggerFile {
+    fn default() -> Self {
+        Self {
+            run: RunSettings::default(),
+            num_envs: 32,
+            dagger: dex_policy::DaggerConfig::default(),
+        }
+    }
+}
+
+/// `a..b,c..d` → `[[a, b], [c, d]]`.
+fn parse_ranges(text: &str) -> Result<Vec<[usize; 2]>> {
+    text.split(',')
+        .map(|part| {
+            let (a, b) = part
+                .trim()
+                .split_once("..")
+                .with_context(|| format!("--keep: `{part}` is not START..END"))?;
+            let a: usize = a
+                .trim()
+                .parse()
+                .with_context(|| format!("--keep: `{part}`"))?;
+            let b: usize = b
+                .trim()
+                .parse()
+                .with_context(|| format!("--keep: `{part}`"))?;
+            if a >= b {
+                bail!("--keep: `{part}` is empty (START must be below END)");
+            }
+            Ok([a, b])
+        })
+        .collect()
+}
+
+fn run_dagger(a: DaggerArgs) -> Result<()> {
+    let mut file: DaggerFile = load_config(a.config.as_deref(), &a.sets)?;
+    file.dagger.keep = parse_ranges(&a.keep)?;
+    if let Some(s) = a.seed {
+        file.dagger.seed = s;
+        file.dagger.bc.seed = s;
+    }
+    if a.print_config {
+        return output(&toml::to_string(&file)?);
+    }
+    file.run.validate()?;
+    if file.num_envs == 0 {
+        bail!("num_envs must be positive");
+    }
+    if !(a.minutes.is_finite() && a.minutes > 0.0) {
+        bail!("--minutes must be positive, got {}", a.minutes);
+    }
+    let (mut teacher, env) = if a.teacher == "reach-ik" {
+        let env = EnvSpec {
+            task: "reach".into(),
+            hand: a.hand.clone(),
+            obs: "state".into(),
+            config: dex_sim::TaskConfig::default(),
+        };
+        let model =
+            HandModel::load(&a.hand).with_context(|| format!("loading hand `{}`", a.hand))?;
+        let expert = dex_policy::ReachIkExpert::new(model, env.config.history)?;
+        let teacher = dex_policy::LoadedCheckpoint {
+            algorithm: "reach-ik expert",
+            policy: Box::new(expert),
+            env: env.to_table()?,
+            env_steps: 0,
+        };
+        (teacher, env)
+    } else {
+        let teacher = load_checkpoint(Path::new(&a.teacher))?;
+        let env = EnvSpec::from_table(&teacher.env)?;
+        (teacher, env)
+    };
+    if a.out.join(dex_policy::ppo::META_FILE).exists() {
+        bail!(
+            "{} already holds a checkpoint; choose another --out",
+            a.out.display()
+        );
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    std::fs::write(a.out.join("config.toml"), toml::to_string(&file)?)?;
+    let eval = |policy: &mut dyn dex_policy::Policy| -> Result<dex_policy::EvalResult> {
+        let mut venv = env.build(file.run.eval_envs)?;
+        Ok(evaluate(
+            policy,
+            &mut venv,
+            file.run.eval_episodes,
+            file.dagger.seed.wrapping_add(1),
+            ActMode::Deterministic,
+        )?)
+    };
+    let teacher_result = eval(teacher.policy.as_mut())?;
+    output(&format!(
+        "teacher ({} from {}) success {}",
+        teacher.algorithm, a.teacher, teacher_result.success_rate
+    ))?;
+    let mut venv = env.build(file.num_envs)?;
+    let mut csv = std::fs::File::create(a.out.join("metrics.csv"))?;
+    writeln!(
+        csv,
+        "iteration,wall_s,beta,rows,episodes,rollout_success,loss"
+    )?;
+    let start = Instant::now();
+    let budget = Duration::from_secs_f64(a.minutes * 60.0);
+    let config = file.dagger.clone();
+    let mut done = 0usize;
+    let student = dex_policy::dagger(
+        teacher.policy.as_mut(),
+        &mut venv,
+        &a.out.join("dataset"),
+        &config,
+        env.to_table()?,
+        |it, _student| {
+            done += 1;
+            let _ = writeln!(
+                csv,
+                "{},{:.3},{},{},{},{},{}",
+                it.iteration,
+                start.elapsed().as_secs_f64(),
+                it.beta,
+                it.rows,
+                it.episodes,
+                it.success_rate,
+                it.loss
+            );
+            eprintln!(
+                "iteration {} beta {:.3} rows {} rollout success {:.2} loss {:.5}",
+                it.iteration, it.beta, it.rows, it.success_rate, it.loss
+            );
+            Ok(if start.elapsed() >= budget {
+                eprintln!("the time budget ended after {done} iterations");
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            })
+        },
+    )?;
+    let mut student = student;
+    student.save(&a.out)?;
+    let r = eval(&mut student)?;
+    output(&format!(
+        "student trained on {} rows in {:.1} min; checkpoint, dataset/, config.toml and metrics.csv in {}",
+        student.meta().rows,
+        start.elapsed().as_secs_f64() / 60.0,
+        a.out.display()
+    ))?;
+    output(&format!(
+        "recovered {:.3} of the teacher's success",
+        if teacher_result.success_rate > 0.0 {
+            r.success_rate / teacher_result.success_rate
+        } else {
+            f64::NAN
+        }
+    ))?;
+    output(&format!("success {}", r.success_rate))
 }
 
 /// Arguments every `dex train` takes.
@@ -118,6 +323,9 @@ pub struct RunSettings {
     pub checkpoint_every: usize,
     /// Episodes in the moving window of the success curve.
     pub success_window: usize,
+    /// Stop after this many iterations even if time is left (0: only the time budget).
+    /// With a fixed count, the same seed gives the same checkpoint bytes.
+    pub max_iterations: usize,
 }
 
 impl RunSettings {
@@ -127,6 +335,7 @@ impl RunSettings {
             eval_envs: 25,
             checkpoint_every,
             success_window: 200,
+            max_iterations: 0,
         }
     }
 
@@ -194,6 +403,7 @@ impl Default for SacFile {
 /// Runs `dex train ...`.
 pub fn run(cmd: TrainCommand) -> Result<()> {
     match cmd {
+        TrainCommand::Dagger(a) => run_dagger(a),
         TrainCommand::Ppo(a) => {
             let mut file: PpoFile = load_config(a.common.config.as_deref(), &a.common.sets)?;
             if let Some(s) = a.common.seed {
@@ -310,14 +520,20 @@ fn set_key(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()>
             return Ok(());
         }
         Some(old) => bail!(
-            "`{key}` takes a {}, got a {}",
-            old.type_str(),
-            value.type_str()
+            "`{key}` takes {}, got {}",
+            with_article(old.type_str()),
+            with_article(value.type_str())
         ),
         None => bail!("unknown key `{key}` (see --print-config)"),
     }
     t.insert(last.to_string(), value);
     Ok(())
+}
+
+/// `an integer`, `a float`, ...
+fn with_article(kind: &str) -> String {
+    let vowel = kind.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {kind}", if vowel { "an" } else { "a" })
 }
 
 /// Which environment a policy was trained on (stored in its checkpoint).
@@ -548,7 +764,10 @@ fn train_loop(
     let mut reached_90: Option<f64> = None;
     let mut iterations = 0usize;
     let algorithm = trainer.algorithm();
-    while !stop.load(Ordering::SeqCst) && start.elapsed() + last_iter <= budget {
+    while !stop.load(Ordering::SeqCst)
+        && start.elapsed() + last_iter <= budget
+        && (run.max_iterations == 0 || iterations < run.max_iterations)
+    {
         let t0 = Instant::now();
         let m = trainer.iterate()?;
         last_iter = t0.elapsed();
@@ -563,7 +782,7 @@ fn train_loop(
             "it {} steps {} success {:.2}",
             m.iteration, m.env_steps, sw
         ));
-        if iterations % run.checkpoint_every == 0 {
+        if iterations.is_multiple_of(run.checkpoint_every) {
             trainer.save(out)?;
         }
     }

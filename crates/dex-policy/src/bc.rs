@@ -11,6 +11,7 @@
 //! every visited state with the teacher's action, and trains the student further on
 //! everything gathered so far (Ross et al. 2011).
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use candle_core::{Module, Tensor};
@@ -451,7 +452,8 @@ pub struct DaggerIteration {
 
 /// Runs DAgger from `teacher` into a new student on `venv`, aggregating the dataset in
 /// `dataset_dir` (created; it must not hold a dataset). `on_iteration` sees every
-/// iteration's figures and the student so far (to evaluate or checkpoint it).
+/// iteration's figures and the student so far (to evaluate or checkpoint it), and
+/// returns [`ControlFlow::Break`] to stop after that iteration (a time budget).
 ///
 /// # Errors
 ///
@@ -462,7 +464,7 @@ pub fn dagger(
     dataset_dir: &Path,
     config: &DaggerConfig,
     env: toml::Table,
-    mut on_iteration: impl FnMut(&DaggerIteration, &mut StudentPolicy) -> Result<()>,
+    mut on_iteration: impl FnMut(&DaggerIteration, &mut StudentPolicy) -> Result<ControlFlow<()>>,
 ) -> Result<StudentPolicy> {
     let n = venv.num_envs();
     let od = venv.observation_spec().state.dim();
@@ -523,6 +525,10 @@ pub fn dagger(
                 );
             }
             let step = venv.step(&flat)?;
+            for i in (0..n).filter(|&i| step.reset[i]) {
+                teacher.reset(i);
+                bc.student_mut().reset(i);
+            }
             // Rows acted from on reset steps are not visited states of a transition.
             let visited: Vec<usize> = (0..n).filter(|&i| !step.reset[i]).collect();
             if !visited.is_empty() {
@@ -554,7 +560,9 @@ pub fn dagger(
             },
             loss,
         };
-        on_iteration(&it, bc.student_mut())?;
+        if on_iteration(&it, bc.student_mut())?.is_break() {
+            break;
+        }
         beta *= config.beta_decay;
     }
     Ok(bc.into_student())

@@ -127,7 +127,7 @@ impl CnnConfig {
             // candle 0.11's conv2d backward mis-sizes the input gradient when the stride
             // leaves pixels over (its transposed convolution has no output padding):
             // such shapes would train with a shape error, so they are refused here.
-            if (h - k) % s != 0 || (w - k) % s != 0 {
+            if !(h - k).is_multiple_of(*s) || !(w - k).is_multiple_of(*s) {
                 return Err(invalid(format!(
                     "CNN: a {h}×{w} feature map with kernel {k} and stride {s} leaves                      pixels over; choose sizes with (size − kernel) divisible by the stride"
                 )));
@@ -459,7 +459,7 @@ impl TransformerEncoder {
                 "transformer sizes must be positive: {config:?}"
             )));
         }
-        if config.width % config.heads != 0 {
+        if !config.width.is_multiple_of(config.heads) {
             return Err(invalid(format!(
                 "transformer: {} heads do not divide the width {}",
                 config.heads, config.width

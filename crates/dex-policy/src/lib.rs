@@ -25,6 +25,7 @@ pub mod dataset;
 pub mod encoders;
 mod error;
 mod eval;
+pub mod experts;
 pub mod nets;
 mod normalize;
 mod policy;
@@ -43,6 +44,7 @@ pub use encoders::{
 };
 pub use error::{Error, Result};
 pub use eval::{EvalResult, evaluate};
+pub use experts::ReachIkExpert;
 pub use nets::{Activation, Mlp, MlpConfig};
 pub use normalize::RunningMeanStd;
 pub use policy::{
@@ -50,9 +52,11 @@ pub use policy::{
     ScriptedPolicy, check_observations,
 };
 pub use ppo::{
-    CheckpointMeta, GaussianPolicy, LrSchedule, PpoConfig, PpoTrainer, UpdateStats, gae,
+    ActorCritic, CheckpointMeta, GaussianPolicy, LrSchedule, PpoConfig, PpoLosses, PpoMinibatch,
+    PpoTrainer, UpdateStats, gae, ppo_gradient_step, ppo_losses,
 };
 pub use sac::{
-    Batch, ReplayBuffer, SacCheckpointMeta, SacConfig, SacPolicy, SacTrainer, c51_project,
+    Batch, ReplayBuffer, SacCheckpointMeta, SacConfig, SacLosses, SacPolicy, SacTrainer,
+    c51_project,
 };
 pub use train::{LoadedCheckpoint, Metrics, Trainer, load_checkpoint};

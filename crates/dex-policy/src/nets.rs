@@ -179,3 +179,22 @@ pub fn new_store() -> (VarMap, VarBuilder<'static>) {
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     (varmap, vb)
 }
+
+/// A builder over detached copies of `varmap`'s current values: modules built from it
+/// compute without recording a graph (candle has no `no_grad`), which is faster for
+/// inference. The copies do not follow later changes of the variables.
+///
+/// # Errors
+///
+/// A poisoned variable store.
+pub fn frozen_builder(varmap: &VarMap) -> Result<VarBuilder<'static>> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| invalid("variable store lock poisoned"))?;
+    let tensors: std::collections::HashMap<String, Tensor> = data
+        .iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
+        .collect();
+    Ok(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
+}

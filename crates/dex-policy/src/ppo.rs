@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use candle_core::{D, Device, Module, Tensor};
+use candle_core::{D, Device, Module, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use dex_sim::VecEnv;
 use ndarray::{Array2, ArrayView2};
@@ -17,7 +17,7 @@ use crate::error::{Error, Result, invalid};
 use crate::nets::{Activation, Mlp, MlpConfig, init_seeded, new_store};
 use crate::normalize::RunningMeanStd;
 use crate::policy::{ActMode, Policy, check_observations};
-use crate::util::{clip_gradients, standard_normal, to_array, to_tensor};
+use crate::util::{clip_gradients, standard_normal, to_array, to_tensor, vars_with_prefix};
 
 /// Learning-rate schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -243,6 +243,107 @@ impl ActorCritic {
     }
 }
 
+/// One PPO minibatch, as tensors: observations `B × obs_dim` (normalised as the
+/// networks see them), actions `B × action_dim`, and `B`-vectors of the rollout's
+/// log-probabilities, normalised advantages, returns and values.
+#[derive(Debug, Clone)]
+pub struct PpoMinibatch {
+    /// Observations.
+    pub observations: Tensor,
+    /// Actions taken.
+    pub actions: Tensor,
+    /// Log-probabilities of the actions under the rollout's policy.
+    pub old_log_prob: Tensor,
+    /// Advantages (normalised).
+    pub advantages: Tensor,
+    /// Return targets of the value function.
+    pub returns: Tensor,
+    /// Values at rollout time (for value clipping).
+    pub old_values: Tensor,
+}
+
+/// The losses of one PPO minibatch (scalar tensors, still attached to the graph).
+#[derive(Debug, Clone)]
+pub struct PpoLosses {
+    /// `policy + value_coef · value − entropy_coef · entropy`: what is minimised.
+    pub total: Tensor,
+    /// Clipped surrogate loss.
+    pub policy: Tensor,
+    /// (Clipped) value loss, halved squared error.
+    pub value: Tensor,
+    /// k3 estimate of KL(old ‖ new), detached.
+    pub approx_kl: Tensor,
+}
+
+/// PPO's losses on one minibatch: clipped surrogate, value loss clipped around the
+/// rollout's values (when `config.value_clip > 0`), entropy bonus of the Gaussian.
+///
+/// # Errors
+///
+/// Shape errors.
+pub fn ppo_losses(
+    net: &ActorCritic,
+    config: &PpoConfig,
+    mb: &PpoMinibatch,
+) -> candle_core::Result<PpoLosses> {
+    let ad = net.log_std.dim(0)?;
+    let mu = net.actor.forward(&mb.observations)?;
+    let lp = log_prob(&mb.actions, &mu, &net.log_std)?;
+    let log_ratio = (&lp - &mb.old_log_prob)?;
+    let ratio = log_ratio.exp()?;
+    let s1 = (&ratio * &mb.advantages)?;
+    let s2 = (ratio.clamp(1.0 - config.clip, 1.0 + config.clip)? * &mb.advantages)?;
+    let policy = s1.minimum(&s2)?.mean_all()?.neg()?;
+    let v = net.critic.forward(&mb.observations)?.squeeze(1)?;
+    let vl_plain = (&v - &mb.returns)?.sqr()?;
+    let value = if config.value_clip > 0.0 {
+        let c = config.value_clip;
+        let v_clip = (&mb.old_values + (&v - &mb.old_values)?.clamp(-c, c)?)?;
+        let vl_clip = (v_clip - &mb.returns)?.sqr()?;
+        (vl_plain.maximum(&vl_clip)?.mean_all()? * 0.5)?
+    } else {
+        (vl_plain.mean_all()? * 0.5)?
+    };
+    let entropy = (net.log_std.sum_all()?
+        + 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln() * ad as f64)?;
+    let total =
+        ((&policy + (value.clone() * config.value_coef)?)? - (entropy * config.entropy_coef)?)?;
+    let approx_kl = ((ratio.detach() - 1.0)? - log_ratio.detach())?.mean_all()?;
+    Ok(PpoLosses {
+        total,
+        policy,
+        value,
+        approx_kl,
+    })
+}
+
+/// One gradient step of PPO on a minibatch: losses, backward, global gradient-norm clip
+/// (when `config.max_grad_norm > 0`), optimiser step. This is what [`PpoTrainer`] does
+/// for each minibatch; it is public so the update can be measured on its own.
+///
+/// # Errors
+///
+/// Tensor errors; [`Error::Diverged`] for a non-finite loss.
+pub fn ppo_gradient_step(
+    net: &ActorCritic,
+    vars: &[Var],
+    optimizer: &mut AdamW,
+    config: &PpoConfig,
+    mb: &PpoMinibatch,
+) -> Result<PpoLosses> {
+    let losses = ppo_losses(net, config, mb)?;
+    let lv: f32 = losses.total.to_scalar()?;
+    if !lv.is_finite() {
+        return Err(Error::Diverged(format!("PPO loss {lv}")));
+    }
+    let mut grads = losses.total.backward()?;
+    if config.max_grad_norm > 0.0 {
+        clip_gradients(vars, &mut grads, config.max_grad_norm)?;
+    }
+    optimizer.step(&grads)?;
+    Ok(losses)
+}
+
 /// Statistics of one PPO update.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct UpdateStats {
@@ -303,6 +404,9 @@ pub struct PpoTrainer {
     config: PpoConfig,
     venv: VecEnv,
     varmap: VarMap,
+    /// Every variable, in name order (a fixed order keeps gradient clipping's sum
+    /// reproducible: `VarMap::all_vars` follows a hash map's order).
+    vars: Vec<Var>,
     net: ActorCritic,
     optimizer: AdamW,
     obs_stats: RunningMeanStd,
@@ -366,8 +470,12 @@ impl PpoTrainer {
                 1.0
             }
         })?;
+        let vars: Vec<Var> = vars_with_prefix(&varmap, "")?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
         let optimizer = AdamW::new(
-            varmap.all_vars(),
+            vars.clone(),
             ParamsAdamW {
                 lr: config.learning_rate,
                 weight_decay: 0.0,
@@ -383,6 +491,7 @@ impl PpoTrainer {
             config,
             venv,
             varmap,
+            vars,
             net,
             optimizer,
             obs_stats: RunningMeanStd::new(obs_dim),
@@ -575,48 +684,35 @@ impl PpoTrainer {
                     col(&|k| ((f64::from(adv[(k / n, k % n)]) - mean) / (sd + 1e-8)) as f32)?;
                 let ret_t = col(&|k| returns[(k / n, k % n)])?;
                 let old_v = col(&|k| values[(k / n, k % n)])?;
-                let mu = self.net.actor.forward(&x)?;
-                let lp = log_prob(&a, &mu, &self.net.log_std)?;
-                let log_ratio = (&lp - &old_lp)?;
-                let ratio = log_ratio.exp()?;
-                let s1 = (&ratio * &adv_t)?;
-                let s2 = (ratio.clamp(1.0 - self.config.clip, 1.0 + self.config.clip)? * &adv_t)?;
-                let policy_loss = s1.minimum(&s2)?.mean_all()?.neg()?;
-                let v = self.net.critic.forward(&x)?.squeeze(1)?;
-                let vl_plain = (&v - &ret_t)?.sqr()?;
-                let value_loss = if self.config.value_clip > 0.0 {
-                    let c = self.config.value_clip;
-                    let v_clip = (&old_v + (&v - &old_v)?.clamp(-c, c)?)?;
-                    let vl_clip = (v_clip - &ret_t)?.sqr()?;
-                    (vl_plain.maximum(&vl_clip)?.mean_all()? * 0.5)?
-                } else {
-                    (vl_plain.mean_all()? * 0.5)?
+                let mb = PpoMinibatch {
+                    observations: x,
+                    actions: a,
+                    old_log_prob: old_lp,
+                    advantages: adv_t,
+                    returns: ret_t,
+                    old_values: old_v,
                 };
-                let entropy = (self.net.log_std.sum_all()?
-                    + 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln() * ad as f64)?;
-                let loss = ((&policy_loss + (value_loss.clone() * self.config.value_coef)?)?
-                    - (entropy * self.config.entropy_coef)?)?;
-                let lv: f32 = loss.to_scalar()?;
-                if !lv.is_finite() {
-                    return Err(Error::Diverged(format!(
-                        "loss {lv} at update {}",
-                        self.updates + 1
-                    )));
-                }
-                let mut grads = loss.backward()?;
-                if self.config.max_grad_norm > 0.0 {
-                    clip_gradients(
-                        &self.varmap.all_vars(),
-                        &mut grads,
-                        self.config.max_grad_norm,
-                    )?;
-                }
-                self.optimizer.step(&grads)?;
+                let PpoLosses {
+                    policy: policy_loss,
+                    value: value_loss,
+                    approx_kl: k3,
+                    ..
+                } = ppo_gradient_step(
+                    &self.net,
+                    &self.vars,
+                    &mut self.optimizer,
+                    &self.config,
+                    &mb,
+                )
+                .map_err(|e| match e {
+                    Error::Diverged(m) => {
+                        Error::Diverged(format!("{m} at update {}", self.updates + 1))
+                    }
+                    other => other,
+                })?;
                 last_pl = f64::from(policy_loss.to_scalar::<f32>()?);
                 last_vl = f64::from(value_loss.to_scalar::<f32>()?);
-                // k3 estimator of KL(old ‖ new).
-                let k3: f32 = ((ratio - 1.0)? - log_ratio)?.mean_all()?.to_scalar()?;
-                kl_sum += f64::from(k3);
+                kl_sum += f64::from(k3.to_scalar::<f32>()?);
                 kl_n += 1;
             }
             kl = kl_sum / kl_n.max(1) as f64;

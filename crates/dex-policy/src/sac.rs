@@ -660,14 +660,19 @@ impl std::fmt::Debug for SacTrainer {
     }
 }
 
-/// Losses of one gradient update.
-#[derive(Debug, Clone, Copy, Default)]
-struct UpdateLosses {
-    critic: f64,
-    actor: f64,
-    alpha: f64,
-    entropy: f64,
-    q: f64,
+/// Figures of one SAC gradient update.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SacLosses {
+    /// Critic loss (cross-entropy for C51, halved squared error otherwise).
+    pub critic: f64,
+    /// Actor loss (0 when the actor was not updated this time).
+    pub actor: f64,
+    /// Temperature loss.
+    pub alpha: f64,
+    /// Policy entropy estimate `−mean log π`.
+    pub entropy: f64,
+    /// Mean of `min(Q1, Q2)` at the policy's actions.
+    pub q: f64,
 }
 
 impl SacTrainer {
@@ -814,7 +819,16 @@ impl SacTrainer {
         ))
     }
 
-    fn update_once(&mut self) -> Result<UpdateLosses> {
+    /// One gradient update from the replay buffer: both critics, then (every
+    /// `actor_every` updates) the actor and the temperature, then the targets. The
+    /// trainer calls it from [`SacTrainer::step`] as the update-to-data ratio asks; it
+    /// is public to train further on stored data or to measure an update alone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when the buffer holds no transition yet;
+    /// [`Error::Diverged`] for a non-finite loss.
+    pub fn update(&mut self) -> Result<SacLosses> {
         let cfg = &self.config;
         let batch = self.buffer.sample(cfg.batch_size, &mut self.rng)?;
         let b = batch.rewards.len();
@@ -888,12 +902,12 @@ impl SacTrainer {
             clip_gradients(&self.critic_vars, &mut grads, cfg.max_grad_norm)?;
         }
         self.critic_opt.step(&grads)?;
-        let mut losses = UpdateLosses {
+        let mut losses = SacLosses {
             critic: critic_value,
-            ..UpdateLosses::default()
+            ..SacLosses::default()
         };
         self.updates += 1;
-        if self.updates % self.config.actor_every == 0 {
+        if self.updates.is_multiple_of(self.config.actor_every) {
             let eps = normal_tensor(&mut self.rng, (b, ad))?;
             let support = self.config.distributional.then_some(&self.support);
             let (actor_loss, logp, q) = actor_loss(&self.actor, &self.q, support, &x, &eps, alpha)?;
@@ -989,13 +1003,13 @@ impl SacTrainer {
         }
         self.obs = batch_obs(&step.obs, self.obs_dim)?;
         check_observations(self.obs.view(), self.obs_dim)?;
-        let mut sums = UpdateLosses::default();
+        let mut sums = SacLosses::default();
         let mut done_updates = 0usize;
         if self.collected >= self.config.learning_starts && self.buffer.len() >= 2 {
             self.update_credit += self.config.utd * valid.iter().filter(|v| **v).count() as f64;
             while self.update_credit >= 1.0 {
                 self.update_credit -= 1.0;
-                let l = self.update_once()?;
+                let l = self.update()?;
                 sums.critic += l.critic;
                 sums.actor += l.actor;
                 sums.alpha += l.alpha;
@@ -1311,19 +1325,9 @@ mod tests {
         let (_varmap, actor, _q, x, eps, _support) = tiny(true);
         let (mu, log_std) = actor.dist(&x).unwrap();
         let (a, logp) = actor.sample(&x, &eps).unwrap();
-        let (mu, log_std, a, logp, e): (
-            Vec<Vec<f64>>,
-            Vec<Vec<f64>>,
-            Vec<Vec<f64>>,
-            Vec<f64>,
-            Vec<Vec<f64>>,
-        ) = (
-            mu.to_vec2().unwrap(),
-            log_std.to_vec2().unwrap(),
-            a.to_vec2().unwrap(),
-            logp.to_vec1().unwrap(),
-            eps.to_vec2().unwrap(),
-        );
+        let rows = |t: &Tensor| -> Vec<Vec<f64>> { t.to_vec2().unwrap() };
+        let (mu, log_std, a, e) = (rows(&mu), rows(&log_std), rows(&a), rows(&eps));
+        let logp: Vec<f64> = logp.to_vec1().unwrap();
         for i in 0..3 {
             let mut expected = 0.0;
             for j in 0..2 {

@@ -10,6 +10,7 @@ use dex_policy::{
 };
 use ndarray::array;
 use rand::SeedableRng;
+use std::ops::ControlFlow;
 
 /// The teacher reads the privileged difference `target − x` (index 2).
 fn teacher() -> ScriptedPolicy<impl FnMut(&[f32]) -> Vec<f32> + Send> {
@@ -60,7 +61,7 @@ fn a_dagger_student_recovers_the_teachers_success_without_the_privileged_input()
         toml::Table::new(),
         |it, _| {
             rows.push(it.rows);
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         },
     )
     .unwrap();
@@ -147,7 +148,7 @@ fn dagger_is_deterministic_and_rejects_bad_settings() {
             &base.join(format!("data{run}")),
             &short,
             toml::Table::new(),
-            |_, _| Ok(()),
+            |_, _| Ok(ControlFlow::Continue(())),
         )
         .unwrap();
         let d = base.join(format!("student{run}"));
@@ -163,7 +164,7 @@ fn dagger_is_deterministic_and_rejects_bad_settings() {
         &base.join("data0"),
         &short,
         toml::Table::new(),
-        |_, _| Ok(()),
+        |_, _| Ok(ControlFlow::Continue(())),
     );
     assert!(matches!(again, Err(Error::Dataset { .. })));
     // Ranges outside the observation, a teacher of the wrong width.
@@ -179,7 +180,7 @@ fn dagger_is_deterministic_and_rejects_bad_settings() {
             &base.join("bad"),
             &bad,
             toml::Table::new(),
-            |_, _| Ok(())
+            |_, _| Ok(ControlFlow::Continue(()))
         ),
         Err(Error::InvalidInput(_))
     ));
@@ -191,7 +192,7 @@ fn dagger_is_deterministic_and_rejects_bad_settings() {
             &base.join("bad2"),
             &short,
             toml::Table::new(),
-            |_, _| Ok(())
+            |_, _| Ok(ControlFlow::Continue(()))
         )
         .is_err()
     );

@@ -18,6 +18,11 @@ pub struct ReachConfig {
     pub success_bonus: f64,
     /// Targets come from joint configurations drawn in the central fraction of each range.
     pub range_fraction: f64,
+    /// Control steps the hand is driven (under physics, from the open hand) towards the
+    /// drawn configuration at reset; the targets are where the fingertips then are. With
+    /// 0 the targets are the drawn configuration's fingertips by kinematics alone, and
+    /// some cannot be reached: the drawn configuration may cross two fingers.
+    pub settle_steps: usize,
 }
 
 impl Default for ReachConfig {
@@ -26,16 +31,19 @@ impl Default for ReachConfig {
             success_radius: 0.02,
             success_bonus: 10.0,
             range_fraction: 0.8,
+            settle_steps: 10,
         }
     }
 }
 
 /// Fingertips to random targets: the quick sanity task.
 ///
-/// **Reset:** the hand starts open (0 clamped into the limits, plus uniform noise of
-/// ±0.05 rad); each fingertip's target is where that fingertip is at a joint configuration
-/// drawn uniformly in the central [`ReachConfig::range_fraction`] of every range (so
-/// targets are reachable).
+/// **Reset:** a joint configuration is drawn uniformly in the central
+/// [`ReachConfig::range_fraction`] of every range; the hand, starting open, is driven
+/// towards it by its PD controller for [`ReachConfig::settle_steps`] control steps, and
+/// each fingertip's target is where that fingertip then is (so every target set is
+/// reachable under physics: fingers that would cross stop at contact). Then the hand
+/// starts open (0 clamped into the limits, plus uniform noise of ±0.05 rad).
 ///
 /// **Reward:** `r = -20 · mean_i ‖tip_i − target_i‖ + bonus · 1[success]`, distances in m.
 /// **Success:** every fingertip within `success_radius`; it terminates the episode.
@@ -150,11 +158,21 @@ impl Env for FingertipReach {
             })
             .collect();
         let hand = self.core.sim.config().hand_pose;
-        self.goals = model
-            .fingertip_positions(&goal_q)?
-            .iter()
-            .map(|p| hand * p)
-            .collect();
+        self.goals = if self.params.settle_steps > 0 {
+            let open = self.core.open_configuration();
+            self.core.sim.set_joint_positions(&open)?;
+            self.core.sim.set_joint_targets(&goal_q)?;
+            for _ in 0..self.params.settle_steps {
+                self.core.sim.step()?;
+            }
+            self.core.sim.fingertip_positions()
+        } else {
+            model
+                .fingertip_positions(&goal_q)?
+                .iter()
+                .map(|p| hand * p)
+                .collect()
+        };
         let mut start = self.core.open_configuration();
         for (q, l) in start.iter_mut().zip(&self.core.limits) {
             *q = (*q + self.core.rng.random_range(-0.05..=0.05)).clamp(l.lower, l.upper);

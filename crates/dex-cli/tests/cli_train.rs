@@ -1,0 +1,168 @@
+//! `dex train` and `dex eval`: outputs, determinism, resuming, config handling, errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::dex;
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Fast settings: mock physics, few environments, a fixed number of iterations.
+const FAST_PPO: &[&str] = &[
+    "--set",
+    "task.mock_physics=true",
+    "--set",
+    "ppo.num_envs=4",
+    "--set",
+    "ppo.horizon=8",
+    "--set",
+    "ppo.hidden=[16]",
+    "--set",
+    "run.max_iterations=3",
+    "--set",
+    "run.eval_episodes=4",
+    "--set",
+    "run.eval_envs=2",
+];
+
+fn train_ppo(out: &std::path::Path, seed: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "train",
+        "ppo",
+        "--task",
+        "reach",
+        "--hand",
+        "leap",
+        "--seed",
+        seed,
+        "--minutes",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(FAST_PPO);
+    args.extend_from_slice(extra);
+    dex(&args)
+}
+
+#[test]
+fn ppo_training_writes_its_outputs_and_evaluates_reproducibly() {
+    let dir = std::env::temp_dir().join(format!("dex-cli-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let oa = train_ppo(&a, "3", &[]);
+    assert!(oa.status.success(), "{}", stderr(&oa));
+    let last = stdout(&oa).lines().last().unwrap().to_string();
+    assert!(last.starts_with("success "), "{last}");
+    for f in [
+        "policy.safetensors",
+        "checkpoint.toml",
+        "config.toml",
+        "metrics.csv",
+        "curve.png",
+    ] {
+        assert!(a.join(f).is_file(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(a.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "a header and 3 iterations:\n{csv}");
+    // The same seed and iterations give the same checkpoint bytes.
+    let ob = train_ppo(&b, "3", &[]);
+    assert!(ob.status.success(), "{}", stderr(&ob));
+    assert_eq!(
+        std::fs::read(a.join("policy.safetensors")).unwrap(),
+        std::fs::read(b.join("policy.safetensors")).unwrap()
+    );
+    // dex eval gives the figure training printed, twice.
+    let eval = |seed: &str| {
+        let o = dex(&[
+            "eval",
+            "--checkpoint",
+            a.to_str().unwrap(),
+            "--episodes",
+            "4",
+            "--seed",
+            seed,
+            "--envs",
+            "2",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).lines().last().unwrap().to_string()
+    };
+    assert_eq!(eval("4"), last);
+    assert_eq!(eval("4"), eval("4"));
+    // Training into a directory with a checkpoint needs --resume; resuming continues.
+    let again = train_ppo(&a, "3", &[]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("--resume"), "{}", stderr(&again));
+    let resumed = train_ppo(&a, "3", &["--resume"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let csv = std::fs::read_to_string(a.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 7, "resumed rows are appended:\n{csv}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn configs_print_and_bad_settings_are_clear_errors() {
+    let o = dex(&["train", "sac", "--print-config", "--set", "sac.atoms=51"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("atoms = 51") && text.contains("[sac]"),
+        "{text}"
+    );
+    let dir = std::env::temp_dir().join(format!("dex-cli-train-bad-{}", std::process::id()));
+    let out = dir.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["train", "ppo", "--out", out, "--set", "ppo.no_such_key=1"],
+            "unknown key",
+        ),
+        (
+            vec!["train", "ppo", "--out", out, "--set", "ppo.num_envs=many"],
+            "takes an integer, got a string",
+        ),
+        (
+            vec!["train", "ppo", "--out", out, "--task", "juggle"],
+            "task",
+        ),
+        (
+            vec!["train", "ppo", "--out", out, "--hand", "octopus"],
+            "hand",
+        ),
+        (
+            vec!["train", "ppo", "--out", out, "--minutes", "0"],
+            "--minutes",
+        ),
+        (
+            vec!["eval", "--checkpoint", "/nonexistent/dex-checkpoint"],
+            "checkpoint",
+        ),
+        (
+            vec![
+                "train",
+                "dagger",
+                "--teacher",
+                "reach-ik",
+                "--keep",
+                "5..2",
+                "--out",
+                out,
+            ],
+            "5..2",
+        ),
+    ] {
+        let o = dex(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(needle),
+            "{args:?}: expected `{needle}` in {}",
+            stderr(&o)
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

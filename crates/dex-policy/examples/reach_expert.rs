@@ -1,0 +1,38 @@
+//! How much of `FingertipReach` (LEAP) a scripted inverse-kinematics expert solves:
+//! the reference figure for the learned policies and the teacher of
+//! `dex train dagger --teacher reach-ik`.
+//!
+//! ```sh
+//! cargo run --release -p dex-policy --example reach_expert -- [EPISODES] [--mock]
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use dex_core::HandModel;
+use dex_policy::{ActMode, ReachIkExpert, evaluate};
+use dex_sim::{TaskConfig, VecEnv, make_env};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let episodes: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100);
+    let config = TaskConfig {
+        mock_physics: args.iter().any(|a| a == "--mock"),
+        ..TaskConfig::default()
+    };
+    let model = HandModel::leap_right();
+    let mut expert = ReachIkExpert::new(model.clone(), config.history)?;
+    let mut venv = VecEnv::from_fn(25, |_| make_env("reach", model.clone(), config.clone()))?;
+    let r = evaluate(&mut expert, &mut venv, episodes, 2, ActMode::Deterministic)?;
+    println!(
+        "reach-ik expert on reach (leap, {}): {} episodes, mean return {:.2}, mean length {:.1}",
+        if config.mock_physics {
+            "mock physics"
+        } else {
+            "rapier"
+        },
+        r.episodes,
+        r.mean_return,
+        r.mean_length
+    );
+    println!("success {}", r.success_rate);
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! Times dex-policy's training workloads (the criterion bench's, see
+//! `benches/common/mod.rs`) on one thread and prints one line each:
+//! `NAME ms_per_call`. The PyTorch side-by-side (`benches/peers/torch_policy.py`) runs
+//! this and compares. mimalloc is the global allocator, as in the `dex` binary.
+//!
+//! ```sh
+//! RAYON_NUM_THREADS=1 cargo run --release -p dex-policy --example train_workloads -- [SECONDS]
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use std::time::Instant;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Calls `f` for about `seconds` after 3 warm-up calls; returns ms per call.
+fn time(mut f: impl FnMut(), seconds: f64) -> f64 {
+    for _ in 0..3 {
+        f();
+    }
+    let start = Instant::now();
+    let mut calls = 0u32;
+    while calls < 3 || start.elapsed().as_secs_f64() < seconds {
+        f();
+        calls += 1;
+    }
+    start.elapsed().as_secs_f64() * 1e3 / f64::from(calls)
+}
+
+fn main() {
+    let seconds: f64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("SECONDS must be a number"))
+        .unwrap_or(5.0);
+    println!("ppo_update {:.3}", time(common::ppo_update(), seconds));
+    println!(
+        "sac_c51_update {:.3}",
+        time(common::sac_c51_update(), seconds)
+    );
+    println!(
+        "pointnet_forward {:.3}",
+        time(common::pointnet_forward(), seconds)
+    );
+}
