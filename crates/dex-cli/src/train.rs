@@ -414,12 +414,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
             }
             file.run.validate()?;
             file.ppo.validate()?;
-            let env = EnvSpec {
-                task: a.common.task.clone(),
-                hand: a.common.hand.clone(),
-                obs: "state".into(),
-                config: file.task.clone(),
-            };
+            let env = EnvSpec::state(&a.common, &file.task);
             let venv = env.build(file.ppo.num_envs)?;
             let seed = file.ppo.seed;
             let trainer = PpoTrainer::new(venv, file.ppo.clone(), env.to_table()?)?;
@@ -445,12 +440,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
             if a.obs == ObsKind::Depth {
                 bail!("--obs depth: SAC from depth images is not available yet; use --obs state");
             }
-            let env = EnvSpec {
-                task: a.common.task.clone(),
-                hand: a.common.hand.clone(),
-                obs: "state".into(),
-                config: file.task.clone(),
-            };
+            let env = EnvSpec::state(&a.common, &file.task);
             let venv = env.build(file.sac.num_envs)?;
             let seed = file.sac.seed;
             let trainer = SacTrainer::new(venv, file.sac.clone(), env.to_table()?)?;
@@ -551,6 +541,16 @@ pub struct EnvSpec {
 }
 
 impl EnvSpec {
+    /// State observations of the task and hand the command line names.
+    fn state(common: &CommonArgs, config: &TaskConfig) -> Self {
+        Self {
+            task: common.task.clone(),
+            hand: common.hand.clone(),
+            obs: "state".into(),
+            config: config.clone(),
+        }
+    }
+
     fn to_table(&self) -> Result<toml::Table> {
         Ok(toml::Table::try_from(self)?)
     }

@@ -28,8 +28,10 @@ use crate::error::{Error, Result, invalid};
 use crate::nets::{Activation, Mlp, MlpConfig, init_seeded, new_store};
 use crate::normalize::RunningMeanStd;
 use crate::policy::{ActMode, Policy, check_observations};
-use crate::ppo::{META_FILE, WEIGHTS_FILE, batch_obs};
-use crate::util::{to_array, to_tensor};
+use crate::ppo::batch_obs;
+use crate::util::{
+    checkpoint_error, load_weights, read_checkpoint_meta, to_array, to_tensor, write_checkpoint,
+};
 
 /// Student network and its supervised training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,11 +223,7 @@ impl StudentPolicy {
     ///
     /// File-system or tensor errors.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir)?;
-        self.varmap.save(dir.join(WEIGHTS_FILE))?;
-        let text = toml::to_string(&self.meta).map_err(|e| invalid(e.to_string()))?;
-        std::fs::write(dir.join(META_FILE), text)?;
-        Ok(())
+        write_checkpoint(dir, &self.varmap, &self.meta)
     }
 
     /// Loads a checkpoint written by [`StudentPolicy::save`].
@@ -234,14 +232,8 @@ impl StudentPolicy {
     ///
     /// [`Error::Checkpoint`] for a missing, corrupt or mismatched checkpoint.
     pub fn load(dir: &Path) -> Result<Self> {
-        let fail = |reason: String| Error::Checkpoint {
-            path: dir.display().to_string(),
-            reason,
-        };
-        let text = std::fs::read_to_string(dir.join(META_FILE))
-            .map_err(|e| fail(format!("reading {META_FILE}: {e}")))?;
-        let meta: StudentCheckpointMeta =
-            toml::from_str(&text).map_err(|e| fail(format!("parsing {META_FILE}: {e}")))?;
+        let fail = |reason: String| checkpoint_error(dir, reason);
+        let meta: StudentCheckpointMeta = read_checkpoint_meta(dir)?;
         let mut student = Self::new(
             &meta.bc,
             meta.observation_dim,
@@ -253,10 +245,7 @@ impl StudentPolicy {
         if meta.observation_stats.dim() != student.width {
             return Err(fail("observation statistics of the wrong width".into()));
         }
-        student
-            .varmap
-            .load(dir.join(WEIGHTS_FILE))
-            .map_err(|e| fail(format!("loading {WEIGHTS_FILE}: {e}")))?;
+        load_weights(dir, &mut student.varmap)?;
         student.meta = meta;
         Ok(student)
     }

@@ -17,7 +17,10 @@ use crate::error::{Error, Result, invalid};
 use crate::nets::{Activation, Mlp, MlpConfig, init_seeded, new_store};
 use crate::normalize::RunningMeanStd;
 use crate::policy::{ActMode, Policy, check_observations};
-use crate::util::{clip_gradients, standard_normal, to_array, to_tensor, vars_with_prefix};
+use crate::util::{
+    checkpoint_error, clip_gradients, load_weights, read_checkpoint_meta, standard_normal,
+    to_array, to_tensor, vars_with_prefix, write_checkpoint,
+};
 
 /// Learning-rate schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -751,8 +754,6 @@ impl PpoTrainer {
     ///
     /// File-system or tensor errors.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir)?;
-        self.varmap.save(dir.join(WEIGHTS_FILE))?;
         let meta = CheckpointMeta {
             ppo: self.config.clone(),
             observation_dim: self.obs_dim,
@@ -767,9 +768,7 @@ impl PpoTrainer {
             env: self.env_meta.clone(),
             return_stats: self.config.scale_rewards.then(|| self.return_stats.clone()),
         };
-        let text = toml::to_string(&meta).map_err(|e| invalid(e.to_string()))?;
-        std::fs::write(dir.join(META_FILE), text)?;
-        Ok(())
+        write_checkpoint(dir, &self.varmap, &meta)
     }
 
     /// Continues training from a checkpoint written by [`PpoTrainer::save`]: loads the
@@ -783,10 +782,7 @@ impl PpoTrainer {
     /// [`Error::Checkpoint`] for a missing, corrupt or mismatched checkpoint.
     pub fn resume(&mut self, dir: &Path) -> Result<CheckpointMeta> {
         let meta = read_meta(dir)?;
-        let fail = |reason: String| Error::Checkpoint {
-            path: dir.display().to_string(),
-            reason,
-        };
+        let fail = |reason: String| checkpoint_error(dir, reason);
         if meta.observation_dim != self.obs_dim || meta.action_dim != self.action_dim {
             return Err(fail(format!(
                 "it maps {} → {}, the environment {} → {}",
@@ -799,9 +795,7 @@ impl PpoTrainer {
                 meta.ppo.hidden, meta.ppo.activation, self.config.hidden, self.config.activation
             )));
         }
-        self.varmap
-            .load(dir.join(WEIGHTS_FILE))
-            .map_err(|e| fail(format!("loading {WEIGHTS_FILE}: {e}")))?;
+        load_weights(dir, &mut self.varmap)?;
         self.obs_stats = meta.observation_stats.clone();
         if let Some(r) = &meta.return_stats {
             if r.dim() != 1 {
@@ -885,14 +879,8 @@ impl crate::train::Trainer for PpoTrainer {
 
 /// Reads and checks `checkpoint.toml` in `dir`.
 fn read_meta(dir: &Path) -> Result<CheckpointMeta> {
-    let fail = |reason: String| Error::Checkpoint {
-        path: dir.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(dir.join(META_FILE))
-        .map_err(|e| fail(format!("reading {META_FILE}: {e}")))?;
-    let meta: CheckpointMeta =
-        toml::from_str(&text).map_err(|e| fail(format!("parsing {META_FILE}: {e}")))?;
+    let fail = |reason: String| checkpoint_error(dir, reason);
+    let meta: CheckpointMeta = read_checkpoint_meta(dir)?;
     meta.ppo.validate().map_err(|e| fail(e.to_string()))?;
     if meta.observation_stats.dim() != meta.observation_dim {
         return Err(fail("observation statistics of the wrong width".into()));
@@ -925,17 +913,12 @@ impl GaussianPolicy {
     ///
     /// [`Error::Checkpoint`] for a missing, unreadable, corrupt or mismatched file.
     pub fn load(dir: &Path) -> Result<(Self, CheckpointMeta)> {
-        let fail = |reason: String| Error::Checkpoint {
-            path: dir.display().to_string(),
-            reason,
-        };
+        let fail = |reason: String| checkpoint_error(dir, reason);
         let meta = read_meta(dir)?;
         let (mut varmap, vb) = new_store();
         let net = ActorCritic::new(meta.observation_dim, meta.action_dim, &meta.ppo, &vb)
             .map_err(|e| fail(e.to_string()))?;
-        varmap
-            .load(dir.join(WEIGHTS_FILE))
-            .map_err(|e| fail(format!("loading {WEIGHTS_FILE}: {e}")))?;
+        load_weights(dir, &mut varmap)?;
         let policy = Self {
             actor: net.actor,
             log_std: net.log_std.detach(),

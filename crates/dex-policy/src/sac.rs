@@ -20,10 +20,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, invalid};
 use crate::nets::{Activation, Mlp, MlpConfig, init_seeded, new_store};
 use crate::policy::{ActMode, Policy, check_observations};
-use crate::ppo::{META_FILE, WEIGHTS_FILE, batch_obs};
+use crate::ppo::batch_obs;
 use crate::train::{Metrics, Trainer};
 use crate::util::{
-    clip_gradients, normal_tensor, standard_normal, to_array, to_tensor, vars_with_prefix,
+    checkpoint_error, clip_gradients, load_weights, normal_tensor, read_checkpoint_meta,
+    standard_normal, to_array, to_tensor, vars_with_prefix, write_checkpoint,
 };
 
 /// Bounds of the actor's log standard deviation (before the tanh squashing).
@@ -1051,8 +1052,6 @@ impl SacTrainer {
     ///
     /// File-system or tensor errors.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir)?;
-        self.varmap.save(dir.join(WEIGHTS_FILE))?;
         let meta = SacCheckpointMeta {
             sac: self.config.clone(),
             observation_dim: self.obs_dim,
@@ -1062,9 +1061,7 @@ impl SacTrainer {
             env_steps: self.env_steps,
             env: self.env_meta.clone(),
         };
-        let text = toml::to_string(&meta).map_err(|e| invalid(e.to_string()))?;
-        std::fs::write(dir.join(META_FILE), text)?;
-        Ok(())
+        write_checkpoint(dir, &self.varmap, &meta)
     }
 
     /// Continues from a checkpoint written by [`SacTrainer::save`] with the same
@@ -1077,10 +1074,7 @@ impl SacTrainer {
     /// [`Error::Checkpoint`] for a missing, corrupt or mismatched checkpoint.
     pub fn resume(&mut self, dir: &Path) -> Result<SacCheckpointMeta> {
         let meta = read_sac_meta(dir)?;
-        let fail = |reason: String| Error::Checkpoint {
-            path: dir.display().to_string(),
-            reason,
-        };
+        let fail = |reason: String| checkpoint_error(dir, reason);
         if meta.observation_dim != self.obs_dim
             || meta.action_low != self.actor.low
             || meta.action_high != self.actor.high
@@ -1094,9 +1088,7 @@ impl SacTrainer {
         {
             return Err(fail("its networks differ from this trainer's".into()));
         }
-        self.varmap
-            .load(dir.join(WEIGHTS_FILE))
-            .map_err(|e| fail(format!("loading {WEIGHTS_FILE}: {e}")))?;
+        load_weights(dir, &mut self.varmap)?;
         self.updates = meta.updates;
         self.env_steps = meta.env_steps;
         // Learning already started: refill the buffer with the policy.
@@ -1132,14 +1124,8 @@ impl SacTrainer {
 }
 
 fn read_sac_meta(dir: &Path) -> Result<SacCheckpointMeta> {
-    let fail = |reason: String| Error::Checkpoint {
-        path: dir.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(dir.join(META_FILE))
-        .map_err(|e| fail(format!("reading {META_FILE}: {e}")))?;
-    let meta: SacCheckpointMeta =
-        toml::from_str(&text).map_err(|e| fail(format!("parsing {META_FILE}: {e}")))?;
+    let fail = |reason: String| checkpoint_error(dir, reason);
+    let meta: SacCheckpointMeta = read_checkpoint_meta(dir)?;
     meta.sac.validate().map_err(|e| fail(e.to_string()))?;
     if meta.action_low.len() != meta.action_high.len()
         || meta.action_low.is_empty()
@@ -1176,10 +1162,7 @@ impl SacPolicy {
     /// [`Error::Checkpoint`] for a missing, unreadable, corrupt or mismatched file.
     pub fn load(dir: &Path) -> Result<(Self, SacCheckpointMeta)> {
         let meta = read_sac_meta(dir)?;
-        let fail = |reason: String| Error::Checkpoint {
-            path: dir.display().to_string(),
-            reason,
-        };
+        let fail = |reason: String| checkpoint_error(dir, reason);
         let (mut varmap, vb) = new_store();
         let actor = Actor::new(
             &meta.sac,
@@ -1189,9 +1172,7 @@ impl SacPolicy {
             &vb.pp("actor"),
         )
         .map_err(|e| fail(e.to_string()))?;
-        varmap
-            .load(dir.join(WEIGHTS_FILE))
-            .map_err(|e| fail(format!("loading {WEIGHTS_FILE}: {e}")))?;
+        load_weights(dir, &mut varmap)?;
         Ok((
             Self {
                 actor,

@@ -84,15 +84,7 @@ impl std::fmt::Debug for LoadedCheckpoint {
 ///
 /// [`Error::Checkpoint`] for a missing, unreadable, corrupt or mismatched checkpoint.
 pub fn load_checkpoint(dir: &Path) -> Result<LoadedCheckpoint> {
-    let path = dir.join(crate::ppo::META_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Checkpoint {
-        path: dir.display().to_string(),
-        reason: format!("reading {}: {e}", crate::ppo::META_FILE),
-    })?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| Error::Checkpoint {
-        path: dir.display().to_string(),
-        reason: format!("parsing {}: {e}", crate::ppo::META_FILE),
-    })?;
+    let table: toml::Table = crate::util::read_checkpoint_meta(dir)?;
     if table.contains_key("ppo") {
         let (policy, meta) = crate::ppo::GaussianPolicy::load(dir)?;
         Ok(LoadedCheckpoint {

@@ -1,12 +1,17 @@
 //! Small conversions between ndarray and candle, seeded normal noise and gradient
 //! clipping, shared by the trainers.
 
+use std::path::Path;
+
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 use ndarray::{Array2, ArrayView2};
 use rand::RngCore;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::{Result, invalid};
+use crate::ppo::{META_FILE, WEIGHTS_FILE};
 
 /// A `B × D` f32 tensor from an array view.
 pub(crate) fn to_tensor(a: ArrayView2<'_, f32>) -> Result<Tensor> {
@@ -76,6 +81,38 @@ pub(crate) fn vars_with_prefix(varmap: &VarMap, prefix: &str) -> Result<Vec<(Str
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// An [`crate::Error::Checkpoint`] for the checkpoint directory `dir`.
+pub(crate) fn checkpoint_error(dir: &Path, reason: impl Into<String>) -> crate::Error {
+    crate::Error::Checkpoint {
+        path: dir.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Writes a checkpoint: `varmap` to `policy.safetensors` and `meta` to
+/// `checkpoint.toml` in `dir` (created if needed).
+pub(crate) fn write_checkpoint<M: Serialize>(dir: &Path, varmap: &VarMap, meta: &M) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    varmap.save(dir.join(WEIGHTS_FILE))?;
+    let text = toml::to_string(meta).map_err(|e| invalid(e.to_string()))?;
+    std::fs::write(dir.join(META_FILE), text)?;
+    Ok(())
+}
+
+/// Reads and parses `checkpoint.toml` in `dir`.
+pub(crate) fn read_checkpoint_meta<M: DeserializeOwned>(dir: &Path) -> Result<M> {
+    let text = std::fs::read_to_string(dir.join(META_FILE))
+        .map_err(|e| checkpoint_error(dir, format!("reading {META_FILE}: {e}")))?;
+    toml::from_str(&text).map_err(|e| checkpoint_error(dir, format!("parsing {META_FILE}: {e}")))
+}
+
+/// Loads `policy.safetensors` in `dir` into the variables of `varmap` (shapes must match).
+pub(crate) fn load_weights(dir: &Path, varmap: &mut VarMap) -> Result<()> {
+    varmap
+        .load(dir.join(WEIGHTS_FILE))
+        .map_err(|e| checkpoint_error(dir, format!("loading {WEIGHTS_FILE}: {e}")))
 }
 
 #[cfg(test)]
