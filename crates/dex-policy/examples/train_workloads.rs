@@ -4,7 +4,7 @@
 //! this and compares. mimalloc is the global allocator, as in the `dex` binary.
 //!
 //! ```sh
-//! RAYON_NUM_THREADS=1 cargo run --release -p dex-policy --example train_workloads -- [SECONDS]
+//! RAYON_NUM_THREADS=1 cargo run --release -p dex-policy --example train_workloads -- [SECONDS] [WORKLOAD]
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -35,13 +35,18 @@ fn main() {
         .nth(1)
         .map(|s| s.parse().expect("SECONDS must be a number"))
         .unwrap_or(5.0);
-    println!("ppo_update {:.3}", time(common::ppo_update(), seconds));
-    println!(
-        "sac_c51_update {:.3}",
-        time(common::sac_c51_update(), seconds)
-    );
-    println!(
-        "pointnet_forward {:.3}",
-        time(common::pointnet_forward(), seconds)
-    );
+    // An optional second argument runs one workload only (for profiling).
+    let only = std::env::args().nth(2);
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if wanted("ppo_update") {
+        println!("ppo_update {:.3}", time(common::ppo_update(), seconds));
+    }
+    if wanted("sac_c51_update") {
+        let ms = time(common::sac_c51_update(), seconds);
+        println!("sac_c51_update {ms:.3}");
+    }
+    if wanted("pointnet_forward") {
+        let ms = time(common::pointnet_forward(), seconds);
+        println!("pointnet_forward {ms:.3}");
+    }
 }

@@ -180,9 +180,11 @@ pub fn new_store() -> (VarMap, VarBuilder<'static>) {
     (varmap, vb)
 }
 
-/// A builder over detached copies of `varmap`'s current values: modules built from it
-/// compute without recording a graph (candle has no `no_grad`), which is faster for
-/// inference. The copies do not follow later changes of the variables.
+/// A builder over detached views of `varmap`'s variables: modules built from it compute
+/// without recording a graph and get no gradients (candle has no `no_grad`), which is
+/// faster for inference and keeps a network fixed inside another's loss. The views
+/// share the variables' storage, so they see later in-place updates (optimiser steps,
+/// `Var::set`); copy the tensors for a snapshot.
 ///
 /// # Errors
 ///

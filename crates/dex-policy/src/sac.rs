@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, invalid};
-use crate::nets::{Activation, Mlp, MlpConfig, init_seeded, new_store};
+use crate::nets::{Activation, Mlp, MlpConfig, frozen_builder, init_seeded, new_store};
 use crate::policy::{ActMode, Policy, check_observations};
 use crate::ppo::batch_obs;
 use crate::train::{Metrics, Trainer};
@@ -842,7 +842,16 @@ impl SacTrainer {
         let alpha = self.alpha()?;
         // Targets (no gradient needed: computed from detached values).
         let eps2 = normal_tensor(&mut self.rng, (b, ad))?;
-        let (a2, logp2) = self.actor.sample(&x2, &eps2)?;
+        // Detached views of every variable: modules built on them record no graph.
+        let frozen = frozen_builder(&self.varmap)?;
+        let target_actor = Actor::new(
+            &self.config,
+            self.obs_dim,
+            &self.actor.low,
+            &self.actor.high,
+            &frozen.pp("actor"),
+        )?;
+        let (a2, logp2) = target_actor.sample(&x2, &eps2)?;
         let xa2 = Tensor::cat(&[&x2, &a2.detach()], 1)?;
         let t1 = self.q_target[0].forward(&xa2)?.detach();
         let t2 = self.q_target[1].forward(&xa2)?.detach();
@@ -911,7 +920,16 @@ impl SacTrainer {
         if self.updates.is_multiple_of(self.config.actor_every) {
             let eps = normal_tensor(&mut self.rng, (b, ad))?;
             let support = self.config.distributional.then_some(&self.support);
-            let (actor_loss, logp, q) = actor_loss(&self.actor, &self.q, support, &x, &eps, alpha)?;
+            // The critics enter the actor loss as fixed functions: built from detached
+            // views of their (just updated) weights, backward computes no gradients for
+            // them, only for the actor.
+            let cc = self.q[0].config().clone();
+            let q_fixed = [
+                Mlp::new(&cc, &frozen.pp("q1"))?,
+                Mlp::new(&cc, &frozen.pp("q2"))?,
+            ];
+            let (actor_loss, logp, q) =
+                actor_loss(&self.actor, &q_fixed, support, &x, &eps, alpha)?;
             let av = f64::from(actor_loss.to_scalar::<f32>()?);
             if !av.is_finite() {
                 return Err(Error::Diverged(format!(
