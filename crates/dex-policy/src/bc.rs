@@ -23,7 +23,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{Dataset, DatasetWriter, gather_rows};
+use crate::dataset::{DatasetWriter, gather_rows};
 use crate::error::{Error, Result, invalid};
 use crate::nets::{Activation, Mlp, MlpConfig, init_seeded, new_store};
 use crate::normalize::RunningMeanStd;
@@ -487,6 +487,9 @@ pub fn dagger(
         env.clone(),
     )?)?;
     let mut writer = DatasetWriter::create(dataset_dir, od, ad, config.chunk_rows, env)?;
+    // The aggregated rows, also kept in memory so each iteration trains without reading
+    // back what it has just written.
+    let (mut all_x, mut all_y) = (Vec::<f32>::new(), Vec::<f32>::new());
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xDA66);
     let (obs, _) = venv.reset(config.seed)?;
     let mut x = batch_obs(&obs, od)?;
@@ -521,10 +524,10 @@ pub fn dagger(
             // Rows acted from on reset steps are not visited states of a transition.
             let visited: Vec<usize> = (0..n).filter(|&i| !step.reset[i]).collect();
             if !visited.is_empty() {
-                writer.push(
-                    gather_rows(&x, &visited).view(),
-                    gather_rows(&labels, &visited).view(),
-                )?;
+                let (vx, vy) = (gather_rows(&x, &visited), gather_rows(&labels, &visited));
+                writer.push(vx.view(), vy.view())?;
+                all_x.extend(vx.iter());
+                all_y.extend(vy.iter());
             }
             for &i in &visited {
                 if step.terminated[i] || step.truncated[i] {
@@ -535,8 +538,12 @@ pub fn dagger(
             x = batch_obs(&step.obs, od)?;
         }
         writer.flush()?;
-        let (all_x, all_y) = Dataset::open(dataset_dir)?.load_all()?;
-        let loss = bc.fit(all_x.view(), all_y.view())?;
+        let rows = all_y.len() / ad;
+        let shape = |e: ndarray::ShapeError| invalid(e.to_string());
+        let loss = bc.fit(
+            ArrayView2::from_shape((rows, od), &all_x).map_err(shape)?,
+            ArrayView2::from_shape((rows, ad), &all_y).map_err(shape)?,
+        )?;
         let it = DaggerIteration {
             iteration,
             beta,

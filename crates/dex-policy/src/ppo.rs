@@ -18,8 +18,8 @@ use crate::nets::{Activation, Mlp, MlpConfig, init_seeded, new_store};
 use crate::normalize::RunningMeanStd;
 use crate::policy::{ActMode, Policy, check_observations};
 use crate::util::{
-    checkpoint_error, clip_gradients, load_weights, read_checkpoint_meta, standard_normal,
-    to_array, to_tensor, vars_with_prefix, write_checkpoint,
+    check_num_envs, checkpoint_error, clip_gradients, load_weights, read_checkpoint_meta,
+    standard_normal, to_array, to_tensor, vars_with_prefix, write_checkpoint,
 };
 
 /// Learning-rate schedule.
@@ -454,13 +454,7 @@ impl PpoTrainer {
     /// A bad config, a mismatched `venv`, or an environment error.
     pub fn new(mut venv: VecEnv, config: PpoConfig, env_meta: toml::Table) -> Result<Self> {
         config.validate()?;
-        if venv.num_envs() != config.num_envs {
-            return Err(invalid(format!(
-                "the config asks for {} environments, the VecEnv has {}",
-                config.num_envs,
-                venv.num_envs()
-            )));
-        }
+        check_num_envs(&venv, config.num_envs)?;
         let obs_dim = venv.observation_spec().state.dim();
         let action_dim = venv.action_space().dim();
         let (varmap, vb) = new_store();

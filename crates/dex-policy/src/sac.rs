@@ -23,8 +23,8 @@ use crate::policy::{ActMode, Policy, check_observations};
 use crate::ppo::batch_obs;
 use crate::train::{Metrics, Trainer};
 use crate::util::{
-    checkpoint_error, clip_gradients, load_weights, normal_tensor, read_checkpoint_meta,
-    standard_normal, to_array, to_tensor, vars_with_prefix, write_checkpoint,
+    check_num_envs, checkpoint_error, clip_gradients, load_weights, normal_tensor,
+    read_checkpoint_meta, standard_normal, to_array, to_tensor, vars_with_prefix, write_checkpoint,
 };
 
 /// Bounds of the actor's log standard deviation (before the tanh squashing).
@@ -685,13 +685,7 @@ impl SacTrainer {
     /// A bad config, a mismatched `venv`, or an environment error.
     pub fn new(mut venv: VecEnv, config: SacConfig, env_meta: toml::Table) -> Result<Self> {
         config.validate()?;
-        if venv.num_envs() != config.num_envs {
-            return Err(invalid(format!(
-                "the config asks for {} environments, the VecEnv has {}",
-                config.num_envs,
-                venv.num_envs()
-            )));
-        }
+        check_num_envs(&venv, config.num_envs)?;
         let obs_dim = venv.observation_spec().state.dim();
         let low = venv.action_space().low.clone();
         let high = venv.action_space().high.clone();

@@ -83,6 +83,17 @@ pub(crate) fn vars_with_prefix(varmap: &VarMap, prefix: &str) -> Result<Vec<(Str
     Ok(out)
 }
 
+/// Checks that `venv` holds the `expected` number of environments a config asks for.
+pub(crate) fn check_num_envs(venv: &dex_sim::VecEnv, expected: usize) -> Result<()> {
+    if venv.num_envs() != expected {
+        return Err(invalid(format!(
+            "the config asks for {expected} environments, the VecEnv has {}",
+            venv.num_envs()
+        )));
+    }
+    Ok(())
+}
+
 /// An [`crate::Error::Checkpoint`] for the checkpoint directory `dir`.
 pub(crate) fn checkpoint_error(dir: &Path, reason: impl Into<String>) -> crate::Error {
     crate::Error::Checkpoint {
