@@ -30,6 +30,14 @@ pub struct EmulateArgs {
     /// Serve the bus on a new pseudo-terminal; its path is the first line of stdout.
     #[arg(long)]
     pty: bool,
+    /// What moves the servos: `motor` (each servo's own motor model) or `sim` (a
+    /// simulated LEAP Hand in dex-sim, in real time: goals become joint targets,
+    /// present position, velocity and current come from the simulated joints).
+    #[arg(long, default_value = "motor")]
+    physics: String,
+    /// With `--physics sim`: an object resting on the palm (`none`, `cube`, `mug`, ...).
+    #[arg(long, default_value = "cube")]
+    object: String,
 }
 
 /// Which serial port.
@@ -110,13 +118,51 @@ fn emulate(args: EmulateArgs) -> Result<()> {
     if !args.pty {
         bail!("give --pty: the emulator serves its bus on a new pseudo-terminal");
     }
+    let bus = match args.physics.as_str() {
+        "motor" => ServoBus::leap_hand(),
+        "sim" => {
+            // 2 ms physics steps, taken in real time as the bus clock advances.
+            let mut config = dex_sim::SimConfig::for_hand(&dex_core::HandModel::leap_right());
+            config.substeps = 1;
+            let sim = leap_sim_scene(&args.object, config)?;
+            let joints = dex_hw::emulator::SimJoints::new(sim);
+            ServoBus::leap_hand_with_physics(
+                Box::new(joints),
+                dex_hw::emulator::PhysicsClock::BusTime,
+            )?
+        }
+        other => bail!("--physics `{other}`: expected `motor` or `sim`"),
+    };
     let stop = stop_signal()?;
-    let emulator = dex_hw::emulator::PtyEmulator::start(ServoBus::leap_hand())?;
+    let emulator = dex_hw::emulator::PtyEmulator::start(bus)?;
     crate::output(&format!("pty {}", emulator.path()))?;
-    eprintln!("emulating 16 XC330-M288-T servos (IDs 0-15); Ctrl-C to stop");
+    eprintln!(
+        "emulating 16 XC330-M288-T servos (IDs 0-15, physics: {}); Ctrl-C to stop",
+        args.physics
+    );
     let _ = stop.recv();
     drop(emulator);
     Ok(())
+}
+
+/// The simulated LEAP Hand with `object` (or nothing for `none`) resting on its palm.
+pub(crate) fn leap_sim_scene(
+    object: &str,
+    config: dex_sim::SimConfig,
+) -> Result<Box<dyn dex_sim::Simulator>> {
+    let model = dex_core::HandModel::leap_right();
+    let (objects, poses) = if object == "none" {
+        (Vec::new(), Vec::new())
+    } else {
+        let spec =
+            dex_sim::ObjectSpec::named(object).with_context(|| format!("--object `{object}`"))?;
+        let pose =
+            dex_sim::rest_pose_on_palm(&model, &config.hand_pose, spec.shape.half_height(), 0.002);
+        (vec![spec], vec![pose])
+    };
+    Ok(Box::new(dex_sim::RapierSim::new(
+        model, &objects, &poses, config,
+    )?))
 }
 
 fn open_bus(port: &PortArgs) -> Result<DynamixelBus<SerialTransport>> {

@@ -3,6 +3,8 @@
 //! Every subcommand prints its result on stdout and errors on stderr; a bad
 //! argument or input exits with code 2.
 
+mod demo;
+mod demo_track;
 mod hand;
 mod hw;
 mod plot;
@@ -48,6 +50,9 @@ enum Command {
     Train(train::TrainCommand),
     /// Evaluate a checkpoint written by `dex train`; ends with `success <fraction>`.
     Eval(train::EvalArgs),
+    /// The whole stack in one run: a simulated LEAP Hand behind an emulated servo bus,
+    /// the real driver and safety layer, a policy, a grasp, point tracking.
+    Demo(demo::DemoArgs),
 }
 
 /// Writes `text` and a newline to stdout; a closed pipe (`dex ... | head`) is not an error.
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
         Command::Track(cmd) => track::run(cmd),
         Command::Train(cmd) => train::run(cmd),
         Command::Eval(args) => train::run_eval(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -551,7 +551,7 @@ impl EnvSpec {
         }
     }
 
-    fn to_table(&self) -> Result<toml::Table> {
+    pub(crate) fn to_table(&self) -> Result<toml::Table> {
         Ok(toml::Table::try_from(self)?)
     }
 

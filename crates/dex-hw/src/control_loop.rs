@@ -1,5 +1,6 @@
 //! A fixed-rate control loop with period statistics.
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use dex_core::{JointState, JointTargets};
@@ -52,6 +53,24 @@ pub fn run_control_loop<D: HandDriver + ?Sized>(
     cycles: usize,
     mut policy: impl FnMut(usize, &JointState) -> JointTargets,
 ) -> Result<LoopReport> {
+    run_control_loop_while(driver, rate_hz, cycles, |k, state| {
+        ControlFlow::Continue(policy(k, state))
+    })
+}
+
+/// As [`run_control_loop`], for at most `max_cycles` ticks: `policy` may end the
+/// loop by returning [`ControlFlow::Break`] (that tick writes nothing). The report
+/// counts the ticks that wrote targets.
+///
+/// # Errors
+///
+/// As [`run_control_loop`].
+pub fn run_control_loop_while<D: HandDriver + ?Sized>(
+    driver: &mut D,
+    rate_hz: f64,
+    max_cycles: usize,
+    mut policy: impl FnMut(usize, &JointState) -> ControlFlow<(), JointTargets>,
+) -> Result<LoopReport> {
     if !(rate_hz > 0.0 && rate_hz.is_finite()) {
         return Err(Error::InvalidArgument {
             message: format!("control rate must be positive, got {rate_hz}"),
@@ -59,15 +78,19 @@ pub fn run_control_loop<D: HandDriver + ?Sized>(
     }
     let period = Duration::from_secs_f64(1.0 / rate_hz);
     let start = Instant::now();
-    let mut starts = Vec::with_capacity(cycles);
-    let mut busy = Vec::with_capacity(cycles);
+    let mut starts = Vec::with_capacity(max_cycles.min(1 << 20));
+    let mut busy = Vec::with_capacity(max_cycles.min(1 << 20));
     let mut overruns = 0;
-    for k in 0..cycles {
+    let mut cycles = 0;
+    for k in 0..max_cycles {
         let tick = Instant::now();
-        starts.push(tick);
         let state = driver.read_state()?;
-        let targets = policy(k, &state);
+        let ControlFlow::Continue(targets) = policy(k, &state) else {
+            break;
+        };
+        starts.push(tick);
         driver.write_targets(&targets)?;
+        cycles += 1;
         let done = Instant::now();
         busy.push(done.duration_since(tick).as_secs_f64());
         let deadline = start + period * (k as u32 + 1);

@@ -13,7 +13,7 @@ pub mod safety;
 pub mod transport;
 
 pub use bus::{DynamixelBus, PingReply};
-pub use control_loop::{LoopReport, run_control_loop};
+pub use control_loop::{LoopReport, run_control_loop, run_control_loop_while};
 pub use driver::{DriverState, HandDriver};
 pub use emulator::{EmulatedPort, ServoBus};
 pub use error::{Error, Result, describe_hardware_error};

@@ -138,6 +138,74 @@ impl DepthFrame {
         out
     }
 
+    /// Up to `n` pixels `[u, v]` labelled `label` whose whole `(2·margin + 1)²`
+    /// neighbourhood carries that label too (away from silhouette edges), on a regular
+    /// grid spread over the region, row by row: query points for a point tracker.
+    pub fn interior_pixels(&self, label: i16, margin: usize, n: usize) -> Vec<[f32; 2]> {
+        let seg = &self.segmentation;
+        let (h, w) = seg.dim();
+        if n == 0 || h == 0 || w == 0 {
+            return Vec::new();
+        }
+        let inside = |u: usize, v: usize| {
+            v >= margin
+                && u >= margin
+                && v + margin < h
+                && u + margin < w
+                && (v - margin..=v + margin)
+                    .all(|y| (u - margin..=u + margin).all(|x| seg[(y, x)] == label))
+        };
+        let candidates: Vec<(usize, usize)> = seg
+            .indexed_iter()
+            .filter(|((v, u), l)| **l == label && inside(*u, *v))
+            .map(|((v, u), _)| (u, v))
+            .collect();
+        // A grid step giving about n points over the candidates' area.
+        let step = ((candidates.len() as f64 / n as f64).sqrt().floor() as usize).max(1);
+        candidates
+            .into_iter()
+            .filter(|(u, v)| u.is_multiple_of(step) && v.is_multiple_of(step))
+            .take(n)
+            .map(|(u, v)| [u as f32, v as f32])
+            .collect()
+    }
+
+    /// The world point seen at pixel `(u, v)` (its depth back-projected), or `None`
+    /// outside the image or where nothing is hit.
+    pub fn world_point(&self, u: usize, v: usize) -> Option<Point3<f64>> {
+        let d = *self.depth.view().get((v, u))?;
+        (d > 0.0 && d.is_finite()).then(|| {
+            self.camera.pose
+                * self
+                    .camera
+                    .intrinsics
+                    .back_project(u as f64, v as f64, f64::from(d))
+        })
+    }
+
+    /// Where the world point `p` projects (pixel `[u, v]`, `None` behind the camera)
+    /// and whether this frame sees it: inside the image, on a pixel labelled `label`,
+    /// at a depth within `tolerance` (m) of the rendered one (not hidden behind
+    /// something nearer).
+    pub fn project_visible(
+        &self,
+        p: &Point3<f64>,
+        label: i16,
+        tolerance: f64,
+    ) -> Option<([f64; 2], bool)> {
+        let cam = self.camera.pose.inverse_transform_point(p);
+        let k = &self.camera.intrinsics;
+        let (u, v) = k.project(&cam)?;
+        let (ui, vi) = (u.round(), v.round());
+        let inside = ui >= 0.0 && vi >= 0.0 && (ui as usize) < k.width && (vi as usize) < k.height;
+        let visible = inside && {
+            let (x, y) = (ui as usize, vi as usize);
+            let d = f64::from(self.depth.view()[(y, x)]);
+            self.segmentation[(y, x)] == label && (d - cam.z).abs() < tolerance
+        };
+        Some(([u, v], visible))
+    }
+
     /// Area downsampling by an integer `factor` ("squinting"): each output pixel's depth
     /// is the mean of the valid depths in its `factor × factor` block (0 if none), and its
     /// label the most frequent label among the block's pixels (ties: the smallest label),

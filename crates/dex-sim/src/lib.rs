@@ -44,13 +44,13 @@ pub use error::{Result, SimError};
 pub use mock::MockSimulator;
 pub use object::{ObjectShape, ObjectSpec, RandomObjectParams, random_object};
 pub use simulator::{
-    BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, mount_pose, open_configuration,
-    palm_up_pose, rest_pose_on_palm,
+    BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, mount_pose, nominal_pd_gains,
+    open_configuration, palm_up_pose, rest_pose_on_palm,
 };
 pub use tasks::{
     AnygraspConfig, AnygraspToAnygrasp, AnyposeConfig, AnyposeToAnypose, FingertipReach,
-    InHandRotation, PalmOrientation, Randomization, ReachConfig, RotateConfig, TaskConfig,
-    make_env, make_simulator,
+    InHandRotation, PalmOrientation, Proprioception, Randomization, ReachConfig, RotateConfig,
+    TaskConfig, make_env, make_simulator, reach_state,
 };
 
 #[cfg(feature = "rapier")]

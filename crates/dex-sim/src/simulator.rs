@@ -388,6 +388,12 @@ pub(crate) fn nominal_gains(joint: &dex_core::Joint) -> (f64, f64) {
         .map_or((1.0, 0.05), |a| (a.kp, a.kv))
 }
 
+/// The PD gains every backend starts with, `(Kp, Kd)` per joint in model order: each
+/// joint's `dex:actuator` gains, or 1 N·m/rad and 0.05 N·m·s/rad without one.
+pub fn nominal_pd_gains(model: &HandModel) -> (Vec<f64>, Vec<f64>) {
+    model.dof_joints().map(nominal_gains).unzip()
+}
+
 /// The open hand: 0 on every joint, clamped into the joint's range where 0 lies outside.
 pub fn open_configuration(model: &HandModel) -> Vec<f64> {
     let mut q = vec![0.0; model.dof()];

@@ -10,11 +10,15 @@
 //! - `PtyEmulator` (Unix, feature `serial`): the bus on a pseudo-terminal, in real time, for any
 //!   client that opens a serial port (the official ROBOTIS SDK included).
 
+mod physics;
 mod port;
 #[cfg(all(unix, feature = "serial"))]
 mod pty;
 mod servo;
 
+#[cfg(feature = "sim")]
+pub use physics::SimJoints;
+pub use physics::{JointPhysics, PhysicsClock, PhysicsLink};
 pub use port::EmulatedPort;
 #[cfg(all(unix, feature = "serial"))]
 pub use pty::PtyEmulator;
@@ -63,7 +67,7 @@ pub struct BusStats {
 }
 
 /// Emulated servos on one bus.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ServoBus {
     servos: BTreeMap<u8, Servo>,
     decoder: PacketDecoder,
@@ -72,6 +76,7 @@ pub struct ServoBus {
     rng: u64,
     time: f64,
     stats: BusStats,
+    physics: Option<PhysicsLink>,
 }
 
 impl Default for ServoBus {
@@ -90,7 +95,149 @@ impl ServoBus {
             rng: 0x9E37_79B9_7F4A_7C15,
             time: 0.0,
             stats: BusStats::default(),
+            physics: None,
         }
+    }
+
+    /// Hands the servos' shafts to `physics`: joint `i` is driven by servo `ids[i]`,
+    /// whose angle reads joint angle + `zero[i]` (rad; the LEAP Hand's servos read
+    /// π at the open pose, so `zero` is π plus the calibration offset). Goal
+    /// positions become the engine's targets, torque off makes a joint limp, and
+    /// Present Position, Velocity and Current report the engine's joint state
+    /// (current = effort / `torque_constant`). The servos' own motor models,
+    /// gains and current caps are then not used.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::InvalidArgument`] if the lengths disagree with the engine's
+    /// joints, an ID is not on the bus or repeats, or a number is not finite and
+    /// positive where it must be.
+    pub fn with_physics(
+        mut self,
+        physics: Box<dyn JointPhysics>,
+        ids: &[u8],
+        zero: &[f64],
+        torque_constant: f64,
+        clock: PhysicsClock,
+    ) -> crate::Result<Self> {
+        let bad = |message: String| Err(crate::Error::InvalidArgument { message });
+        let dof = physics.dof();
+        if ids.len() != dof || zero.len() != dof {
+            return bad(format!(
+                "the physics has {dof} joints: got {} servo IDs and {} zero angles",
+                ids.len(),
+                zero.len()
+            ));
+        }
+        let unique: BTreeSet<u8> = ids.iter().copied().collect();
+        if unique.len() != ids.len() {
+            return bad(format!("servo IDs repeat: {ids:?}"));
+        }
+        if let Some(id) = ids.iter().find(|id| !self.servos.contains_key(id)) {
+            return bad(format!("servo {id} is not on the bus"));
+        }
+        if zero.iter().any(|z| !z.is_finite()) {
+            return bad("zero angles must be finite".into());
+        }
+        if !(torque_constant.is_finite() && torque_constant > 0.0) {
+            return bad(format!(
+                "the torque constant must be positive, got {torque_constant}"
+            ));
+        }
+        let period = physics.period();
+        if !(period.is_finite() && period > 0.0) {
+            return bad(format!("the physics period must be positive, got {period}"));
+        }
+        self.physics = Some(PhysicsLink {
+            physics,
+            ids: ids.to_vec(),
+            zero: zero.to_vec(),
+            torque_constant,
+            clock,
+            period,
+            pending: 0.0,
+            steps: 0,
+            failure: None,
+        });
+        self.push_physics_state();
+        for &id in ids {
+            if let Some(s) = self.servos.get_mut(&id) {
+                s.hold_present();
+            }
+        }
+        Ok(self)
+    }
+
+    /// Physics steps taken so far (0 without physics).
+    pub fn physics_steps(&self) -> u64 {
+        self.physics.as_ref().map_or(0, |p| p.steps)
+    }
+
+    /// The physics engine's first error, if it failed (it is then frozen).
+    pub fn physics_failure(&self) -> Option<&str> {
+        self.physics.as_ref().and_then(|p| p.failure.as_deref())
+    }
+
+    /// Copies the engine's joint state into the servos' present values.
+    fn push_physics_state(&mut self) {
+        let Some(link) = &self.physics else {
+            return;
+        };
+        let js = link.physics.joint_state();
+        for (i, id) in link.ids.iter().enumerate() {
+            if let Some(s) = self.servos.get_mut(id) {
+                let q = js.q.get(i).copied().unwrap_or(0.0);
+                let qd = js.qdot.get(i).copied().unwrap_or(0.0);
+                let tau = js.effort.get(i).copied().unwrap_or(0.0);
+                s.set_measured(q + link.zero[i], qd, tau / link.torque_constant);
+            }
+        }
+    }
+
+    /// Hands the servos' goals and torque flags to the physics; `false` if it is frozen.
+    fn apply_physics_targets(&mut self) -> bool {
+        let Some(link) = &mut self.physics else {
+            return false;
+        };
+        if link.failure.is_some() {
+            return false;
+        }
+        let mut targets = Vec::with_capacity(link.ids.len());
+        let mut torque = Vec::with_capacity(link.ids.len());
+        for (i, id) in link.ids.iter().enumerate() {
+            let Some(s) = self.servos.get(id) else {
+                let e = format!("servo {id} left the bus (its ID was changed)");
+                tracing::warn!("servo emulator: the physics is frozen: {e}");
+                link.failure = Some(e);
+                return false;
+            };
+            targets.push(s.goal_angle() - link.zero[i]);
+            torque.push(s.torque_enabled() && !s.watchdog_stopped());
+        }
+        if let Err(e) = link.physics.set_targets(&targets, &torque) {
+            tracing::warn!("servo emulator: the physics refused targets and is frozen: {e}");
+            link.failure = Some(e);
+            return false;
+        }
+        true
+    }
+
+    /// One physics step with the servos' present goals; then the servos report it.
+    fn step_physics(&mut self) {
+        if !self.apply_physics_targets() {
+            return;
+        }
+        let Some(link) = &mut self.physics else {
+            return;
+        };
+        match link.physics.step() {
+            Ok(()) => link.steps += 1,
+            Err(e) => {
+                tracing::warn!("servo emulator: the physics failed and is frozen: {e}");
+                link.failure = Some(e);
+            }
+        }
+        self.push_physics_state();
     }
 
     /// A bus with XC330-M288-T servos of the given IDs, at the given output
@@ -109,6 +256,22 @@ impl ServoBus {
     /// 2,048 ticks, as the real hand reads when flat).
     pub fn leap_hand() -> Self {
         Self::with_servos(0..16, &[std::f64::consts::PI; 16])
+    }
+
+    /// A LEAP Hand whose 16 joints are `physics`'s (joint `i` on servo ID `i`, servo
+    /// angle = joint angle + π, as [`crate::LeapHand`] with zero calibration offsets
+    /// expects; current from effort with the XC330-M288-T's 0.93 N·m / 1.80 A).
+    ///
+    /// # Errors
+    ///
+    /// As [`ServoBus::with_physics`] (a physics without 16 joints).
+    pub fn leap_hand_with_physics(
+        physics: Box<dyn JointPhysics>,
+        clock: PhysicsClock,
+    ) -> crate::Result<Self> {
+        let zero = [std::f64::consts::PI; 16];
+        let ids: Vec<u8> = (0..16).collect();
+        Self::leap_hand().with_physics(physics, &ids, &zero, 0.93 / 1.80, clock)
     }
 
     /// Seeds the fault-injection random numbers.
@@ -143,11 +306,37 @@ impl ServoBus {
     }
 
     /// Advances every motor by `dt` seconds.
+    ///
+    /// With physics ([`ServoBus::with_physics`]) on [`PhysicsClock::BusTime`], the
+    /// physics takes as many whole periods as fit in the time elapsed; on
+    /// [`PhysicsClock::PerGoalWrite`] only the servos' clocks (watchdog, Realtime
+    /// Tick) advance.
     pub fn advance(&mut self, dt: f64) {
         if dt > 0.0 {
             self.time += dt;
-            for s in self.servos.values_mut() {
-                s.advance(dt);
+            let external: BTreeSet<u8> = self
+                .physics
+                .as_ref()
+                .map(|p| p.ids.iter().copied().collect())
+                .unwrap_or_default();
+            for (id, s) in &mut self.servos {
+                if external.contains(id) {
+                    s.advance_clock(dt);
+                } else {
+                    s.advance(dt);
+                }
+            }
+            let mut due = 0;
+            if let Some(link) = &mut self.physics
+                && link.clock == PhysicsClock::BusTime
+            {
+                let period = link.period;
+                link.pending += dt;
+                due = (link.pending / period).floor() as usize;
+                link.pending -= due as f64 * period;
+            }
+            for _ in 0..due {
+                self.step_physics();
             }
         }
     }
@@ -292,6 +481,27 @@ impl ServoBus {
             }
         };
         let code = p.instruction;
+        let writes = |item: ct::Item| {
+            let covers = |address: u16, len: usize| {
+                address <= item.address
+                    && usize::from(item.address + item.size) <= usize::from(address) + len
+            };
+            match &instruction {
+                Instruction::Write { address, data } => covers(*address, data.len()),
+                Instruction::SyncWrite {
+                    address, length, ..
+                } => covers(*address, usize::from(*length)),
+                Instruction::BulkWrite(items) => {
+                    items.iter().any(|i| covers(i.address, i.data.len()))
+                }
+                Instruction::Action | Instruction::Reboot | Instruction::FactoryReset { .. } => {
+                    true
+                }
+                _ => false,
+            }
+        };
+        let writes_goal = writes(ct::GOAL_POSITION);
+        let writes_torque = writes(ct::TORQUE_ENABLE);
         let may_change_ids = matches!(
             instruction,
             Instruction::Write { .. }
@@ -302,6 +512,15 @@ impl ServoBus {
         self.dispatch(p, code, broadcast, targets, instruction, replies);
         if may_change_ids {
             self.renumber();
+        }
+        let Some(clock) = self.physics.as_ref().map(|l| l.clock) else {
+            return;
+        };
+        if writes_goal && clock == PhysicsClock::PerGoalWrite {
+            self.step_physics();
+        } else if writes_torque {
+            // Torque on or off takes effect at once (limp, or holding the goal).
+            self.apply_physics_targets();
         }
     }
 

@@ -413,6 +413,54 @@ impl Servo {
         Ok(())
     }
 
+    /// Uptime and the bus watchdog.
+    fn tick_clock(&mut self, dt: f64) {
+        self.uptime += dt;
+        let watchdog = self.get(ct::BUS_WATCHDOG);
+        if self.torque_enabled() && watchdog > 0 && watchdog != 0xFF {
+            self.since_instruction += dt;
+            if self.since_instruction > watchdog as f64 * 0.020 {
+                // Bus watchdog: stop, and refuse goal writes until 98 is cleared.
+                self.set(ct::BUS_WATCHDOG, 0xFF);
+                let present = self.get(ct::PRESENT_POSITION);
+                self.set(ct::GOAL_POSITION, present);
+            }
+        }
+    }
+
+    /// Advances the clocks only: the shaft belongs to an outside physics engine.
+    pub(crate) fn advance_clock(&mut self, dt: f64) {
+        if dt > 0.0 {
+            self.tick_clock(dt);
+            self.sync_present();
+        }
+    }
+
+    /// Sets the shaft's state from an outside physics engine: angle (rad), speed
+    /// (rad/s), motor current (A).
+    pub(crate) fn set_measured(&mut self, angle: f64, speed: f64, current: f64) {
+        self.angle = angle;
+        self.speed = speed;
+        self.current = current;
+        self.sync_present();
+    }
+
+    /// Goal Position := Present Position (as after boot).
+    pub(crate) fn hold_present(&mut self) {
+        let p = self.get(ct::PRESENT_POSITION);
+        self.set(ct::GOAL_POSITION, p);
+    }
+
+    /// Goal Position as a shaft angle (rad), before the homing offset.
+    pub(crate) fn goal_angle(&self) -> f64 {
+        (self.get(ct::GOAL_POSITION) - self.get(ct::HOMING_OFFSET)) as f64 * ct::RAD_PER_TICK
+    }
+
+    /// Whether the bus watchdog has stopped the servo.
+    pub(crate) fn watchdog_stopped(&self) -> bool {
+        self.get(ct::BUS_WATCHDOG) == 0xFF
+    }
+
     /// Position reported by the encoder, in ticks (with the homing offset).
     fn present_ticks(&self) -> f64 {
         self.angle / ct::RAD_PER_TICK + self.get(ct::HOMING_OFFSET) as f64
@@ -449,17 +497,7 @@ impl Servo {
         if dt <= 0.0 {
             return;
         }
-        self.uptime += dt;
-        let watchdog = self.get(ct::BUS_WATCHDOG);
-        if self.torque_enabled() && watchdog > 0 && watchdog != 0xFF {
-            self.since_instruction += dt;
-            if self.since_instruction > watchdog as f64 * 0.020 {
-                // Bus watchdog: stop, and refuse goal writes until 98 is cleared.
-                self.set(ct::BUS_WATCHDOG, 0xFF);
-                let present = self.get(ct::PRESENT_POSITION);
-                self.set(ct::GOAL_POSITION, present);
-            }
-        }
+        self.tick_clock(dt);
         let m = self.motor;
         let steps = (dt / m.step).ceil().max(1.0) as usize;
         let h = dt / steps as f64;

@@ -28,7 +28,7 @@ use crate::simulator::{SimConfig, Simulator, nominal_gains, open_configuration};
 
 pub use anygrasp::{AnygraspConfig, AnygraspToAnygrasp, Grasp, generate_grasps, grasp_distance};
 pub use anypose::{AnyposeConfig, AnyposeToAnypose};
-pub use reach::{FingertipReach, ReachConfig};
+pub use reach::{FingertipReach, ReachConfig, reach_state};
 pub use rotate::{InHandRotation, PalmOrientation, RotateConfig};
 
 /// How actions become joint targets.
@@ -256,6 +256,113 @@ fn sample_range<R: Rng>(rng: &mut R, r: [f64; 2]) -> f64 {
     }
 }
 
+/// The proprioception block of every task's state vector, kept outside any simulator:
+/// what a policy trained in simulation needs to be fed on a real (or emulated) hand.
+///
+/// [`Proprioception::record`] once per control step the measured joint positions and
+/// the targets in force; [`Proprioception::write`] appends the last `history` records
+/// (newest first) of positions and targets normalised to `[-1, 1]` over the joint
+/// ranges, then the joint velocities × 0.1 — the layout the tasks use (see the
+/// [module docs](self)). The first record after [`Proprioception::reset`] fills the
+/// whole history.
+#[derive(Debug, Clone)]
+pub struct Proprioception {
+    limits: Vec<JointLimits>,
+    history: usize,
+    entries: VecDeque<(Vec<f64>, Vec<f64>)>,
+}
+
+impl Proprioception {
+    /// For `model`, with `history` steps (the task config's `history`).
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::InvalidParameter`] for a history of 0.
+    pub fn new(model: &HandModel, history: usize) -> Result<Self> {
+        if history == 0 {
+            return Err(SimError::InvalidParameter {
+                what: "history",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            limits: model.joint_limits(),
+            history,
+            entries: VecDeque::with_capacity(history),
+        })
+    }
+
+    /// Values [`Proprioception::write`] appends.
+    pub fn dim(&self) -> usize {
+        self.limits.len() * (2 * self.history + 1)
+    }
+
+    /// Forgets the history (at the start of an episode).
+    pub fn reset(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Records one control step: measured positions and the targets in force (rad).
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::WrongLength`] unless both have one value per joint.
+    pub fn record(&mut self, q: &[f64], targets: &[f64]) -> Result<()> {
+        let dof = self.limits.len();
+        for (what, v) in [("joint positions", q), ("joint targets", targets)] {
+            if v.len() != dof {
+                return Err(SimError::WrongLength {
+                    what,
+                    expected: dof,
+                    got: v.len(),
+                });
+            }
+        }
+        let norm = |v: &[f64]| -> Vec<f64> {
+            v.iter()
+                .zip(&self.limits)
+                .map(|(x, l)| normalized(l, *x))
+                .collect()
+        };
+        let entry = (norm(q), norm(targets));
+        if self.entries.is_empty() {
+            self.entries
+                .extend(std::iter::repeat_n(entry, self.history));
+        } else {
+            self.entries.push_front(entry);
+            self.entries.truncate(self.history);
+        }
+        Ok(())
+    }
+
+    /// Appends the block for the present velocities `qdot` (rad/s) to `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`SimError::NeedsReset`] before the first record; [`SimError::WrongLength`] for
+    /// a `qdot` of the wrong length.
+    pub fn write(&self, qdot: &[f64], out: &mut Vec<f32>) -> Result<()> {
+        if self.entries.is_empty() {
+            return Err(SimError::NeedsReset {
+                reason: "no joint state recorded yet".into(),
+            });
+        }
+        if qdot.len() != self.limits.len() {
+            return Err(SimError::WrongLength {
+                what: "joint velocities",
+                expected: self.limits.len(),
+                got: qdot.len(),
+            });
+        }
+        for (q, t) in &self.entries {
+            out.extend(q.iter().map(|v| *v as f32));
+            out.extend(t.iter().map(|v| *v as f32));
+        }
+        out.extend(qdot.iter().map(|v| (v * 0.1) as f32));
+        Ok(())
+    }
+}
+
 /// The state shared by the tasks: simulator, random stream, targets, history, latency.
 pub(crate) struct HandCore {
     pub(crate) sim: Box<dyn Simulator>,
@@ -263,7 +370,7 @@ pub(crate) struct HandCore {
     pub(crate) rng: ChaCha8Rng,
     pub(crate) limits: Vec<JointLimits>,
     pub(crate) targets: Vec<f64>,
-    history: VecDeque<(Vec<f64>, Vec<f64>)>,
+    history: Proprioception,
     pending: VecDeque<Vec<f64>>,
     latency: usize,
     nominal_kp: Vec<f64>,
@@ -283,13 +390,14 @@ impl HandCore {
         let nominal_damping = model.dof_joints().map(|j| j.dynamics.damping).collect();
         let nominal_gravity = sim.config().gravity;
         let targets = sim.joint_targets().to_vec();
+        let history = Proprioception::new(model, config.history)?;
         Ok(Self {
             sim,
             config,
             rng: ChaCha8Rng::seed_from_u64(0),
             limits,
             targets,
-            history: VecDeque::new(),
+            history,
             pending: VecDeque::new(),
             latency: 0,
             nominal_kp,
@@ -306,7 +414,7 @@ impl HandCore {
     }
 
     pub(crate) fn proprio_dim(&self) -> usize {
-        self.dof() * (2 * self.config.history + 1)
+        self.history.dim()
     }
 
     pub(crate) fn reseed(&mut self, seed: Option<u64>) {
@@ -342,7 +450,7 @@ impl HandCore {
         };
         self.targets = self.sim.joint_targets().to_vec();
         self.pending.clear();
-        self.history.clear();
+        self.history.reset();
         self.steps = 0;
         self.needs_reset = false;
         self.record_history();
@@ -395,30 +503,14 @@ impl HandCore {
 
     fn record_history(&mut self) {
         let js = self.sim.joint_state();
-        let norm = |v: &[f64]| -> Vec<f64> {
-            v.iter()
-                .zip(&self.limits)
-                .map(|(x, l)| normalized(l, *x))
-                .collect()
-        };
-        let entry = (norm(&js.q), norm(self.sim.joint_targets()));
-        if self.history.is_empty() {
-            for _ in 0..self.config.history {
-                self.history.push_front(entry.clone());
-            }
-        } else {
-            self.history.push_front(entry);
-            self.history.truncate(self.config.history);
-        }
+        // Lengths come from the simulator of this model: they always match.
+        let _ = self.history.record(&js.q, self.sim.joint_targets());
     }
 
     /// Appends the proprioception block to `out`.
     pub(crate) fn proprio(&self, out: &mut Vec<f32>) {
-        for (q, t) in &self.history {
-            out.extend(q.iter().map(|v| *v as f32));
-            out.extend(t.iter().map(|v| *v as f32));
-        }
-        out.extend(self.sim.joint_state().qdot.iter().map(|v| (v * 0.1) as f32));
+        // Every episode records its first step in `begin_episode`.
+        let _ = self.history.write(&self.sim.joint_state().qdot, out);
     }
 
     /// Adds the configured observation noise to `obs`.

@@ -36,6 +36,21 @@ impl Default for ReachConfig {
     }
 }
 
+/// Appends the task-specific part of [`FingertipReach`]'s state (after the
+/// proprioception block, see [`super::Proprioception`]): fingertip positions, target
+/// positions and `target − tip`, palm frame, ×10.
+pub fn reach_state(tips_palm: &[Point3<f64>], goals_palm: &[Point3<f64>], out: &mut Vec<f32>) {
+    for p in tips_palm {
+        out.extend(p.iter().map(|v| (v * 10.0) as f32));
+    }
+    for p in goals_palm {
+        out.extend(p.iter().map(|v| (v * 10.0) as f32));
+    }
+    for (t, g) in tips_palm.iter().zip(goals_palm) {
+        out.extend((g - t).iter().map(|v| (v * 10.0) as f32));
+    }
+}
+
 /// Fingertips to random targets: the quick sanity task.
 ///
 /// **Reset:** a joint configuration is drawn uniformly in the central
@@ -106,15 +121,7 @@ impl FingertipReach {
         let tips_palm: Vec<Point3<f64>> = tips.iter().map(|p| self.core.to_palm(p)).collect();
         let goals_palm: Vec<Point3<f64>> =
             self.goals.iter().map(|p| self.core.to_palm(p)).collect();
-        for p in &tips_palm {
-            state.extend(p.iter().map(|v| (v * 10.0) as f32));
-        }
-        for p in &goals_palm {
-            state.extend(p.iter().map(|v| (v * 10.0) as f32));
-        }
-        for (t, g) in tips_palm.iter().zip(&goals_palm) {
-            state.extend((g - t).iter().map(|v| (v * 10.0) as f32));
-        }
+        reach_state(&tips_palm, &goals_palm, &mut state);
         self.core.add_noise(&mut state);
         let d: Vec<f64> = tips
             .iter()

@@ -102,38 +102,17 @@ impl SimScene {
     /// Up to `n` query pixels on the object in the first frame, on a regular grid, each
     /// with a 7 × 7 neighbourhood on the object (no silhouette edges).
     pub fn object_queries(&self, n: usize) -> Vec<[f32; 2]> {
-        let seg = &self.frames[0].segmentation;
-        let (h, w) = seg.dim();
-        let label = object_label(0);
-        let inside = |u: usize, v: usize| {
-            (v.saturating_sub(3)..=(v + 3).min(h - 1))
-                .all(|y| (u.saturating_sub(3)..=(u + 3).min(w - 1)).all(|x| seg[(y, x)] == label))
-        };
-        let candidates: Vec<(usize, usize)> = seg
-            .indexed_iter()
-            .filter(|((v, u), l)| **l == label && inside(*u, *v))
-            .map(|((v, u), _)| (u, v))
-            .collect();
-        // A grid step giving about n points over the candidates' area.
-        let step = ((candidates.len() as f64 / n as f64).sqrt().floor() as usize).max(1);
-        candidates
-            .into_iter()
-            .filter(|(u, v)| u % step == 0 && v % step == 0)
-            .take(n)
-            .map(|(u, v)| [u as f32, v as f32])
-            .collect()
+        self.frames[0].interior_pixels(object_label(0), 3, n)
     }
 
     /// The object-frame point under each query pixel of the first frame.
     pub fn query_points_object(&self, queries: &[[f32; 2]]) -> Vec<Point3<f64>> {
-        let f = &self.frames[0];
-        let k = &self.camera.intrinsics;
         queries
             .iter()
             .map(|q| {
-                let (u, v) = (q[0] as usize, q[1] as usize);
-                let d = f64::from(f.depth.view()[(v, u)]);
-                let world = self.camera.pose * k.back_project(f64::from(q[0]), f64::from(q[1]), d);
+                let world = self.frames[0]
+                    .world_point(q[0] as usize, q[1] as usize)
+                    .unwrap();
                 self.poses[0].inverse_transform_point(&world)
             })
             .collect()
@@ -143,19 +122,9 @@ impl SimScene {
     /// whether it is visible (in the image and the nearest surface there, within 2 mm).
     pub fn truth(&self, t: usize, p: &Point3<f64>) -> ([f64; 2], bool, Point3<f64>) {
         let world = self.poses[t] * p;
-        let cam = self.camera.pose.inverse_transform_point(&world);
-        let k = &self.camera.intrinsics;
-        let Some((u, v)) = k.project(&cam) else {
-            return ([f64::NAN; 2], false, world);
-        };
-        let (ui, vi) = (u.round(), v.round());
-        let inside = ui >= 0.0 && vi >= 0.0 && (ui as usize) < k.width && (vi as usize) < k.height;
-        let visible = inside && {
-            let f = &self.frames[t];
-            let (x, y) = (ui as usize, vi as usize);
-            let d = f64::from(f.depth.view()[(y, x)]);
-            f.segmentation[(y, x)] == object_label(0) && (d - cam.z).abs() < 0.002
-        };
-        ([u, v], visible, world)
+        match self.frames[t].project_visible(&world, object_label(0), 0.002) {
+            Some((px, visible)) => (px, visible, world),
+            None => ([f64::NAN; 2], false, world),
+        }
     }
 }

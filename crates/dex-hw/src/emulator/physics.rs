@@ -1,0 +1,180 @@
+//! Emulated servos whose shafts belong to an outside physics engine.
+//!
+//! A [`ServoBus`](super::ServoBus) normally moves each servo with its own motor
+//! model. Given a [`JointPhysics`] (see [`ServoBus::with_physics`](super::ServoBus::with_physics)),
+//! the bus instead hands the servos' goal positions to that engine as joint position
+//! targets, and reports the engine's joint positions, velocities and efforts as the
+//! servos' Present Position, Velocity and Current. With the `sim` feature,
+//! [`SimJoints`] connects any [`dex_sim::Simulator`]: a simulated hand behind a real
+//! Protocol 2.0 bus, for testing driver code without hardware.
+
+use dex_core::JointState;
+
+/// A physics engine driving the joints behind the servos.
+///
+/// Joint `i` of the engine is driven by the servo at position `i` of
+/// [`PhysicsLink::ids`]. Angles are joint radians (the engine's convention); the
+/// link converts them to and from servo angles.
+pub trait JointPhysics: Send {
+    /// Number of joints.
+    fn dof(&self) -> usize;
+
+    /// Seconds of physics one [`JointPhysics::step`] advances.
+    fn period(&self) -> f64;
+
+    /// Sets position targets (rad) and which joints have torque; a joint without
+    /// torque goes limp.
+    ///
+    /// # Errors
+    ///
+    /// A message if the engine refuses the targets (the bus keeps its old ones).
+    fn set_targets(&mut self, targets: &[f64], torque_on: &[bool]) -> Result<(), String>;
+
+    /// Advances the physics by one [`JointPhysics::period`].
+    ///
+    /// # Errors
+    ///
+    /// A message if the engine fails (the bus then stops stepping it).
+    fn step(&mut self) -> Result<(), String>;
+
+    /// Joint positions (rad), velocities (rad/s) and efforts (N·m).
+    fn joint_state(&self) -> JointState;
+}
+
+/// When the physics advances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PhysicsClock {
+    /// With the bus's clock ([`ServoBus::advance`](super::ServoBus::advance)): in real
+    /// time on a pseudo-terminal. Goals take effect at the next physics step.
+    #[default]
+    BusTime,
+    /// One physics period per instruction that writes Goal Position (a control tick),
+    /// whatever the wall clock says: the same byte stream gives the same motion, bit
+    /// for bit, however fast the client runs.
+    PerGoalWrite,
+}
+
+/// How the servos map onto the engine's joints.
+pub struct PhysicsLink {
+    /// The engine.
+    pub(crate) physics: Box<dyn JointPhysics>,
+    /// Servo ID of each joint.
+    pub(crate) ids: Vec<u8>,
+    /// Servo angle of joint `i` = joint angle + `zero[i]` (rad).
+    pub(crate) zero: Vec<f64>,
+    /// Torque per ampere (N·m/A), to report effort as current.
+    pub(crate) torque_constant: f64,
+    pub(crate) clock: PhysicsClock,
+    /// The engine's period (s), read once.
+    pub(crate) period: f64,
+    /// Bus time not yet simulated (s), for [`PhysicsClock::BusTime`].
+    pub(crate) pending: f64,
+    /// Physics steps taken.
+    pub(crate) steps: u64,
+    /// The first error of the engine; once set, the physics is frozen.
+    pub(crate) failure: Option<String>,
+}
+
+impl std::fmt::Debug for PhysicsLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhysicsLink")
+            .field("ids", &self.ids)
+            .field("clock", &self.clock)
+            .field("steps", &self.steps)
+            .field("failure", &self.failure)
+            .finish()
+    }
+}
+
+#[cfg(feature = "sim")]
+mod sim {
+    use std::sync::{Arc, Mutex, MutexGuard};
+
+    use dex_core::JointState;
+    use dex_sim::Simulator;
+
+    use super::JointPhysics;
+
+    /// A [`dex_sim::Simulator`] as the physics behind a servo bus.
+    ///
+    /// The simulator is shared: keep a [`SimJoints::handle`] to look at the scene
+    /// (objects, contacts, rendering) or to change it (gravity, object poses) while the
+    /// bus runs. Lock order: the bus, then the simulator; code holding the simulator
+    /// must not wait for the bus.
+    pub struct SimJoints {
+        sim: Arc<Mutex<Box<dyn Simulator>>>,
+        kp: Vec<f64>,
+        kd: Vec<f64>,
+        torque: Vec<bool>,
+    }
+
+    impl std::fmt::Debug for SimJoints {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("SimJoints")
+                .field("torque", &self.torque)
+                .finish()
+        }
+    }
+
+    impl SimJoints {
+        /// Wraps `sim`. A joint with torque on gets the model's nominal PD gains
+        /// ([`dex_sim::nominal_pd_gains`]), one without gets Kp = 0 (limp, damped).
+        pub fn new(sim: Box<dyn Simulator>) -> Self {
+            let (kp, kd) = dex_sim::nominal_pd_gains(sim.model());
+            let dof = kp.len();
+            Self {
+                sim: Arc::new(Mutex::new(sim)),
+                kp,
+                kd,
+                torque: vec![true; dof],
+            }
+        }
+
+        /// The shared simulator.
+        pub fn handle(&self) -> Arc<Mutex<Box<dyn Simulator>>> {
+            Arc::clone(&self.sim)
+        }
+
+        fn lock(&self) -> MutexGuard<'_, Box<dyn Simulator>> {
+            self.sim.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    impl JointPhysics for SimJoints {
+        fn dof(&self) -> usize {
+            self.kp.len()
+        }
+
+        fn period(&self) -> f64 {
+            self.lock().config().control_period()
+        }
+
+        fn set_targets(&mut self, targets: &[f64], torque_on: &[bool]) -> Result<(), String> {
+            let mut sim = self.sim.lock().unwrap_or_else(|e| e.into_inner());
+            if torque_on != self.torque.as_slice() {
+                // No torque: no stiffness; the joint keeps its damping and the PD's Kd
+                // as a stand-in for the motor's back-EMF braking.
+                let kp: Vec<f64> = self
+                    .kp
+                    .iter()
+                    .zip(torque_on)
+                    .map(|(k, on)| if *on { *k } else { 0.0 })
+                    .collect();
+                sim.set_pd_gains(&kp, &self.kd).map_err(|e| e.to_string())?;
+                self.torque = torque_on.to_vec();
+            }
+            sim.set_joint_targets(targets).map_err(|e| e.to_string())
+        }
+
+        fn step(&mut self) -> Result<(), String> {
+            self.lock().step().map_err(|e| e.to_string())
+        }
+
+        fn joint_state(&self) -> JointState {
+            self.lock().joint_state()
+        }
+    }
+}
+
+#[cfg(feature = "sim")]
+pub use sim::SimJoints;
