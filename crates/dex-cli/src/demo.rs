@@ -193,7 +193,10 @@ struct TickLog {
     target: Vec<f64>,
     /// Height of the cube's centre over where it rested on the palm (mm, world z).
     object_height_mm: f64,
+    /// Cube displacement in the palm frame since the grasp closed (mm).
+    slip_mm: f64,
     tilt_deg: f64,
+    phase: &'static str,
 }
 
 /// What one reach target set gave.
@@ -495,7 +498,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         plan,
     };
     let figure = args.out.join("demo.png");
-    write_figure(&figure, &run.log, &track_frames)?;
+    write_figure(&figure, &run.log, &track_frames, plan.tilt_deg)?;
+    write_ticks_csv(&args.out.join("ticks.csv"), &run.log)?;
     timing.report_s = t0.elapsed().as_secs_f64();
     timing.total_s = total.elapsed().as_secs_f64();
     let summary = Summary { timing, ..summary };
@@ -804,12 +808,18 @@ impl LoopState<'_> {
             }
             _ => {}
         }
+        let slip_mm = match (self.closed_position, position) {
+            (Some(a), Some(b)) => (b - a).norm() * 1e3,
+            _ => f64::NAN,
+        };
         self.log.push(TickLog {
             t: k as f64 / self.rate_hz,
             q: state.q.clone(),
             target: target.clone(),
             object_height_mm: height,
+            slip_mm,
             tilt_deg: tilt,
+            phase: phase.name(),
         });
         self.last_target = target.clone();
         Ok(JointTargets::new(target))
@@ -1050,13 +1060,41 @@ fn table(s: &Summary) -> String {
         .join("\n")
 }
 
+fn fmt_time(l: Option<&TickLog>) -> String {
+    l.map_or("-".into(), |l| format!("{:.1}", l.t))
+}
+
 /// Joints shown in the figure: index MCP flexion, middle PIP, thumb rotation.
 const SHOWN_JOINTS: [usize; 3] = [1, 6, 13];
+
+/// One row per control tick: time, phase, tilt, cube height, then each joint's target
+/// and measured angle.
+fn write_ticks_csv(path: &Path, log: &[TickLog]) -> Result<()> {
+    let model = HandModel::leap_right();
+    let names = model.joint_names();
+    let mut text = String::from("t_s,phase,tilt_deg,cube_height_mm");
+    for n in &names {
+        text.push_str(&format!(",{n}_target,{n}_measured"));
+    }
+    text.push('\n');
+    for l in log {
+        text.push_str(&format!(
+            "{:.3},{},{:.3},{:.3}",
+            l.t, l.phase, l.tilt_deg, l.object_height_mm
+        ));
+        for (t, q) in l.target.iter().zip(&l.q) {
+            text.push_str(&format!(",{t:.5},{q:.5}"));
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
 
 fn write_figure(
     path: &Path,
     log: &[TickLog],
     track: &[crate::demo_track::FrameError],
+    tilt_deg: f64,
 ) -> Result<()> {
     let names = HandModel::leap_right()
         .joint_names()
@@ -1101,17 +1139,21 @@ fn write_figure(
             ],
         },
         Panel {
-            title: "the cube in the palm frame while gravity tilts".into(),
+            title: format!(
+                "the cube in the grasp; gravity tilts 0 to {tilt_deg:.0} deg from {} s to {} s",
+                fmt_time(log.iter().find(|l| l.tilt_deg > 0.0)),
+                fmt_time(log.iter().find(|l| l.tilt_deg >= tilt_deg)),
+            ),
             x_label: "time (s)".into(),
-            y_label: "mm / deg".into(),
+            y_label: "mm".into(),
             series: vec![
                 Series {
-                    name: "cube height over its rest on the palm (mm)".into(),
+                    name: "height over its rest on the palm".into(),
                     points: log.iter().map(|l| (l.t, l.object_height_mm)).collect(),
                 },
                 Series {
-                    name: "gravity tilt (deg)".into(),
-                    points: log.iter().map(|l| (l.t, l.tilt_deg)).collect(),
+                    name: "displacement in the palm frame since the grasp closed".into(),
+                    points: log.iter().map(|l| (l.t, l.slip_mm)).collect(),
                 },
             ],
         },

@@ -111,7 +111,9 @@ pub fn write_png(path: &Path, panels: &[Panel], width: u32, panel_height: u32) -
                 .filter(|(x, y)| x.is_finite() && y.is_finite())
                 .collect();
             chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                // Width 1: plotters joins wider polylines with unlimited miters, which
+                // draw long spikes where a line turns back sharply.
+                .draw_series(LineSeries::new(pts, color.stroke_width(1)))
                 .map_err(err)?
                 .label(&s.name)
                 .legend(move |(x, y)| {

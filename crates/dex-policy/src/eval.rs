@@ -20,9 +20,12 @@ pub struct EvalResult {
     pub mean_length: f64,
 }
 
-/// Runs `policy` in `mode` on `venv` (reset with `seed`) until `episodes` episodes have
-/// ended, counting them in the order they end (environment index breaks ties), so the
-/// result is the same for the same seed. Actions are clipped to the action space.
+/// Runs `policy` in `mode` on `venv` (reset with `seed`) for `episodes` episodes,
+/// a fixed share per environment (the first `episodes % n` environments run one more),
+/// so that short episodes are not over-counted: counting episodes in the order they end
+/// would favour the ones that end early (successes, in most tasks) whenever few
+/// episodes per environment are asked for. Deterministic: the same seed gives the same
+/// result. Actions are clipped to the action space.
 ///
 /// # Errors
 ///
@@ -57,6 +60,10 @@ pub fn evaluate(
     for i in 0..n {
         policy.reset(i);
     }
+    // Episodes each environment still has to run.
+    let mut quota: Vec<usize> = (0..n)
+        .map(|i| episodes / n + usize::from(i < episodes % n))
+        .collect();
     let (mut count, mut successes, mut ret_sum, mut len_sum) = (0usize, 0usize, 0.0, 0usize);
     let mut ret = vec![0.0; n];
     let mut len = vec![0usize; n];
@@ -78,7 +85,8 @@ pub fn evaluate(
             }
             ret[i] += step.rewards[i];
             len[i] += 1;
-            if (step.terminated[i] || step.truncated[i]) && count < episodes {
+            if (step.terminated[i] || step.truncated[i]) && quota[i] > 0 {
+                quota[i] -= 1;
                 count += 1;
                 successes += usize::from(step.infos[i].success);
                 ret_sum += ret[i];
