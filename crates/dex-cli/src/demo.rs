@@ -52,7 +52,7 @@ pub struct DemoArgs {
     /// Use the shipped policy (or --checkpoint) instead of training one.
     #[arg(long)]
     no_train: bool,
-    /// A 30-second version: less training, fewer targets, a shorter grasp.
+    /// A 30-second version: 2 DAgger iterations, 2 target sets, a shorter grasp.
     #[arg(long)]
     quick: bool,
     /// The hand (only `leap`: the demo drives its servo bus).
@@ -95,8 +95,8 @@ impl Plan {
     fn new(quick: bool) -> Self {
         if quick {
             Self {
-                train_iterations: 3,
-                reach_sets: 3,
+                train_iterations: 2,
+                reach_sets: 2,
                 reach_ticks: 60,
                 return_ticks: 20,
                 settle_ticks: 10,
@@ -106,8 +106,8 @@ impl Plan {
                 tilted_ticks: 20,
                 tilt_deg: 60.0,
                 track_every: 2,
-                image_width: 320,
-                image_height: 240,
+                image_width: 640,
+                image_height: 480,
             }
         } else {
             Self {
