@@ -314,11 +314,7 @@ impl ServoBus {
     pub fn advance(&mut self, dt: f64) {
         if dt > 0.0 {
             self.time += dt;
-            let external: BTreeSet<u8> = self
-                .physics
-                .as_ref()
-                .map(|p| p.ids.iter().copied().collect())
-                .unwrap_or_default();
+            let external: &[u8] = self.physics.as_ref().map_or(&[], |p| &p.ids);
             for (id, s) in &mut self.servos {
                 if external.contains(id) {
                     s.advance_clock(dt);
@@ -494,14 +490,18 @@ impl ServoBus {
                 Instruction::BulkWrite(items) => {
                     items.iter().any(|i| covers(i.address, i.data.len()))
                 }
-                Instruction::Action | Instruction::Reboot | Instruction::FactoryReset { .. } => {
-                    true
-                }
+                // A held Reg Write may be a goal or a torque change.
+                Instruction::Action => true,
                 _ => false,
             }
         };
         let writes_goal = writes(ct::GOAL_POSITION);
-        let writes_torque = writes(ct::TORQUE_ENABLE);
+        // Reboot and factory reset turn torque off without writing it.
+        let writes_torque = writes(ct::TORQUE_ENABLE)
+            || matches!(
+                instruction,
+                Instruction::Reboot | Instruction::FactoryReset { .. }
+            );
         let may_change_ids = matches!(
             instruction,
             Instruction::Write { .. }
