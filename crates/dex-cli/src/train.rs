@@ -12,7 +12,7 @@ use dex_core::HandModel;
 use dex_policy::{
     ActMode, PpoConfig, PpoTrainer, SacConfig, SacTrainer, Trainer, evaluate, load_checkpoint,
 };
-use dex_sim::{TaskConfig, VecEnv, make_env};
+use dex_sim::{TASK_NAMES, TaskConfig, VecEnv, make_env};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -437,10 +437,10 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
             }
             file.run.validate()?;
             file.sac.validate()?;
+            let mut env = EnvSpec::state(&a.common, &file.task);
             if a.obs == ObsKind::Depth {
-                bail!("--obs depth: SAC from depth images is not available yet; use --obs state");
+                env.obs = "depth".into();
             }
-            let env = EnvSpec::state(&a.common, &file.task);
             let venv = env.build(file.sac.num_envs)?;
             let seed = file.sac.seed;
             let trainer = SacTrainer::new(venv, file.sac.clone(), env.to_table()?)?;
@@ -561,18 +561,40 @@ impl EnvSpec {
             .context("the checkpoint's environment description")
     }
 
+    /// The dex-sim task that gives these observations: the task itself for `state`,
+    /// its `-depth` variant for `depth`.
+    fn sim_task(&self) -> Result<String> {
+        match self.obs.as_str() {
+            "state" => Ok(self.task.clone()),
+            "depth" => {
+                let name = format!("{}-depth", self.task);
+                if !TASK_NAMES.contains(&name.as_str()) {
+                    let with: Vec<&str> = TASK_NAMES
+                        .iter()
+                        .filter_map(|t| t.strip_suffix("-depth"))
+                        .collect();
+                    bail!(
+                        "task `{}` has no depth observations (tasks with depth: {})",
+                        self.task,
+                        with.join(", ")
+                    );
+                }
+                Ok(name)
+            }
+            other => bail!("observation kind `{other}` is not available (state, depth)"),
+        }
+    }
+
     /// `n` environments of this kind.
     pub fn build(&self, n: usize) -> Result<VecEnv> {
         let model =
             HandModel::load(&self.hand).with_context(|| format!("loading hand `{}`", self.hand))?;
-        if self.obs != "state" {
-            bail!("observation kind `{}` is not available", self.obs);
-        }
+        let task = self.sim_task()?;
         // Check the task name once, with a clear message, before building n copies.
-        make_env(&self.task, model.clone(), self.config.clone())
+        make_env(&task, model.clone(), self.config.clone())
             .with_context(|| format!("task `{}`", self.task))?;
         Ok(VecEnv::from_fn(n, |_| {
-            make_env(&self.task, model.clone(), self.config.clone())
+            make_env(&task, model.clone(), self.config.clone())
         })?)
     }
 }

@@ -6,6 +6,15 @@
 //! γ 0.9, τ 0.01, a 1M-transition buffer and C51 with 101 atoms on [−20, 20]; the
 //! defaults here keep those settings except the number of environments and the buffer
 //! size, scaled to a 2-core machine.
+//!
+//! **Images.** When the environments observe depth ([`dex_sim::ObservationSpec::depth`]
+//! is `H × W`), the last `H·W` values of every state vector are the image, row by row,
+//! in `[0, 1]` (dex-sim's squinted depth, see [`dex_sim::DepthView`]). The replay
+//! buffer stores them as `u8` (`round(255·v)`), the policy acts on the same quantised
+//! values, and a [`CnnEncoder`] ([`SacConfig::cnn`]) turns them into features that are
+//! concatenated with the rest of the state. The encoder belongs to the critics (both
+//! share it, trained by the critic loss, Polyak-averaged into a target copy); the actor
+//! reads its features detached, as in DrQ.
 
 use std::path::Path;
 
@@ -17,6 +26,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::encoders::{CnnConfig, CnnEncoder};
 use crate::error::{Error, Result, invalid};
 use crate::nets::{Activation, Mlp, MlpConfig, frozen_builder, init_seeded, new_store};
 use crate::policy::{ActMode, Policy, check_observations};
@@ -79,6 +89,9 @@ pub struct SacConfig {
     pub actor_every: usize,
     /// Global gradient-norm clip per network; 0 turns it off.
     pub max_grad_norm: f64,
+    /// The image encoder, used only when the environments observe images (its
+    /// `height` and `width` are taken from the environments).
+    pub cnn: CnnConfig,
     /// Seed of initialisation, exploration and sampling.
     pub seed: u64,
 }
@@ -108,6 +121,7 @@ impl Default for SacConfig {
             v_max: 20.0,
             actor_every: 1,
             max_grad_norm: 0.0,
+            cnn: CnnConfig::default(),
             seed: 0,
         }
     }
@@ -550,6 +564,112 @@ impl Actor {
     }
 }
 
+/// Where the image sits in a flat observation: the last `H·W` values, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ObsLayout {
+    obs_dim: usize,
+    image: Option<(usize, usize)>,
+}
+
+impl ObsLayout {
+    fn new(obs_dim: usize, image: Option<(usize, usize)>) -> Result<Self> {
+        if let Some((h, w)) = image
+            && (h * w == 0 || h * w >= obs_dim)
+        {
+            return Err(invalid(format!(
+                "a {h}×{w} image needs observations wider than {} values (some state \
+                 besides the image); they have {obs_dim}",
+                h * w
+            )));
+        }
+        Ok(Self { obs_dim, image })
+    }
+
+    fn from_meta(obs_dim: usize, image: &[usize]) -> Result<Self> {
+        match image {
+            [] => Self::new(obs_dim, None),
+            [h, w] => Self::new(obs_dim, Some((*h, *w))),
+            other => Err(invalid(format!(
+                "image shape {other:?}: expected [] or [height, width]"
+            ))),
+        }
+    }
+
+    fn image_len(&self) -> usize {
+        self.image.map_or(0, |(h, w)| h * w)
+    }
+
+    fn state_dim(&self) -> usize {
+        self.obs_dim - self.image_len()
+    }
+
+    /// The encoder's config with the image size filled in, when there is an image.
+    fn cnn(&self, config: &SacConfig) -> Option<CnnConfig> {
+        self.image.map(|(height, width)| CnnConfig {
+            height,
+            width,
+            in_channels: 1,
+            ..config.cnn.clone()
+        })
+    }
+
+    /// Width of the actor's and critics' input.
+    fn feature_dim(&self, config: &SacConfig) -> usize {
+        self.state_dim() + self.image.map_or(0, |_| config.cnn.output)
+    }
+
+    fn meta(&self) -> Vec<usize> {
+        self.image.map_or_else(Vec::new, |(h, w)| vec![h, w])
+    }
+
+    /// The state part and the image quantised to bytes (`round(255·v)`, `v` clamped to
+    /// `[0, 1]`).
+    fn split(&self, obs: ArrayView2<'_, f32>) -> (Array2<f32>, Array2<u8>) {
+        let sd = self.state_dim();
+        let (states, images) = obs.split_at(ndarray::Axis(1), sd);
+        let states = states.to_owned();
+        let images = images.mapv(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8);
+        (states, images)
+    }
+
+    /// `B × H·W` bytes as a `B × H × W` tensor of values in `[0, 1]`.
+    fn image_tensor(&self, images: ArrayView2<'_, u8>) -> Result<Option<Tensor>> {
+        let Some((h, w)) = self.image else {
+            return Ok(None);
+        };
+        let b = images.nrows();
+        let v: Vec<f32> = images.iter().map(|x| f32::from(*x) / 255.0).collect();
+        Ok(Some(Tensor::from_vec(
+            v,
+            (b, h, w),
+            &candle_core::Device::Cpu,
+        )?))
+    }
+
+    /// Network input for raw observations: the state part, then the encoder's
+    /// features of the quantised image.
+    fn input(&self, enc: Option<&CnnEncoder>, obs: ArrayView2<'_, f32>) -> Result<Tensor> {
+        if self.image.is_none() {
+            return to_tensor(obs);
+        }
+        let (states, images) = self.split(obs);
+        let img = self.image_tensor(images.view())?;
+        Ok(features(enc, &to_tensor(states.view())?, img.as_ref())?)
+    }
+}
+
+/// The state features, then the encoder's image features when both are given.
+fn features(
+    enc: Option<&CnnEncoder>,
+    states: &Tensor,
+    images: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
+    match (enc, images) {
+        (Some(e), Some(i)) => Tensor::cat(&[states, &e.forward(i)?], 1),
+        _ => Ok(states.clone()),
+    }
+}
+
 /// Expected value per row of a critic's output: the scalar itself, or Σ softmax·z for
 /// C51 (`support` given).
 fn expected_q(out: &Tensor, support: Option<&Tensor>) -> candle_core::Result<Tensor> {
@@ -608,8 +728,12 @@ fn critic_config(config: &SacConfig, obs_dim: usize, action_dim: usize) -> MlpCo
 pub struct SacCheckpointMeta {
     /// SAC settings (networks included).
     pub sac: SacConfig,
-    /// Observation width.
+    /// Observation width (image values included).
     pub observation_dim: usize,
+    /// `[height, width]` of the image at the end of each observation; empty for state
+    /// observations.
+    #[serde(default)]
+    pub image: Vec<usize>,
     /// Lower action bounds.
     pub action_low: Vec<f32>,
     /// Upper action bounds.
@@ -630,6 +754,10 @@ pub struct SacTrainer {
     actor: Actor,
     q: [Mlp; 2],
     q_target: [Mlp; 2],
+    /// The critics' image encoder and its target copy (image observations only).
+    qenc: Option<CnnEncoder>,
+    qenc_target: Option<CnnEncoder>,
+    layout: ObsLayout,
     log_alpha: Var,
     actor_opt: AdamW,
     critic_opt: AdamW,
@@ -697,14 +825,25 @@ impl SacTrainer {
             return Err(invalid("SAC needs finite action bounds with low < high"));
         }
         let ad = low.len();
+        let layout = ObsLayout::new(obs_dim, venv.observation_spec().depth)?;
+        let fd = layout.feature_dim(&config);
         let (varmap, vb) = new_store();
-        let actor = Actor::new(&config, obs_dim, &low, &high, &vb.pp("actor"))?;
-        let cc = critic_config(&config, obs_dim, ad);
+        let actor = Actor::new(&config, fd, &low, &high, &vb.pp("actor"))?;
+        let cc = critic_config(&config, fd, ad);
         let q = [Mlp::new(&cc, &vb.pp("q1"))?, Mlp::new(&cc, &vb.pp("q2"))?];
         let q_target = [
             Mlp::new(&cc, &vb.pp("target.q1"))?,
             Mlp::new(&cc, &vb.pp("target.q2"))?,
         ];
+        let cnn = layout.cnn(&config);
+        let qenc = cnn
+            .as_ref()
+            .map(|c| CnnEncoder::new(c, &vb.pp("qenc")))
+            .transpose()?;
+        let qenc_target = cnn
+            .as_ref()
+            .map(|c| CnnEncoder::new(c, &vb.pp("target.qenc")))
+            .transpose()?;
         let log_alpha = vb.get_with_hints(1, "log_alpha", candle_nn::Init::Const(0.0))?;
         init_seeded(&varmap, config.seed, |name| {
             if name.starts_with("actor.out") {
@@ -726,6 +865,7 @@ impl SacTrainer {
         let online: Vec<(String, Var)> = [
             vars_with_prefix(&varmap, "q1.")?,
             vars_with_prefix(&varmap, "q2.")?,
+            vars_with_prefix(&varmap, "qenc.")?,
         ]
         .concat();
         let mut target_pairs = Vec::with_capacity(online.len());
@@ -761,7 +901,13 @@ impl SacTrainer {
         let obs = batch_obs(&obs, obs_dim)?;
         check_observations(obs.view(), obs_dim)?;
         let n = config.num_envs;
-        let buffer = ReplayBuffer::new(n, (config.buffer_size / n).max(2), obs_dim, 0, ad)?;
+        let buffer = ReplayBuffer::new(
+            n,
+            (config.buffer_size / n).max(2),
+            layout.state_dim(),
+            layout.image_len(),
+            ad,
+        )?;
         let support_vec = config.support();
         let support =
             Tensor::from_vec(support_vec.clone(), config.atoms, &candle_core::Device::Cpu)?;
@@ -772,6 +918,9 @@ impl SacTrainer {
             actor,
             q,
             q_target,
+            qenc,
+            qenc_target,
+            layout,
             log_alpha: log_alpha_var,
             actor_opt,
             critic_opt,
@@ -828,8 +977,10 @@ impl SacTrainer {
         let batch = self.buffer.sample(cfg.batch_size, &mut self.rng)?;
         let b = batch.rewards.len();
         let ad = self.actor.action_dim;
-        let x = to_tensor(batch.states.view())?;
-        let x2 = to_tensor(batch.next_states.view())?;
+        let x_state = to_tensor(batch.states.view())?;
+        let x2_state = to_tensor(batch.next_states.view())?;
+        let img = self.layout.image_tensor(batch.images.view())?;
+        let img2 = self.layout.image_tensor(batch.next_images.view())?;
         let mut a_arr = batch.actions.clone();
         self.actor.unscale(&mut a_arr);
         let a = to_tensor(a_arr.view())?;
@@ -838,15 +989,25 @@ impl SacTrainer {
         let eps2 = normal_tensor(&mut self.rng, (b, ad))?;
         // Detached views of every variable: modules built on them record no graph.
         let frozen = frozen_builder(&self.varmap)?;
+        let fd = self.actor.net.config().input;
         let target_actor = Actor::new(
             &self.config,
-            self.obs_dim,
+            fd,
             &self.actor.low,
             &self.actor.high,
             &frozen.pp("actor"),
         )?;
+        // Image features: the online encoder (its gradient comes from the critic loss),
+        // a detached copy of it for the actor, the target encoder for the targets.
+        let frozen_enc = match self.qenc.as_ref() {
+            Some(e) => Some(CnnEncoder::new(e.config(), &frozen.pp("qenc"))?),
+            None => None,
+        };
+        let x = features(self.qenc.as_ref(), &x_state, img.as_ref())?;
+        let x2 = features(frozen_enc.as_ref(), &x2_state, img2.as_ref())?;
+        let x2_target = features(self.qenc_target.as_ref(), &x2_state, img2.as_ref())?.detach();
         let (a2, logp2) = target_actor.sample(&x2, &eps2)?;
-        let xa2 = Tensor::cat(&[&x2, &a2.detach()], 1)?;
+        let xa2 = Tensor::cat(&[&x2_target, &a2.detach()], 1)?;
         let t1 = self.q_target[0].forward(&xa2)?.detach();
         let t2 = self.q_target[1].forward(&xa2)?.detach();
         let logp2: Vec<f32> = logp2.detach().to_vec1()?;
@@ -923,7 +1084,7 @@ impl SacTrainer {
                 Mlp::new(&cc, &frozen.pp("q2"))?,
             ];
             let (actor_loss, logp, q) =
-                actor_loss(&self.actor, &q_fixed, support, &x, &eps, alpha)?;
+                actor_loss(&self.actor, &q_fixed, support, &x.detach(), &eps, alpha)?;
             let av = f64::from(actor_loss.to_scalar::<f32>()?);
             if !av.is_finite() {
                 return Err(Error::Diverged(format!(
@@ -967,7 +1128,8 @@ impl SacTrainer {
                 *v = self.rng.random_range(-1.0f32..1.0);
             }
         } else {
-            let (mu, log_std) = self.actor.dist(&to_tensor(self.obs.view())?)?;
+            let x = self.layout.input(self.qenc.as_ref(), self.obs.view())?;
+            let (mu, log_std) = self.actor.dist(&x)?;
             let (mu, log_std) = (to_array(&mu)?, to_array(&log_std)?);
             for ((v, m), s) in a.iter_mut().zip(&mu).zip(&log_std) {
                 *v = (m + s.exp() * standard_normal(&mut self.rng) as f32).tanh();
@@ -990,10 +1152,10 @@ impl SacTrainer {
         let step = self.venv.step(&flat)?;
         let rewards: Vec<f32> = step.rewards.iter().map(|r| *r as f32).collect();
         let valid: Vec<bool> = step.reset.iter().map(|r| !r).collect();
-        let no_images = Array2::<u8>::zeros((n, 0));
+        let (states, images) = self.layout.split(self.obs.view());
         self.buffer.push(
-            self.obs.view(),
-            no_images.view(),
+            states.view(),
+            images.view(),
             actions.view(),
             &rewards,
             &step.terminated,
@@ -1067,6 +1229,7 @@ impl SacTrainer {
         let meta = SacCheckpointMeta {
             sac: self.config.clone(),
             observation_dim: self.obs_dim,
+            image: self.layout.meta(),
             action_low: self.actor.low.clone(),
             action_high: self.actor.high.clone(),
             updates: self.updates,
@@ -1088,15 +1251,19 @@ impl SacTrainer {
         let meta = read_sac_meta(dir)?;
         let fail = |reason: String| checkpoint_error(dir, reason);
         if meta.observation_dim != self.obs_dim
+            || meta.image != self.layout.meta()
             || meta.action_low != self.actor.low
             || meta.action_high != self.actor.high
         {
             return Err(fail(
-                "its observation width or action bounds differ from the environment's".into(),
+                "its observation width, image or action bounds differ from the environment's"
+                    .into(),
             ));
         }
-        if critic_config(&meta.sac, self.obs_dim, self.actor.action_dim)
-            != critic_config(&self.config, self.obs_dim, self.actor.action_dim)
+        let (ad, layout) = (self.actor.action_dim, self.layout);
+        if critic_config(&meta.sac, layout.feature_dim(&meta.sac), ad)
+            != critic_config(&self.config, layout.feature_dim(&self.config), ad)
+            || layout.cnn(&meta.sac) != layout.cnn(&self.config)
         {
             return Err(fail("its networks differ from this trainer's".into()));
         }
@@ -1115,24 +1282,48 @@ impl SacTrainer {
     /// Tensor errors.
     pub fn policy(&self) -> Result<SacPolicy> {
         let (varmap, vb) = new_store();
-        let actor = Actor::new(
+        let (actor, enc) = policy_networks(
             &self.config,
-            self.obs_dim,
-            &self.actor.low,
-            &self.actor.high,
-            &vb.pp("actor"),
+            self.layout,
+            (&self.actor.low, &self.actor.high),
+            &vb,
         )?;
-        let src = vars_with_prefix(&self.varmap, "actor.")?;
-        for (name, var) in vars_with_prefix(&varmap, "actor.")? {
-            if let Some((_, s)) = src.iter().find(|(n, _)| *n == name) {
-                var.set(&s.as_tensor().copy()?)?;
+        for prefix in ["actor.", "qenc."] {
+            let src = vars_with_prefix(&self.varmap, prefix)?;
+            for (name, var) in vars_with_prefix(&varmap, prefix)? {
+                if let Some((_, s)) = src.iter().find(|(n, _)| *n == name) {
+                    var.set(&s.as_tensor().copy()?)?;
+                }
             }
         }
         Ok(SacPolicy {
             actor,
+            enc,
+            layout: self.layout,
             _varmap: varmap,
         })
     }
+}
+
+/// What acting needs: the actor and, for image observations, the critics' encoder.
+fn policy_networks(
+    config: &SacConfig,
+    layout: ObsLayout,
+    (low, high): (&[f32], &[f32]),
+    vb: &VarBuilder<'_>,
+) -> Result<(Actor, Option<CnnEncoder>)> {
+    let actor = Actor::new(
+        config,
+        layout.feature_dim(config),
+        low,
+        high,
+        &vb.pp("actor"),
+    )?;
+    let enc = layout
+        .cnn(config)
+        .map(|c| CnnEncoder::new(&c, &vb.pp("qenc")))
+        .transpose()?;
+    Ok((actor, enc))
 }
 
 fn read_sac_meta(dir: &Path) -> Result<SacCheckpointMeta> {
@@ -1154,6 +1345,8 @@ fn read_sac_meta(dir: &Path) -> Result<SacCheckpointMeta> {
 /// mode samples the squashed Gaussian; both scaled to the action bounds.
 pub struct SacPolicy {
     actor: Actor,
+    enc: Option<CnnEncoder>,
+    layout: ObsLayout,
     _varmap: VarMap,
 }
 
@@ -1176,18 +1369,17 @@ impl SacPolicy {
         let meta = read_sac_meta(dir)?;
         let fail = |reason: String| checkpoint_error(dir, reason);
         let (mut varmap, vb) = new_store();
-        let actor = Actor::new(
-            &meta.sac,
-            meta.observation_dim,
-            &meta.action_low,
-            &meta.action_high,
-            &vb.pp("actor"),
-        )
-        .map_err(|e| fail(e.to_string()))?;
+        let layout = ObsLayout::from_meta(meta.observation_dim, &meta.image)
+            .map_err(|e| fail(e.to_string()))?;
+        let bounds = (meta.action_low.as_slice(), meta.action_high.as_slice());
+        let (actor, enc) =
+            policy_networks(&meta.sac, layout, bounds, &vb).map_err(|e| fail(e.to_string()))?;
         load_weights(dir, &mut varmap)?;
         Ok((
             Self {
                 actor,
+                enc,
+                layout,
                 _varmap: varmap,
             },
             meta,
@@ -1197,7 +1389,7 @@ impl SacPolicy {
 
 impl Policy for SacPolicy {
     fn observation_dim(&self) -> usize {
-        self.actor.net.config().input
+        self.layout.obs_dim
     }
     fn action_dim(&self) -> usize {
         self.actor.action_dim
@@ -1209,7 +1401,8 @@ impl Policy for SacPolicy {
         rng: &mut dyn rand::RngCore,
     ) -> Result<Array2<f32>> {
         check_observations(observations, self.observation_dim())?;
-        let (mu, log_std) = self.actor.dist(&to_tensor(observations)?)?;
+        let x = self.layout.input(self.enc.as_ref(), observations)?;
+        let (mu, log_std) = self.actor.dist(&x)?;
         let mut a = to_array(&mu)?;
         if mode == ActMode::Stochastic {
             let s = to_array(&log_std)?;

@@ -14,6 +14,8 @@ use crate::error::{Result, SimError};
 pub const LABEL_NONE: i16 = -1;
 /// Segmentation label of pixels that see the hand.
 pub const LABEL_HAND: i16 = 0;
+/// Segmentation label of pixels that see a drawn marker ([`DepthFrame::draw_spheres`]).
+pub const LABEL_MARKER: i16 = -2;
 
 /// The segmentation label of object `index` (objects are numbered from 0).
 pub fn object_label(index: usize) -> i16 {
@@ -206,6 +208,47 @@ impl DepthFrame {
         Some(([u, v], visible))
     }
 
+    /// Draws spheres of `radius` (m) centred at the world points `centers` into the
+    /// frame, as a renderer would draw visual-only markers: a pixel whose ray meets a
+    /// sphere nearer than what it saw (or that saw nothing) takes the sphere's depth,
+    /// label [`LABEL_MARKER`] and a flat grey. Spheres behind the camera or beyond
+    /// `max_depth` are not drawn.
+    pub fn draw_spheres(&mut self, centers: &[Point3<f64>], radius: f64) {
+        let cam = self.camera;
+        let (w, h) = (cam.intrinsics.width, cam.intrinsics.height);
+        let inv = cam.pose.inverse();
+        let local: Vec<Vector3<f64>> = centers.iter().map(|c| (inv * c).coords).collect();
+        let mut depth = self.depth.view().to_owned();
+        for v in 0..h {
+            for u in 0..w {
+                let (dir, z_per_len) = cam.ray_direction(u, v);
+                let mut nearest = f64::INFINITY;
+                for c in &local {
+                    // |t·dir − c|² = r² with |dir| = 1: t = dir·c − sqrt((dir·c)² − |c|² + r²).
+                    let b = dir.dot(c);
+                    let disc = b * b - c.norm_squared() + radius * radius;
+                    if disc >= 0.0 {
+                        let t = b - disc.sqrt();
+                        if t > 0.0 && t < nearest {
+                            nearest = t;
+                        }
+                    }
+                }
+                if nearest > cam.max_depth {
+                    continue;
+                }
+                let z = (nearest * z_per_len) as f32;
+                let d = depth[(v, u)];
+                if d <= 0.0 || z < d {
+                    depth[(v, u)] = z;
+                    self.segmentation[(v, u)] = LABEL_MARKER;
+                    self.gray[(v, u)] = 200;
+                }
+            }
+        }
+        self.depth = DepthImage::new(depth);
+    }
+
     /// Area downsampling by an integer `factor` ("squinting"): each output pixel's depth
     /// is the mean of the valid depths in its `factor × factor` block (0 if none), and its
     /// label the most frequent label among the block's pixels (ties: the smallest label),
@@ -351,5 +394,47 @@ mod tests {
         assert_eq!(small.segmentation[(1, 1)], LABEL_NONE);
         assert_eq!(small.camera.intrinsics.width, 2);
         assert!(frame.squint(3).is_err());
+    }
+
+    #[test]
+    fn drawn_spheres_take_the_nearer_depth_only() {
+        let k = CameraIntrinsics::from_fov_y(33, 33, 1.0).unwrap();
+        let mut cam = Camera::look_at(
+            k,
+            Point3::new(0.0, 0.0, 1.0),
+            Point3::origin(),
+            Vector3::y(),
+        )
+        .unwrap();
+        cam.max_depth = 5.0;
+        let mut depth = Array2::<f32>::zeros((33, 33));
+        // Left half: a wall at 0.5 m, in front of the sphere; right half: nothing.
+        for v in 0..33 {
+            for u in 0..16 {
+                depth[(v, u)] = 0.5;
+            }
+        }
+        let mut frame = DepthFrame {
+            camera: cam,
+            depth: DepthImage::new(depth),
+            segmentation: Array2::from_elem((33, 33), LABEL_NONE),
+            gray: Array2::zeros((33, 33)),
+        };
+        // A sphere of radius 0.1 at the origin, 1 m in front of the camera, its centre
+        // on the optical axis (pixel 16, 16).
+        frame.draw_spheres(&[Point3::origin()], 0.1);
+        let d = frame.depth.view();
+        assert!((d[(16, 16)] - 0.9).abs() < 1e-6, "{}", d[(16, 16)]);
+        assert_eq!(frame.segmentation[(16, 16)], LABEL_MARKER);
+        // Nearer than the sphere: the wall stays.
+        assert_eq!(d[(16, 15)], 0.5);
+        assert_eq!(frame.segmentation[(16, 15)], LABEL_NONE);
+        // Off the sphere (its image radius is about 1.8 px at f ≈ 30 px): untouched.
+        assert_eq!(d[(16, 25)], 0.0);
+        // Beyond max_depth: not drawn.
+        frame.camera.max_depth = 0.8;
+        let before = frame.depth.view().to_owned();
+        frame.draw_spheres(&[Point3::new(0.0, 0.0, -0.2)], 0.1);
+        assert_eq!(frame.depth.view(), before.view());
     }
 }

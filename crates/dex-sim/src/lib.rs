@@ -36,7 +36,7 @@ pub mod texture;
 #[cfg(feature = "rapier")]
 mod rapier;
 
-pub use camera::{Camera, DepthFrame};
+pub use camera::{Camera, DepthFrame, LABEL_MARKER};
 pub use env::{
     BoxSpace, Env, Info, Observation, ObservationSpec, Step, TimeLimit, VecEnv, VecStep, env_seed,
 };
@@ -48,9 +48,9 @@ pub use simulator::{
     open_configuration, palm_up_pose, rest_pose_on_palm,
 };
 pub use tasks::{
-    AnygraspConfig, AnygraspToAnygrasp, AnyposeConfig, AnyposeToAnypose, FingertipReach,
+    AnygraspConfig, AnygraspToAnygrasp, AnyposeConfig, AnyposeToAnypose, DepthView, FingertipReach,
     InHandRotation, PalmOrientation, Proprioception, Randomization, ReachConfig, RotateConfig,
-    TaskConfig, make_env, make_simulator, reach_state,
+    TASK_NAMES, TaskConfig, make_env, make_simulator, reach_state,
 };
 
 #[cfg(feature = "rapier")]

@@ -344,3 +344,83 @@ fn anygrasp_generates_stable_grasps_and_counts_goals() {
     }
     assert!(dropped);
 }
+
+#[test]
+fn reach_depth_shows_the_targets_only_in_the_image() {
+    let config = TaskConfig::default();
+    let side = config.depth_view.side();
+    let make = || make_env("reach-depth", HandModel::leap_right(), config.clone()).unwrap();
+    let (mut a, mut b) = (make(), make());
+    assert_eq!(a.name(), "reach-depth");
+    let spec = a.observation_spec().clone();
+    assert_eq!(spec.depth, Some((side, side)));
+    let (obs, _) = a.reset(Some(4)).unwrap();
+    b.reset(Some(4)).unwrap();
+    let depth = obs.depth.clone().unwrap();
+    assert_eq!(obs.state.len(), spec.state.dim());
+    // The state ends with the image, depth / max_depth.
+    let tail = &obs.state[obs.state.len() - side * side..];
+    for (s, d) in tail.iter().zip(depth.iter()) {
+        assert!((s - d / config.depth_view.max_depth as f32).abs() < 1e-6);
+        assert!((0.0..=1.0).contains(s));
+    }
+    // Some pixels see the hand, some nothing.
+    assert!(depth.iter().any(|d| *d > 0.0) && depth.iter().any(|d| *d == 0.0));
+    // Same physics, targets moved: the state differs only in the image.
+    let mut reach = FingertipReach::new(
+        HandModel::leap_right(),
+        config.clone(),
+        ReachConfig {
+            depth: true,
+            ..ReachConfig::default()
+        },
+    )
+    .unwrap();
+    let mut other = FingertipReach::new(
+        HandModel::leap_right(),
+        config.clone(),
+        ReachConfig {
+            depth: true,
+            ..ReachConfig::default()
+        },
+    )
+    .unwrap();
+    reach.reset(Some(4)).unwrap();
+    other.reset(Some(4)).unwrap();
+    let moved: Vec<_> = other
+        .goals()
+        .iter()
+        .map(|g| g + Vector3::new(0.0, 0.04, 0.02))
+        .collect();
+    other.set_goals(moved).unwrap();
+    let action = hold_action(&reach);
+    let s1 = reach.step(&action).unwrap();
+    let s2 = other.step(&action).unwrap();
+    let n = s1.obs.state.len() - side * side;
+    assert_eq!(s1.obs.state[..n], s2.obs.state[..n]);
+    assert_ne!(s1.obs.state[n..], s2.obs.state[n..]);
+    // The state-observing task of the same name has no image.
+    assert_eq!(
+        make_env("reach", HandModel::leap_right(), config)
+            .unwrap()
+            .observation_spec()
+            .depth,
+        None
+    );
+}
+
+#[test]
+fn bad_depth_views_are_refused() {
+    let mut config = TaskConfig::default();
+    config.depth_view.squint = 3;
+    assert!(matches!(
+        make_env("reach-depth", HandModel::leap_right(), config),
+        Err(SimError::InvalidParameter {
+            what: "depth_view",
+            ..
+        })
+    ));
+    let mut config = TaskConfig::default();
+    config.depth_view.max_depth = f64::NAN;
+    assert!(make_env("reach-depth", HandModel::leap_right(), config).is_err());
+}

@@ -152,6 +152,75 @@ pub struct TaskConfig {
     pub randomization: Randomization,
     /// Use the kinematic [`crate::MockSimulator`] instead of the physics backend.
     pub mock_physics: bool,
+    /// The depth camera of the tasks that observe depth (`reach-depth`).
+    pub depth_view: DepthView,
+}
+
+/// The depth camera of tasks that observe depth images, Squint's recipe by default:
+/// render at 128 × 128, then area-downsample ("squint") by 8 to 16 × 16.
+///
+/// The camera looks at the open hand's fingertips from above and the side
+/// ([`crate::Camera::overview`], 60° field of view). In the state vector the squinted
+/// image is stored row by row as `depth / max_depth`, in `[0, 1]`, 0 where the ray
+/// hits nothing within `max_depth`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DepthView {
+    /// Rendered image side (pixels; the image is square).
+    pub render: usize,
+    /// Area-downsampling factor; the observed image side is `render / squint`.
+    pub squint: usize,
+    /// Rays end at this distance (m); also the depth normalisation.
+    pub max_depth: f64,
+    /// Radius of the spheres that mark targets in the depth image (m); the spheres are
+    /// drawn, not simulated: nothing collides with them.
+    pub marker_radius: f64,
+}
+
+impl Default for DepthView {
+    fn default() -> Self {
+        Self {
+            // Squint (Almuzairee et al., 2025) renders 128² and downsamples to 16².
+            render: 128,
+            squint: 8,
+            max_depth: 0.5,
+            marker_radius: 0.012,
+        }
+    }
+}
+
+impl DepthView {
+    /// Side of the observed (squinted) image.
+    pub fn side(&self) -> usize {
+        self.render / self.squint.max(1)
+    }
+
+    /// Checks the fields.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| SimError::InvalidParameter {
+            what: "depth_view",
+            reason,
+        };
+        if self.render == 0 || self.squint == 0 || !self.render.is_multiple_of(self.squint) {
+            return Err(bad(format!(
+                "render ({}) and squint ({}) must be positive, squint dividing render",
+                self.render, self.squint
+            )));
+        }
+        if !(self.max_depth.is_finite() && self.max_depth > 0.0) {
+            return Err(bad(format!(
+                "max_depth must be positive, got {}",
+                self.max_depth
+            )));
+        }
+        if !(self.marker_radius.is_finite() && self.marker_radius > 0.0) {
+            return Err(bad(format!(
+                "marker_radius must be positive, got {}",
+                self.marker_radius
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for TaskConfig {
@@ -166,6 +235,7 @@ impl Default for TaskConfig {
             relative_scale: 0.1,
             randomization: Randomization::default(),
             mock_physics: false,
+            depth_view: DepthView::default(),
         }
     }
 }
@@ -186,6 +256,7 @@ impl TaskConfig {
             });
         }
         self.randomization.validate()?;
+        self.depth_view.validate()?;
         SimConfig {
             dt: self.dt,
             substeps: self.substeps,
@@ -559,13 +630,23 @@ impl HandCore {
 }
 
 /// The task names [`make_env`] accepts.
-pub const TASK_NAMES: &[&str] = &["reach", "rotate", "anypose", "anygrasp"];
+pub const TASK_NAMES: &[&str] = &["reach", "reach-depth", "rotate", "anypose", "anygrasp"];
 
-/// Builds a task by name (`reach`, `rotate`, `anypose`, `anygrasp`) for `model` with
-/// default task-specific settings.
+/// Builds a task by name (`reach`, `reach-depth`, `rotate`, `anypose`, `anygrasp`) for
+/// `model` with default task-specific settings. `reach-depth` is `reach` observed
+/// through [`TaskConfig::depth_view`]: the targets are seen only as spheres in the depth
+/// image (see [`ReachConfig::depth`]).
 pub fn make_env(name: &str, model: HandModel, config: TaskConfig) -> Result<Box<dyn crate::Env>> {
     Ok(match name {
         "reach" => Box::new(FingertipReach::new(model, config, ReachConfig::default())?),
+        "reach-depth" => Box::new(FingertipReach::new(
+            model,
+            config,
+            ReachConfig {
+                depth: true,
+                ..ReachConfig::default()
+            },
+        )?),
         "rotate" => Box::new(InHandRotation::new(model, config, RotateConfig::default())?),
         "anypose" => Box::new(AnyposeToAnypose::new(
             model,

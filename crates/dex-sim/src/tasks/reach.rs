@@ -5,6 +5,7 @@ use nalgebra::Point3;
 use rand::Rng;
 
 use super::{HandCore, TaskConfig, make_simulator};
+use crate::camera::Camera;
 use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
 use crate::error::Result;
 use crate::simulator::Simulator;
@@ -23,6 +24,11 @@ pub struct ReachConfig {
     /// 0 the targets are the drawn configuration's fingertips by kinematics alone, and
     /// some cannot be reached: the drawn configuration may cross two fingers.
     pub settle_steps: usize,
+    /// Observe the targets through the depth camera ([`super::TaskConfig::depth_view`])
+    /// instead of as coordinates: the state is proprioception, fingertip positions (by
+    /// kinematics of the measured joints, palm frame, ×10) and the squinted depth
+    /// image, with the targets drawn into it as spheres. Task name `reach-depth`.
+    pub depth: bool,
 }
 
 impl Default for ReachConfig {
@@ -32,6 +38,7 @@ impl Default for ReachConfig {
             success_bonus: 10.0,
             range_fraction: 0.8,
             settle_steps: 10,
+            depth: false,
         }
     }
 }
@@ -66,12 +73,18 @@ pub fn reach_state(tips_palm: &[Point3<f64>], goals_palm: &[Point3<f64>], out: &
 /// **State:** proprioception (see [module docs](crate::tasks)), then fingertip positions,
 /// target positions and `target − tip`, all in the palm frame and ×10 (decimetres),
 /// `3 × tips` values each. Info: `mean_distance` (m), `max_distance` (m).
+///
+/// **Depth variant** ([`ReachConfig::depth`], task `reach-depth`): proprioception, the
+/// fingertip positions, then the `side × side` squinted depth image row by row as
+/// `depth / max_depth` (see [`super::DepthView`]); the image is also in
+/// [`Observation::depth`] (m). The targets appear only as spheres drawn into the image.
 pub struct FingertipReach {
     core: HandCore,
     params: ReachConfig,
     goals: Vec<Point3<f64>>,
     action_space: BoxSpace,
     obs_spec: ObservationSpec,
+    camera: Option<Camera>,
 }
 
 impl FingertipReach {
@@ -82,7 +95,37 @@ impl FingertipReach {
         let core = HandCore::new(sim, config)?;
         let tips = core.sim.model().fingertips().len();
         let dof = core.dof();
-        let obs_dim = core.proprio_dim() + 9 * tips;
+        let (obs_dim, camera, depth) = if params.depth {
+            let view = &core.config.depth_view;
+            let open = core.open_configuration();
+            let hand = core.sim.config().hand_pose;
+            let points = core.sim.model().fingertip_positions(&open)?;
+            // Above the middle of palm and open fingertips (hands are mounted palm up, world z up),
+            // looking down, tilted a little: the fingers and the space above the palm,
+            // where the targets are, fill the view.
+            let tips_centre = points
+                .iter()
+                .fold(nalgebra::Vector3::zeros(), |acc, p| acc + (hand * p).coords)
+                / points.len().max(1) as f64;
+            let centre: Point3<f64> = ((tips_centre + hand.translation.vector) / 2.0).into();
+            let offset = nalgebra::Vector3::new(-0.03, -0.03, 0.3);
+            let intrinsics = dex_core::CameraIntrinsics::from_fov_y(
+                view.render,
+                view.render,
+                60f64.to_radians(),
+            )?;
+            let mut camera =
+                Camera::look_at(intrinsics, centre + offset, centre, nalgebra::Vector3::x())?;
+            camera.max_depth = view.max_depth;
+            let side = view.side();
+            (
+                core.proprio_dim() + 3 * tips + side * side,
+                Some(camera),
+                Some((side, side)),
+            )
+        } else {
+            (core.proprio_dim() + 9 * tips, None, None)
+        };
         Ok(Self {
             core,
             params,
@@ -90,8 +133,9 @@ impl FingertipReach {
             action_space: BoxSpace::uniform(dof, -1.0, 1.0),
             obs_spec: ObservationSpec {
                 state: BoxSpace::uniform(obs_dim, f32::NEG_INFINITY, f32::INFINITY),
-                depth: None,
+                depth,
             },
+            camera,
         })
     }
 
@@ -114,15 +158,29 @@ impl FingertipReach {
         Ok(())
     }
 
-    fn observe(&mut self) -> (Observation, Info) {
+    fn observe(&mut self) -> Result<(Observation, Info)> {
         let mut state = Vec::with_capacity(self.obs_spec.state.dim());
         self.core.proprio(&mut state);
         let tips = self.core.sim.fingertip_positions();
-        let tips_palm: Vec<Point3<f64>> = tips.iter().map(|p| self.core.to_palm(p)).collect();
-        let goals_palm: Vec<Point3<f64>> =
-            self.goals.iter().map(|p| self.core.to_palm(p)).collect();
-        reach_state(&tips_palm, &goals_palm, &mut state);
-        self.core.add_noise(&mut state);
+        let mut image = None;
+        if let Some(camera) = &self.camera {
+            self.core.push_fingertips(&mut state);
+            self.core.add_noise(&mut state);
+            let view = &self.core.config.depth_view;
+            let mut frame = self.core.sim.render_depth(camera)?;
+            frame.draw_spheres(&self.goals, view.marker_radius);
+            let frame = frame.squint(view.squint)?;
+            let depth = frame.depth.view().to_owned();
+            let scale = (1.0 / view.max_depth) as f32;
+            state.extend(depth.iter().map(|d| (d * scale).clamp(0.0, 1.0)));
+            image = Some(depth);
+        } else {
+            let tips_palm: Vec<Point3<f64>> = tips.iter().map(|p| self.core.to_palm(p)).collect();
+            let goals_palm: Vec<Point3<f64>> =
+                self.goals.iter().map(|p| self.core.to_palm(p)).collect();
+            reach_state(&tips_palm, &goals_palm, &mut state);
+            self.core.add_noise(&mut state);
+        }
         let d: Vec<f64> = tips
             .iter()
             .zip(&self.goals)
@@ -134,13 +192,23 @@ impl FingertipReach {
         info.set("mean_distance", mean);
         info.set("max_distance", max);
         info.success = !d.is_empty() && max <= self.params.success_radius;
-        (Observation { state, depth: None }, info)
+        Ok((
+            Observation {
+                state,
+                depth: image,
+            },
+            info,
+        ))
     }
 }
 
 impl Env for FingertipReach {
     fn name(&self) -> &str {
-        "reach"
+        if self.params.depth {
+            "reach-depth"
+        } else {
+            "reach"
+        }
     }
 
     fn action_space(&self) -> &BoxSpace {
@@ -186,13 +254,13 @@ impl Env for FingertipReach {
         }
         self.core.sim.set_joint_positions(&start)?;
         self.core.begin_episode(None)?;
-        Ok(self.observe())
+        self.observe()
     }
 
     fn step(&mut self, action: &[f32]) -> Result<Step> {
         let space = self.action_space.clone();
         self.core.apply_action(action, &space)?;
-        let (obs, info) = self.observe();
+        let (obs, info) = self.observe()?;
         let mean = info.get("mean_distance").unwrap_or(0.0);
         let reward = -20.0 * mean
             + if info.success {
