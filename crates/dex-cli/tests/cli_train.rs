@@ -166,3 +166,95 @@ fn configs_print_and_bad_settings_are_clear_errors() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn sac_from_depth_trains_evaluates_reproducibly_and_refuses_tasks_without_depth() {
+    let dir = std::env::temp_dir().join(format!("dex-cli-train-depth-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.join("sac");
+    let mut args = vec![
+        "train",
+        "sac",
+        "--task",
+        "reach",
+        "--hand",
+        "leap",
+        "--obs",
+        "depth",
+        "--seed",
+        "2",
+        "--minutes",
+        "5",
+        "--out",
+    ];
+    let out_str = out.to_str().unwrap().to_string();
+    args.push(&out_str);
+    for set in [
+        "task.mock_physics=true",
+        "task.episode_steps=4",
+        "task.depth_view.render=32",
+        "task.depth_view.squint=2",
+        "sac.num_envs=2",
+        "sac.batch_size=16",
+        "sac.learning_starts=8",
+        "sac.buffer_size=400",
+        "sac.hidden=[16]",
+        "run.max_iterations=6",
+        "run.eval_episodes=2",
+        "run.eval_envs=2",
+    ] {
+        args.extend(["--set", set]);
+    }
+    let o = dex(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let last = stdout(&o).lines().last().unwrap().to_string();
+    assert!(last.starts_with("success "), "{last}");
+    let meta = std::fs::read_to_string(out.join("checkpoint.toml")).unwrap();
+    assert!(
+        meta.contains("obs = \"depth\"") && meta.contains("image = [16, 16]"),
+        "{meta}"
+    );
+    let o = dex(&[
+        "eval",
+        "--checkpoint",
+        &out_str,
+        "--episodes",
+        "2",
+        "--seed",
+        "4",
+        "--envs",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let eval_line = stdout(&o).lines().last().unwrap().to_string();
+    assert!(eval_line.starts_with("success "), "{eval_line}");
+    let again = dex(&[
+        "eval",
+        "--checkpoint",
+        &out_str,
+        "--episodes",
+        "2",
+        "--seed",
+        "4",
+        "--envs",
+        "2",
+    ]);
+    assert_eq!(stdout(&again).lines().last().unwrap(), eval_line);
+    let o = dex(&[
+        "train",
+        "sac",
+        "--task",
+        "rotate",
+        "--obs",
+        "depth",
+        "--out",
+        dir.join("rotate").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("has no depth observations (tasks with depth: reach)"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

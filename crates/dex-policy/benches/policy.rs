@@ -21,6 +21,11 @@ fn workloads(c: &mut Criterion) {
     c.bench_function("sac_c51_update/obs64_act16_hidden256ln_batch1024", |b| {
         b.iter(&mut f)
     });
+    let mut f = common::sac_depth_update();
+    c.bench_function(
+        "sac_depth_update/img16x16_cnn32x3_obs64_act16_c51-101_batch512",
+        |b| b.iter(&mut f),
+    );
     let mut f = common::pointnet_forward();
     c.bench_function("pointnet_forward/64x512_3-64-128-256", |b| b.iter(&mut f));
 }

@@ -45,6 +45,10 @@ fn main() {
         let ms = time(common::sac_c51_update(), seconds);
         println!("sac_c51_update {ms:.3}");
     }
+    if wanted("sac_depth_update") {
+        let ms = time(common::sac_depth_update(), seconds);
+        println!("sac_depth_update {ms:.3}");
+    }
     if wanted("pointnet_forward") {
         let ms = time(common::pointnet_forward(), seconds);
         println!("pointnet_forward {ms:.3}");

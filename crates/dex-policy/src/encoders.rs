@@ -129,7 +129,8 @@ impl CnnConfig {
             // such shapes would train with a shape error, so they are refused here.
             if !(h - k).is_multiple_of(*s) || !(w - k).is_multiple_of(*s) {
                 return Err(invalid(format!(
-                    "CNN: a {h}×{w} feature map with kernel {k} and stride {s} leaves                      pixels over; choose sizes with (size − kernel) divisible by the stride"
+                    "CNN: a {h}×{w} feature map with kernel {k} and stride {s} leaves \
+                     pixels over; choose sizes with (size − kernel) divisible by the stride"
                 )));
             }
             h = (h - k) / s + 1;

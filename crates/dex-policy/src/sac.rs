@@ -746,7 +746,8 @@ pub struct SacCheckpointMeta {
     pub env: toml::Table,
 }
 
-/// Trains a tanh-Gaussian policy with SAC on a [`VecEnv`] of state observations.
+/// Trains a tanh-Gaussian policy with SAC on a [`VecEnv`] of state observations, or of
+/// state and image observations (see the [module docs](self)).
 pub struct SacTrainer {
     config: SacConfig,
     venv: VecEnv,

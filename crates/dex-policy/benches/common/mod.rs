@@ -6,6 +6,9 @@
 //! - `sac_c51_update`: one SAC update with twin C51 critics (51 atoms), hidden
 //!   [256, 256] with LayerNorm, observations 64, actions 16, batch 1,024 (sampling
 //!   from the replay buffer included);
+//! - `sac_depth_update`: the same update with `reach-depth`'s defaults: a 16 × 16
+//!   image (through the CNN encoder, 3 convolutions of 32 channels) beside 64 state
+//!   values, C51 with 101 atoms, batch 512;
 //! - `pointnet_forward`: PointNet 3 → 64 → 128 → 256, max-pool, linear 256, on
 //!   64 clouds of 512 points, from detached weights.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, dead_code)]
@@ -63,7 +66,8 @@ pub fn ppo_update() -> impl FnMut() {
     }
 }
 
-/// Random 64-value observations, 16 actions, reward = −‖a‖²: shapes only.
+/// Random 64-value observations (then, with an image, `h·w` values in [0, 1]),
+/// 16 actions, reward = −‖a‖²: shapes only.
 struct WideEnv {
     sim: MockSimulator,
     rng: rand_chacha::ChaCha8Rng,
@@ -74,22 +78,26 @@ struct WideEnv {
 
 impl WideEnv {
     fn new() -> Self {
+        Self::with_image(None)
+    }
+    fn with_image(image: Option<(usize, usize)>) -> Self {
+        let extra = image.map_or(0, |(h, w)| h * w);
         Self {
             sim: MockSimulator::new(HandModel::leap_right(), SimConfig::default()).unwrap(),
             rng: rand_chacha::ChaCha8Rng::seed_from_u64(0),
             action_space: BoxSpace::uniform(16, -1.0, 1.0),
             spec: ObservationSpec {
-                state: BoxSpace::uniform(64, f32::NEG_INFINITY, f32::INFINITY),
-                depth: None,
+                state: BoxSpace::uniform(64 + extra, f32::NEG_INFINITY, f32::INFINITY),
+                depth: image,
             },
             steps: 0,
         }
     }
     fn obs(&mut self) -> Observation {
-        Observation {
-            state: (0..64).map(|_| self.rng.random_range(-1.0..1.0)).collect(),
-            depth: None,
-        }
+        let mut state: Vec<f32> = (0..64).map(|_| self.rng.random_range(-1.0..1.0)).collect();
+        let extra = self.spec.state.dim() - 64;
+        state.extend((0..extra).map(|_| self.rng.random_range(0.0..1.0f32)));
+        Observation { state, depth: None }
     }
 }
 
@@ -151,6 +159,28 @@ pub fn sac_c51_update() -> impl FnMut() {
         trainer.step().unwrap();
     }
     assert_eq!(trainer.updates(), 0);
+    move || {
+        black_box(trainer.update().unwrap());
+    }
+}
+
+/// One SAC update on 16 × 16 images with `reach-depth`'s defaults per call.
+pub fn sac_depth_update() -> impl FnMut() {
+    let n = 16;
+    let venv = VecEnv::from_fn(n, |_| {
+        Ok(Box::new(WideEnv::with_image(Some((16, 16)))) as Box<dyn Env>)
+    })
+    .unwrap();
+    let config = SacConfig {
+        num_envs: n,
+        buffer_size: 16 * 200,
+        learning_starts: 16 * 200,
+        ..SacConfig::default()
+    };
+    let mut trainer = SacTrainer::new(venv, config, toml::Table::new()).unwrap();
+    for _ in 0..199 {
+        trainer.step().unwrap();
+    }
     move || {
         black_box(trainer.update().unwrap());
     }

@@ -16,7 +16,11 @@ pub struct PointEnv {
     action_space: BoxSpace,
     spec: ObservationSpec,
     privileged: bool,
+    image: bool,
 }
+
+/// Side of [`PointEnv::with_image`]'s image.
+pub const IMAGE_SIDE: usize = 4;
 
 impl PointEnv {
     pub fn new() -> Self {
@@ -41,9 +45,35 @@ impl PointEnv {
                 depth: None,
             },
             privileged,
+            image: false,
         }
     }
+
+    /// The target seen only in a `4 × 4` image after `x`: pixel `(r, c)` is
+    /// `(target + 1)/2 · (c + 1)/4`.
+    pub fn with_image() -> Self {
+        let mut env = Self::new();
+        env.image = true;
+        env.spec = ObservationSpec {
+            state: BoxSpace::uniform(
+                1 + IMAGE_SIDE * IMAGE_SIDE,
+                f32::NEG_INFINITY,
+                f32::INFINITY,
+            ),
+            depth: Some((IMAGE_SIDE, IMAGE_SIDE)),
+        };
+        env
+    }
+
     fn obs(&self) -> Observation {
+        if self.image {
+            let level = (self.target + 1.0) / 2.0;
+            let mut state = vec![self.x];
+            for _ in 0..IMAGE_SIDE {
+                state.extend((0..IMAGE_SIDE).map(|c| level * (c + 1) as f32 / IMAGE_SIDE as f32));
+            }
+            return Observation { state, depth: None };
+        }
         let mut state = vec![self.x, self.target];
         if self.privileged {
             state.push(self.target - self.x);
@@ -106,4 +136,9 @@ pub fn privileged_point_envs(n: usize) -> VecEnv {
         Ok(Box::new(PointEnv::with_privileged(true)) as Box<dyn Env>)
     })
     .unwrap()
+}
+
+/// Point envs that see the target only in an image.
+pub fn image_point_envs(n: usize) -> VecEnv {
+    VecEnv::from_fn(n, |_| Ok(Box::new(PointEnv::with_image()) as Box<dyn Env>)).unwrap()
 }

@@ -175,6 +175,9 @@ pub struct DepthView {
     /// Radius of the spheres that mark targets in the depth image (m); the spheres are
     /// drawn, not simulated: nothing collides with them.
     pub marker_radius: f64,
+    /// Ablation: observe an all-zero image (nothing rendered), to measure what a policy
+    /// learns without seeing.
+    pub blind: bool,
 }
 
 impl Default for DepthView {
@@ -185,6 +188,7 @@ impl Default for DepthView {
             squint: 8,
             max_depth: 0.5,
             marker_radius: 0.012,
+            blind: false,
         }
     }
 }

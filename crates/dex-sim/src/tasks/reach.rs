@@ -167,10 +167,14 @@ impl FingertipReach {
             self.core.push_fingertips(&mut state);
             self.core.add_noise(&mut state);
             let view = &self.core.config.depth_view;
-            let mut frame = self.core.sim.render_depth(camera)?;
-            frame.draw_spheres(&self.goals, view.marker_radius);
-            let frame = frame.squint(view.squint)?;
-            let depth = frame.depth.view().to_owned();
+            let depth = if view.blind {
+                let side = view.side();
+                ndarray::Array2::zeros((side, side))
+            } else {
+                let mut frame = self.core.sim.render_depth(camera)?;
+                frame.draw_spheres(&self.goals, view.marker_radius);
+                frame.squint(view.squint)?.depth.view().to_owned()
+            };
             let scale = (1.0 / view.max_depth) as f32;
             state.extend(depth.iter().map(|d| (d * scale).clamp(0.0, 1.0)));
             image = Some(depth);
