@@ -214,32 +214,17 @@ fn sac_from_depth_trains_evaluates_reproducibly_and_refuses_tasks_without_depth(
         meta.contains("obs = \"depth\"") && meta.contains("image = [16, 16]"),
         "{meta}"
     );
-    let o = dex(&[
-        "eval",
-        "--checkpoint",
-        &out_str,
-        "--episodes",
-        "2",
-        "--seed",
-        "4",
-        "--envs",
-        "2",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let eval_line = stdout(&o).lines().last().unwrap().to_string();
+    let eval = || {
+        let args = ["--episodes", "2", "--seed", "4", "--envs", "2"];
+        let mut all = vec!["eval", "--checkpoint", &out_str];
+        all.extend(args);
+        let o = dex(&all);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).lines().last().unwrap().to_string()
+    };
+    let eval_line = eval();
     assert!(eval_line.starts_with("success "), "{eval_line}");
-    let again = dex(&[
-        "eval",
-        "--checkpoint",
-        &out_str,
-        "--episodes",
-        "2",
-        "--seed",
-        "4",
-        "--envs",
-        "2",
-    ]);
-    assert_eq!(stdout(&again).lines().last().unwrap(), eval_line);
+    assert_eq!(eval(), eval_line);
     let o = dex(&[
         "train",
         "sac",

@@ -367,24 +367,14 @@ fn reach_depth_shows_the_targets_only_in_the_image() {
     // Some pixels see the hand, some nothing.
     assert!(depth.iter().any(|d| *d > 0.0) && depth.iter().any(|d| *d == 0.0));
     // Same physics, targets moved: the state differs only in the image.
-    let mut reach = FingertipReach::new(
-        HandModel::leap_right(),
-        config.clone(),
-        ReachConfig {
+    let depth_reach = || {
+        let params = ReachConfig {
             depth: true,
             ..ReachConfig::default()
-        },
-    )
-    .unwrap();
-    let mut other = FingertipReach::new(
-        HandModel::leap_right(),
-        config.clone(),
-        ReachConfig {
-            depth: true,
-            ..ReachConfig::default()
-        },
-    )
-    .unwrap();
+        };
+        FingertipReach::new(HandModel::leap_right(), config.clone(), params).unwrap()
+    };
+    let (mut reach, mut other) = (depth_reach(), depth_reach());
     reach.reset(Some(4)).unwrap();
     other.reset(Some(4)).unwrap();
     let moved: Vec<_> = other

@@ -18,10 +18,12 @@ use std::collections::VecDeque;
 
 use dex_core::{HandModel, JointLimits};
 use nalgebra::{Isometry3, Point3, UnitQuaternion, Vector3};
+use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::camera::Camera;
 use crate::error::{Result, SimError};
 use crate::object::ObjectSpec;
 use crate::simulator::{SimConfig, Simulator, nominal_gains, open_configuration};
@@ -197,6 +199,49 @@ impl DepthView {
     /// Side of the observed (squinted) image.
     pub fn side(&self) -> usize {
         self.render / self.squint.max(1)
+    }
+
+    /// The camera for `sim`'s hand: above the middle of the palm and the open hand's
+    /// fingertips (hands are mounted palm up, world z up), looking down, tilted a
+    /// little, so the fingers and the space above the palm fill the view.
+    pub fn camera(&self, sim: &dyn Simulator) -> Result<Camera> {
+        let hand = sim.config().hand_pose;
+        let points = sim
+            .model()
+            .fingertip_positions(&open_configuration(sim.model()))?;
+        let tips_centre = points
+            .iter()
+            .fold(Vector3::zeros(), |acc, p| acc + (hand * p).coords)
+            / points.len().max(1) as f64;
+        let centre: Point3<f64> = ((tips_centre + hand.translation.vector) / 2.0).into();
+        let offset = Vector3::new(-0.03, -0.03, 0.3);
+        let intrinsics =
+            dex_core::CameraIntrinsics::from_fov_y(self.render, self.render, 60f64.to_radians())?;
+        let mut camera = Camera::look_at(intrinsics, centre + offset, centre, Vector3::x())?;
+        camera.max_depth = self.max_depth;
+        Ok(camera)
+    }
+
+    /// Renders `sim` through `camera` with `markers` drawn as spheres, squints, appends
+    /// the image to `state` as `depth / max_depth` and returns it (m). With `blind` the
+    /// image is all zeros and nothing is rendered.
+    pub fn observe(
+        &self,
+        sim: &dyn Simulator,
+        camera: &Camera,
+        markers: &[Point3<f64>],
+        state: &mut Vec<f32>,
+    ) -> Result<Array2<f32>> {
+        let depth = if self.blind {
+            Array2::zeros((self.side(), self.side()))
+        } else {
+            let mut frame = sim.render_depth(camera)?;
+            frame.draw_spheres(markers, self.marker_radius);
+            frame.squint(self.squint)?.depth.view().to_owned()
+        };
+        let scale = (1.0 / self.max_depth) as f32;
+        state.extend(depth.iter().map(|d| (d * scale).clamp(0.0, 1.0)));
+        Ok(depth)
     }
 
     /// Checks the fields.

@@ -97,30 +97,10 @@ impl FingertipReach {
         let dof = core.dof();
         let (obs_dim, camera, depth) = if params.depth {
             let view = &core.config.depth_view;
-            let open = core.open_configuration();
-            let hand = core.sim.config().hand_pose;
-            let points = core.sim.model().fingertip_positions(&open)?;
-            // Above the middle of palm and open fingertips (hands are mounted palm up, world z up),
-            // looking down, tilted a little: the fingers and the space above the palm,
-            // where the targets are, fill the view.
-            let tips_centre = points
-                .iter()
-                .fold(nalgebra::Vector3::zeros(), |acc, p| acc + (hand * p).coords)
-                / points.len().max(1) as f64;
-            let centre: Point3<f64> = ((tips_centre + hand.translation.vector) / 2.0).into();
-            let offset = nalgebra::Vector3::new(-0.03, -0.03, 0.3);
-            let intrinsics = dex_core::CameraIntrinsics::from_fov_y(
-                view.render,
-                view.render,
-                60f64.to_radians(),
-            )?;
-            let mut camera =
-                Camera::look_at(intrinsics, centre + offset, centre, nalgebra::Vector3::x())?;
-            camera.max_depth = view.max_depth;
             let side = view.side();
             (
                 core.proprio_dim() + 3 * tips + side * side,
-                Some(camera),
+                Some(view.camera(core.sim.as_ref())?),
                 Some((side, side)),
             )
         } else {
@@ -167,16 +147,7 @@ impl FingertipReach {
             self.core.push_fingertips(&mut state);
             self.core.add_noise(&mut state);
             let view = &self.core.config.depth_view;
-            let depth = if view.blind {
-                let side = view.side();
-                ndarray::Array2::zeros((side, side))
-            } else {
-                let mut frame = self.core.sim.render_depth(camera)?;
-                frame.draw_spheres(&self.goals, view.marker_radius);
-                frame.squint(view.squint)?.depth.view().to_owned()
-            };
-            let scale = (1.0 / view.max_depth) as f32;
-            state.extend(depth.iter().map(|d| (d * scale).clamp(0.0, 1.0)));
+            let depth = view.observe(self.core.sim.as_ref(), camera, &self.goals, &mut state)?;
             image = Some(depth);
         } else {
             let tips_palm: Vec<Point3<f64>> = tips.iter().map(|p| self.core.to_palm(p)).collect();
