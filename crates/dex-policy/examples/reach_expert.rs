@@ -3,8 +3,11 @@
 //! `dex train dagger --teacher reach-ik`.
 //!
 //! ```sh
-//! cargo run --release -p dex-policy --example reach_expert -- [EPISODES] [--mock]
+//! cargo run --release -p dex-policy --example reach_expert -- [EPISODES] [--mock] [--feedback]
 //! ```
+//!
+//! `--feedback` turns the expert's feedback on (`ReachIkExpert::with_feedback`); without
+//! it the target stays the open-loop IK solution.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use dex_core::HandModel;
@@ -19,11 +22,18 @@ fn main() -> anyhow::Result<()> {
         ..TaskConfig::default()
     };
     let model = HandModel::leap_right();
-    let mut expert = ReachIkExpert::new(model.clone(), config.history)?;
+    let feedback = args.iter().any(|a| a == "--feedback");
+    let gain = if feedback {
+        ReachIkExpert::FEEDBACK_GAIN
+    } else {
+        0.0
+    };
+    let mut expert = ReachIkExpert::new(model.clone(), config.history)?.with_feedback(gain)?;
     let mut venv = VecEnv::from_fn(25, |_| make_env("reach", model.clone(), config.clone()))?;
     let r = evaluate(&mut expert, &mut venv, episodes, 2, ActMode::Deterministic)?;
     println!(
-        "reach-ik expert on reach (leap, {}): {} episodes, mean return {:.2}, mean length {:.1}",
+        "reach-ik expert ({}) on reach (leap, {}): {} episodes, mean return {:.2}, mean length {:.1}",
+        if feedback { "feedback" } else { "open loop" },
         if config.mock_physics {
             "mock physics"
         } else {

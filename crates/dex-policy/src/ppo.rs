@@ -31,7 +31,19 @@ pub enum LrSchedule {
     Constant,
     /// Linear decay to zero over `PpoConfig::max_updates`.
     Linear,
+    /// KL-adaptive: after every update the rate is divided by 1.5 when the approximate
+    /// KL of its last epoch exceeded `2 · target_kl` and multiplied by 1.5 when it fell
+    /// under `target_kl / 2`, within [`ADAPTIVE_LR_BOUNDS`], starting from
+    /// `learning_rate`. The epochs then all run: `target_kl` steers the rate instead of
+    /// stopping the update. (The rule of rl_games's adaptive schedule, which the Isaac
+    /// Gym hand tasks train with; rl_games applies it after every minibatch, which with
+    /// many minibatches per update swings the rate over its whole range within one
+    /// update, so here it runs once per update.)
+    Adaptive,
 }
+
+/// Lowest and highest rate of [`LrSchedule::Adaptive`].
+pub const ADAPTIVE_LR_BOUNDS: (f64, f64) = (1e-6, 1e-2);
 
 /// PPO settings. Defaults are a small, fast recipe for state-based hand tasks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,7 +75,8 @@ pub struct PpoConfig {
     pub lr_schedule: LrSchedule,
     /// Updates for the linear schedule (and an upper bound on training).
     pub max_updates: usize,
-    /// Stop an update's epochs once the approximate KL exceeds this; 0 turns it off.
+    /// Stop an update's epochs once the approximate KL exceeds `1.5 · target_kl`
+    /// (0 turns it off); with [`LrSchedule::Adaptive`] the KL the rate is steered to.
     pub target_kl: f64,
     /// Global gradient-norm clip; 0 turns it off.
     pub max_grad_norm: f64,
@@ -136,6 +149,10 @@ impl PpoConfig {
             (pos(self.learning_rate), "learning_rate must be positive"),
             (self.max_updates > 0, "max_updates must be positive"),
             (nonneg(self.target_kl), "target_kl must be ≥ 0"),
+            (
+                self.lr_schedule != LrSchedule::Adaptive || self.target_kl > 0.0,
+                "the adaptive learning-rate schedule needs target_kl > 0",
+            ),
             (nonneg(self.max_grad_norm), "max_grad_norm must be ≥ 0"),
             (self.init_log_std.is_finite(), "init_log_std must be finite"),
             (!self.hidden.contains(&0), "hidden widths must be positive"),
@@ -146,6 +163,19 @@ impl PpoConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// One step of [`LrSchedule::Adaptive`]: the rate after an update whose approximate KL
+/// was `kl`.
+pub fn adapt_learning_rate(lr: f64, kl: f64, target_kl: f64) -> f64 {
+    let (lo, hi) = ADAPTIVE_LR_BOUNDS;
+    if kl > 2.0 * target_kl {
+        (lr / 1.5).max(lo)
+    } else if kl < 0.5 * target_kl {
+        (lr * 1.5).min(hi)
+    } else {
+        lr
     }
 }
 
@@ -395,6 +425,9 @@ pub struct CheckpointMeta {
     /// Running statistics of the discounted return that scale rewards (for resuming).
     #[serde(default)]
     pub return_stats: Option<RunningMeanStd>,
+    /// The rate [`LrSchedule::Adaptive`] had reached (for resuming).
+    #[serde(default)]
+    pub adaptive_learning_rate: Option<f64>,
 }
 
 /// Weights file inside a checkpoint directory.
@@ -412,6 +445,8 @@ pub struct PpoTrainer {
     vars: Vec<Var>,
     net: ActorCritic,
     optimizer: AdamW,
+    /// The current rate of [`LrSchedule::Adaptive`].
+    adaptive_lr: f64,
     obs_stats: RunningMeanStd,
     return_stats: RunningMeanStd,
     running_return: Vec<f64>,
@@ -485,6 +520,7 @@ impl PpoTrainer {
         let n = config.num_envs;
         Ok(Self {
             rng: ChaCha8Rng::seed_from_u64(config.seed ^ 0x5050_0000),
+            adaptive_lr: config.learning_rate,
             config,
             venv,
             varmap,
@@ -642,12 +678,14 @@ impl PpoTrainer {
             .sum::<f64>()
             / advs.len() as f64)
             .sqrt();
+        let adaptive = self.config.lr_schedule == LrSchedule::Adaptive;
         let lr = match self.config.lr_schedule {
             LrSchedule::Constant => self.config.learning_rate,
             LrSchedule::Linear => {
                 self.config.learning_rate
                     * (1.0 - self.updates as f64 / self.config.max_updates as f64).max(0.0)
             }
+            LrSchedule::Adaptive => self.adaptive_lr,
         };
         self.optimizer.set_learning_rate(lr);
         let mb = idx.len().div_ceil(self.config.minibatches);
@@ -713,9 +751,12 @@ impl PpoTrainer {
                 kl_n += 1;
             }
             kl = kl_sum / kl_n.max(1) as f64;
-            if self.config.target_kl > 0.0 && kl > 1.5 * self.config.target_kl {
+            if !adaptive && self.config.target_kl > 0.0 && kl > 1.5 * self.config.target_kl {
                 break 'epochs;
             }
+        }
+        if adaptive {
+            self.adaptive_lr = adapt_learning_rate(lr, kl, self.config.target_kl);
         }
         self.updates += 1;
         let action_std = f64::from(self.net.log_std.exp()?.mean_all()?.to_scalar::<f32>()?);
@@ -761,6 +802,8 @@ impl PpoTrainer {
             env_steps: self.env_steps,
             env: self.env_meta.clone(),
             return_stats: self.config.scale_rewards.then(|| self.return_stats.clone()),
+            adaptive_learning_rate: (self.config.lr_schedule == LrSchedule::Adaptive)
+                .then_some(self.adaptive_lr),
         };
         write_checkpoint(dir, &self.varmap, &meta)
     }
@@ -796,6 +839,15 @@ impl PpoTrainer {
                 return Err(fail("return statistics of the wrong width".into()));
             }
             self.return_stats = r.clone();
+        }
+        if let Some(lr) = meta.adaptive_learning_rate {
+            let (lo, hi) = ADAPTIVE_LR_BOUNDS;
+            if !(lo..=hi).contains(&lr) {
+                return Err(fail(format!(
+                    "adaptive learning rate {lr} outside [{lo}, {hi}]"
+                )));
+            }
+            self.adaptive_lr = lr;
         }
         self.updates = meta.updates;
         self.env_steps = meta.env_steps;

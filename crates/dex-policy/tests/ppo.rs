@@ -223,3 +223,71 @@ fn bad_checkpoints_and_nan_observations_are_clear_errors() {
     assert!(PpoTrainer::new(point_envs(16), bad, toml::Table::new()).is_err());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn adaptive_rate_follows_the_kl_within_its_bounds() {
+    use dex_policy::ppo::{ADAPTIVE_LR_BOUNDS, adapt_learning_rate};
+    let target = 0.016;
+    // Too large a step: slower; too small: faster; in the band: unchanged.
+    assert!((adapt_learning_rate(3e-4, 0.05, target) - 2e-4).abs() < 1e-12);
+    assert!((adapt_learning_rate(3e-4, 0.001, target) - 4.5e-4).abs() < 1e-12);
+    assert_eq!(adapt_learning_rate(3e-4, 0.02, target), 3e-4);
+    let (lo, hi) = ADAPTIVE_LR_BOUNDS;
+    assert_eq!(adapt_learning_rate(lo, 1.0, target), lo);
+    assert_eq!(adapt_learning_rate(hi, 0.0, target), hi);
+}
+
+#[test]
+fn adaptive_schedule_moves_the_rate_and_resumes_it() {
+    use dex_policy::ppo::LrSchedule;
+    let config = PpoConfig {
+        lr_schedule: LrSchedule::Adaptive,
+        target_kl: 0.01,
+        ..small_config(3)
+    };
+    // It needs a KL to steer to.
+    let bad = PpoConfig {
+        target_kl: 0.0,
+        ..config.clone()
+    };
+    assert!(matches!(
+        PpoTrainer::new(point_envs(16), bad, toml::Table::new()),
+        Err(Error::InvalidInput(_))
+    ));
+    let mut t = PpoTrainer::new(point_envs(16), config.clone(), toml::Table::new()).unwrap();
+    let mut rates = Vec::new();
+    for _ in 0..4 {
+        rates.push(t.update().unwrap().learning_rate);
+    }
+    assert!(
+        rates.iter().any(|&r| r != config.learning_rate),
+        "the rate never moved: {rates:?}"
+    );
+    let dir = std::env::temp_dir().join(format!("dex-policy-adaptive-{}", std::process::id()));
+    t.save(&dir).unwrap();
+    let mut resumed = PpoTrainer::new(point_envs(16), config.clone(), toml::Table::new()).unwrap();
+    let meta = resumed.resume(&dir).unwrap();
+    // The next update runs at the saved rate, resumed or not.
+    let saved = meta.adaptive_learning_rate.unwrap();
+    assert_eq!(t.update().unwrap().learning_rate, saved);
+    assert_eq!(resumed.update().unwrap().learning_rate, saved);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn without_a_step_the_policy_ratio_is_one() {
+    // With a vanishing learning rate the networks do not move, so the loss must see
+    // exactly the log-probabilities the rollout recorded: ratio 1, KL 0.
+    let config = PpoConfig {
+        learning_rate: 1e-30,
+        epochs: 2,
+        minibatches: 4,
+        target_kl: 0.0,
+        ..small_config(4)
+    };
+    let mut t = PpoTrainer::new(point_envs(16), config, toml::Table::new()).unwrap();
+    for _ in 0..3 {
+        let s = t.update().unwrap();
+        assert!(s.approx_kl.abs() < 1e-6, "approximate KL {}", s.approx_kl);
+    }
+}
