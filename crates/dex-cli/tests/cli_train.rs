@@ -243,3 +243,56 @@ fn sac_from_depth_trains_evaluates_reproducibly_and_refuses_tasks_without_depth(
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn ppo_defaults_follow_the_task_and_a_config_file_overrides_only_its_keys() {
+    let config = |extra: &[&str]| {
+        let mut args = vec!["train", "ppo", "--print-config"];
+        args.extend_from_slice(extra);
+        let o = dex(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    // reach has its own settings; other tasks keep the plain defaults.
+    let reach = config(&["--task", "reach"]);
+    assert!(
+        reach.contains("gamma = 0.9\n") && reach.contains("epochs = 10\n"),
+        "{reach}"
+    );
+    let rotate = config(&["--task", "rotate"]);
+    assert!(
+        rotate.contains("gamma = 0.99\n") && rotate.contains("epochs = 5\n"),
+        "{rotate}"
+    );
+    // A file that sets one key leaves the task's other settings in place, and
+    // --set still comes last.
+    let dir = std::env::temp_dir().join(format!("dex-cli-train-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ppo.toml");
+    std::fs::write(&file, "[ppo]\nepochs = 3\nlearning_rate = 0.001\n").unwrap();
+    let f = file.to_str().unwrap();
+    let merged = config(&[
+        "--task",
+        "reach",
+        "--config",
+        f,
+        "--set",
+        "ppo.learning_rate=0.002",
+    ]);
+    assert!(
+        merged.contains("epochs = 3\n")
+            && merged.contains("gamma = 0.9\n")
+            && merged.contains("learning_rate = 0.002\n"),
+        "{merged}"
+    );
+    // An unknown key in the file is an error that names the file.
+    std::fs::write(&file, "[ppo]\nepochz = 3\n").unwrap();
+    let o = dex(&["train", "ppo", "--print-config", "--config", f]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("ppo.toml") && stderr(&o).contains("epochz"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
