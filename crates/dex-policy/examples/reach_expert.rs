@@ -3,11 +3,13 @@
 //! `dex train dagger --teacher reach-ik`.
 //!
 //! ```sh
-//! cargo run --release -p dex-policy --example reach_expert -- [EPISODES] [--mock] [--feedback]
+//! cargo run --release -p dex-policy --example reach_expert -- [EPISODES] [--mock] [--feedback] [--tolerance M]
 //! ```
 //!
 //! `--feedback` turns the expert's feedback on (`ReachIkExpert::with_feedback`); without
-//! it the target stays the open-loop IK solution.
+//! it the target stays the open-loop IK solution. `--tolerance M` keeps the IK solution
+//! from the observed configuration when it is within M metres of every target
+//! (`ReachIkExpert::with_restart_tolerance`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use dex_core::HandModel;
@@ -28,11 +30,21 @@ fn main() -> anyhow::Result<()> {
     } else {
         0.0
     };
-    let mut expert = ReachIkExpert::new(model.clone(), config.history)?.with_feedback(gain)?;
+    let tolerance: f64 = args
+        .iter()
+        .position(|a| a == "--tolerance")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(0.0);
+    let mut expert = ReachIkExpert::new(model.clone(), config.history)?
+        .with_feedback(gain)?
+        .with_restart_tolerance(tolerance)?;
     let mut venv = VecEnv::from_fn(25, |_| make_env("reach", model.clone(), config.clone()))?;
     let r = evaluate(&mut expert, &mut venv, episodes, 2, ActMode::Deterministic)?;
     println!(
-        "reach-ik expert ({}) on reach (leap, {}): {} episodes, mean return {:.2}, mean length {:.1}",
+        "reach-ik expert ({}, restart tolerance {tolerance} m) on reach (leap, {}): {} episodes, \
+         mean return {:.2}, mean length {:.1}",
         if feedback { "feedback" } else { "open loop" },
         if config.mock_physics {
             "mock physics"
