@@ -109,10 +109,11 @@ impl ReachIkExpert {
 
     /// The same expert, solving from the other starting configurations only when the
     /// solution from the observed configuration leaves a fingertip farther than
-    /// `tolerance` (m) from its target. With 0 (the default) every start is solved and
-    /// the best kept; a positive tolerance keeps the solution nearest the hand's
-    /// current posture whenever it is good enough, so that nearby targets get nearby
-    /// joint targets (no switching between IK branches).
+    /// `tolerance` (m) from its target ([`ReachIkExpert::RESTART_TOLERANCE`] by
+    /// default). A positive tolerance keeps the solution nearest the hand's current
+    /// posture whenever it is good enough, so that nearby targets get nearby joint
+    /// targets (no switching between IK branches); with 0 every start is solved and the
+    /// best kept.
     ///
     /// # Errors
     ///
@@ -340,6 +341,7 @@ mod tests {
                 .is_err()
         );
     }
+
     /// A reach state for `q` (at rest unless `speed` > 0) whose observed fingertips are
     /// `tips` and whose targets are `targets` (palm frame, m).
     fn state(
