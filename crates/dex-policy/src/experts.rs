@@ -171,7 +171,7 @@ impl ReachIkExpert {
 
     /// Feedback: moves the action `a` (normalised joint targets) by `gain · J⁺ e` once
     /// the hand is at rest.
-    fn correct(&self, obs: &[f32], a: &mut [f32]) -> Result<()> {
+    fn correct(&self, obs: &[f32], a: &mut Vec<f32>) -> Result<()> {
         let dof = self.model.dof();
         let settled = obs[self.velocities..self.velocities + dof]
             .iter()
@@ -185,14 +185,14 @@ impl ReachIkExpert {
         let Some(dq) = self.dls_step(&self.observed_q(obs), &e)? else {
             return Ok(());
         };
-        for (i, l) in self.model.joint_limits().iter().enumerate() {
-            let span = l.upper - l.lower;
-            if span > 0.0 {
-                let q = l.mid() + f64::from(a[i]) * span / 2.0;
-                let q = (q + self.feedback_gain * dq[i]).clamp(l.lower, l.upper);
-                a[i] = (2.0 * (q - l.mid()) / span) as f32;
-            }
-        }
+        let q: Vec<f64> = self
+            .joints_of(a)
+            .iter()
+            .zip(self.model.joint_limits())
+            .zip(dq.iter())
+            .map(|((q, l), dq)| (q + self.feedback_gain * dq).clamp(l.lower, l.upper))
+            .collect();
+        *a = self.action_of(&q);
         Ok(())
     }
 
@@ -247,17 +247,35 @@ impl ReachIkExpert {
                 break;
             }
         }
-        Ok((0..dof)
-            .map(|i| {
-                let l = &limits[i];
+        Ok(self.action_of(&best.1))
+    }
+
+    /// The action (normalised absolute joint targets) that commands `q`; 0 for a joint
+    /// without range.
+    fn action_of(&self, q: &[f64]) -> Vec<f32> {
+        self.model
+            .joint_limits()
+            .iter()
+            .zip(q)
+            .map(|(l, q)| {
                 let span = l.upper - l.lower;
                 if span > 0.0 {
-                    (2.0 * (best.1[i] - l.mid()) / span) as f32
+                    (2.0 * (q - l.mid()) / span) as f32
                 } else {
                     0.0
                 }
             })
-            .collect())
+            .collect()
+    }
+
+    /// The joint targets (rad) that action `a` commands.
+    fn joints_of(&self, a: &[f32]) -> Vec<f64> {
+        self.model
+            .joint_limits()
+            .iter()
+            .zip(a)
+            .map(|(l, a)| l.mid() + f64::from(*a) * (l.upper - l.lower) / 2.0)
+            .collect()
     }
 }
 
@@ -376,15 +394,20 @@ mod tests {
         out
     }
 
+    /// Every joint at `fraction` of its range.
+    fn posture(model: &HandModel, fraction: f64) -> Vec<f64> {
+        model
+            .joint_limits()
+            .iter()
+            .map(|l| l.lower + fraction * (l.upper - l.lower))
+            .collect()
+    }
+
     #[test]
     fn feedback_moves_the_target_towards_the_fingertip_error_once_at_rest() {
         let model = HandModel::leap_right();
         let history = TaskConfig::default().history;
-        let limits = model.joint_limits();
-        let q: Vec<f64> = limits
-            .iter()
-            .map(|l| l.lower + 0.4 * (l.upper - l.lower))
-            .collect();
+        let q = posture(&model, 0.4);
         let targets = model.fingertip_positions(&q).unwrap();
         // The first fingertip stopped 1 cm short of its target along x (a steady-state
         // error the open-loop target cannot remove).
@@ -399,13 +422,6 @@ mod tests {
                 .act(x.view(), ActMode::Deterministic, &mut rng)
                 .unwrap();
             a.row(0).to_vec()
-        };
-        let joints = |a: &[f32]| -> Vec<f64> {
-            limits
-                .iter()
-                .zip(a)
-                .map(|(l, a)| l.mid() + f64::from(*a) * (l.upper - l.lower) / 2.0)
-                .collect()
         };
         for gain in [0.0, 0.5] {
             let mut expert = ReachIkExpert::new(model.clone(), history)
@@ -423,8 +439,12 @@ mod tests {
             }
             // At rest, the target moves so that the first fingertip goes about
             // gain · 1 cm further along x, and the others stay.
-            let before = model.fingertip_positions(&joints(&solved)).unwrap();
-            let after = model.fingertip_positions(&joints(&corrected)).unwrap();
+            let before = model
+                .fingertip_positions(&expert.joints_of(&solved))
+                .unwrap();
+            let after = model
+                .fingertip_positions(&expert.joints_of(&corrected))
+                .unwrap();
             let d0 = after[0] - before[0];
             assert!((d0.x - 0.005).abs() < 0.001, "first fingertip moved {d0:?}");
             assert!(d0.yz().norm() < 0.001, "first fingertip moved {d0:?}");
@@ -439,15 +459,12 @@ mod tests {
                 .is_err()
         );
     }
+
     #[test]
     fn with_a_restart_tolerance_the_solution_stays_on_the_observed_branch() {
         let model = HandModel::leap_right();
         let history = TaskConfig::default().history;
-        let limits = model.joint_limits();
-        let q: Vec<f64> = limits
-            .iter()
-            .map(|l| l.lower + 0.45 * (l.upper - l.lower))
-            .collect();
+        let q = posture(&model, 0.45);
         // Targets a small joint motion away from the observed posture.
         let goal: Vec<f64> = q.iter().map(|v| v + 0.05).collect();
         let targets = model.fingertip_positions(&goal).unwrap();
@@ -462,11 +479,7 @@ mod tests {
         let a = expert
             .act(x.view(), ActMode::Deterministic, &mut rng)
             .unwrap();
-        let solved: Vec<f64> = limits
-            .iter()
-            .zip(a.row(0))
-            .map(|(l, a)| l.mid() + f64::from(*a) * (l.upper - l.lower) / 2.0)
-            .collect();
+        let solved = expert.joints_of(&a.row(0).to_vec());
         let reached = model.fingertip_positions(&solved).unwrap();
         for (r, t) in reached.iter().zip(&targets) {
             assert!(
