@@ -9,7 +9,7 @@
 //! `--feedback` turns the expert's feedback on (`ReachIkExpert::with_feedback`); without
 //! it the target stays the open-loop IK solution. `--tolerance M` keeps the IK solution
 //! from the observed configuration when it is within M metres of every target
-//! (`ReachIkExpert::with_restart_tolerance`).
+//! (`ReachIkExpert::with_restart_tolerance`; default 0.002, 0 solves every start).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use dex_core::HandModel;
@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
         .and_then(|i| args.get(i + 1))
         .map(|v| v.parse())
         .transpose()?
-        .unwrap_or(0.0);
+        .unwrap_or(ReachIkExpert::RESTART_TOLERANCE);
     let mut expert = ReachIkExpert::new(model.clone(), config.history)?
         .with_feedback(gain)?
         .with_restart_tolerance(tolerance)?;
