@@ -15,9 +15,10 @@ mod train;
 use std::process::ExitCode;
 
 /// candle allocates a fresh buffer for every tensor op; glibc's allocator maps and
-/// unmaps the large ones each time, mimalloc keeps them (training runs markedly faster).
+/// unmaps the large ones each time, mimalloc keeps them (training runs markedly faster,
+/// more so with purging off, see [`dex_alloc::keep_freed_memory`]).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: dex_alloc::MiMalloc = dex_alloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 
@@ -76,6 +77,7 @@ pub(crate) fn output(text: &str) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    dex_alloc::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -1,8 +1,9 @@
 //! Criterion benches of dex-policy's training workloads (see `common/mod.rs` for the
 //! shapes; `benches/peers/torch_policy.py` runs the same in PyTorch).
 //!
-//! mimalloc is the global allocator here, as in the `dex` binary: candle allocates a
-//! buffer per op and glibc's allocator maps and unmaps the large ones every time.
+//! mimalloc is the global allocator here, with purging off, as in the `dex` binary
+//! (see `dex_alloc`): candle allocates a buffer per op, and glibc's allocator maps and
+//! unmaps the large ones every time.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -10,9 +11,10 @@ mod common;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: dex_alloc::MiMalloc = dex_alloc::MiMalloc;
 
 fn workloads(c: &mut Criterion) {
+    dex_alloc::keep_freed_memory();
     let mut f = common::ppo_update();
     c.bench_function("ppo_update/obs96_mlp512-256-128_batch4096", |b| {
         b.iter(&mut f)

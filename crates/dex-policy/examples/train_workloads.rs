@@ -1,7 +1,8 @@
 //! Times dex-policy's training workloads (the criterion bench's, see
 //! `benches/common/mod.rs`) on one thread and prints one line each:
 //! `NAME ms_per_call`. The PyTorch side-by-side (`benches/peers/torch_policy.py`) runs
-//! this and compares. mimalloc is the global allocator, as in the `dex` binary.
+//! this and compares. mimalloc is the global allocator with purging off, as in the
+//! `dex` binary (see `dex_alloc`).
 //!
 //! ```sh
 //! RAYON_NUM_THREADS=1 cargo run --release -p dex-policy --example train_workloads -- [SECONDS] [WORKLOAD]
@@ -14,7 +15,7 @@ mod common;
 use std::time::Instant;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: dex_alloc::MiMalloc = dex_alloc::MiMalloc;
 
 /// Calls `f` for about `seconds` after 3 warm-up calls; returns ms per call.
 fn time(mut f: impl FnMut(), seconds: f64) -> f64 {
@@ -31,6 +32,7 @@ fn time(mut f: impl FnMut(), seconds: f64) -> f64 {
 }
 
 fn main() {
+    dex_alloc::keep_freed_memory();
     let seconds: f64 = std::env::args()
         .nth(1)
         .map(|s| s.parse().expect("SECONDS must be a number"))
