@@ -4,8 +4,8 @@
 //! Every encoder is a [`Module`] built from a [`VarBuilder`] with named prefixes, has a
 //! serde config (saved in checkpoints as TOML), and maps a batch to `B × output`
 //! features (the transformer keeps the token axis: `B × T × D`). Normalisation and
-//! softmax use candle's differentiable ops (`layer_norm_slow`, `ops::softmax`): the
-//! fused kernels have no backward pass. Finite-difference tests cover every parameter.
+//! softmax have backward passes: LayerNorm is [`crate::fused::layer_norm`], softmax
+//! candle's `ops::softmax` (candle's fused kernels for both have none). Finite-difference tests cover every parameter.
 //!
 //! ```
 //! use candle_core::{Device, Module, Tensor};
@@ -22,13 +22,15 @@
 //! ```
 
 use candle_core::{D, Module, Tensor};
+
+use crate::fused;
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
 use crate::nets::Activation;
 
-/// A LayerNorm over the last axis, built from primitive ops so gradients flow.
+/// A LayerNorm over the last axis with a backward ([`crate::fused::layer_norm`]).
 #[derive(Debug, Clone)]
 struct LayerNorm {
     gamma: Tensor,
@@ -46,7 +48,7 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        candle_nn::ops::layer_norm_slow(x, &self.gamma, &self.beta, 1e-5)
+        fused::layer_norm(x, &self.gamma, &self.beta, 1e-5)
     }
 }
 
@@ -217,11 +219,15 @@ impl Module for CnnEncoder {
         for conv in &self.convs {
             h = self.config.activation.apply(&conv.forward(&h)?)?;
         }
-        let mut h = self.head.forward(&h.flatten_from(1)?)?;
-        if let Some(n) = &self.norm {
-            h = n.forward(&h)?;
+        let act = Some(self.config.activation);
+        let flat = h.flatten_from(1)?;
+        match &self.norm {
+            Some(n) => {
+                let z = fused::linear(&flat, &self.head)?;
+                fused::layer_norm_activation(&z, &n.gamma, &n.beta, 1e-5, act)
+            }
+            None => fused::linear_activation(&flat, &self.head, act),
         }
-        self.config.activation.apply(&h)
     }
 }
 
@@ -314,12 +320,15 @@ impl PointNet {
     fn point_features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, n, d) = x.dims3()?;
         let mut h = x.reshape((b * n, d))?;
+        let act = Some(self.config.activation);
         for (lin, norm) in &self.layers {
-            h = lin.forward(&h)?;
-            if let Some(ln) = norm {
-                h = ln.forward(&h)?;
-            }
-            h = self.config.activation.apply(&h)?;
+            h = match norm {
+                Some(n) => {
+                    let z = fused::linear(&h, lin)?;
+                    fused::layer_norm_activation(&z, &n.gamma, &n.beta, 1e-5, act)?
+                }
+                None => fused::linear_activation(&h, lin, act)?,
+            };
         }
         let w = h.dim(1)?;
         h.reshape((b, n, w))
@@ -339,13 +348,13 @@ impl PointNet {
         let penalty = ((m.ones_like()? - &m)? * 1e9)?;
         let pooled = h.broadcast_sub(&penalty)?.max(1)?;
         let any = m.max(1)?;
-        self.head.forward(&pooled.broadcast_mul(&any)?)
+        fused::linear(&pooled.broadcast_mul(&any)?, &self.head)
     }
 }
 
 impl Module for PointNet {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.head.forward(&self.point_features(x)?.max(1)?)
+        fused::linear(&self.point_features(x)?.max(1)?, &self.head)
     }
 }
 
@@ -403,9 +412,7 @@ impl EncoderBlock {
     fn forward(&self, x: &Tensor, key_mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let dh = d / self.heads;
-        let qkv = self
-            .qkv
-            .forward(&self.n1.forward(x)?)?
+        let qkv = fused::linear(&self.n1.forward(x)?, &self.qkv)?
             .reshape((b, t, 3, self.heads, dh))?
             .permute((2, 0, 3, 1, 4))?; // 3 × B × H × T × dh
         let q = qkv.get(0)?.contiguous()?;
@@ -423,10 +430,9 @@ impl EncoderBlock {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, t, d))?;
-        let x = (x + self.proj.forward(&mixed)?)?;
-        let ff = self
-            .ff2
-            .forward(&self.ff1.forward(&self.n2.forward(&x)?)?.gelu()?)?;
+        let x = (x + fused::linear(&mixed, &self.proj)?)?;
+        let hidden = fused::linear(&self.n2.forward(&x)?, &self.ff1)?.gelu()?;
+        let ff = fused::linear(&hidden, &self.ff2)?;
         x + ff
     }
 }

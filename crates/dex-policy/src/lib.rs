@@ -26,6 +26,7 @@ pub mod encoders;
 mod error;
 mod eval;
 pub mod experts;
+pub mod fused;
 pub mod nets;
 mod normalize;
 mod policy;

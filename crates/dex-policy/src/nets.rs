@@ -24,8 +24,8 @@ pub enum Activation {
 impl Activation {
     pub(crate) fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Self::Elu => x.elu(1.0),
-            Self::Relu => x.relu(),
+            Self::Elu => crate::fused::elu(x, 1.0),
+            Self::Relu => crate::fused::relu(x),
             Self::Tanh => x.tanh(),
         }
     }
@@ -45,7 +45,8 @@ pub struct MlpConfig {
     #[serde(default)]
     pub activation: Activation,
     /// LayerNorm after every hidden linear layer (before the activation), as Squint's
-    /// critics use. Built from primitive ops: candle's fused LayerNorm has no backward.
+    /// critics use; [`crate::fused::layer_norm`] (candle's fused LayerNorm has no
+    /// backward).
     #[serde(default)]
     pub layer_norm: bool,
 }
@@ -123,14 +124,17 @@ impl Mlp {
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut h = x.clone();
+        let act = Some(self.config.activation);
         for (lin, norm) in &self.hidden {
-            h = lin.forward(&h)?;
-            if let Some(n) = norm {
-                h = candle_nn::ops::layer_norm_slow(&h, &n.gamma, &n.beta, 1e-5)?;
-            }
-            h = self.config.activation.apply(&h)?;
+            h = match norm {
+                Some(n) => {
+                    let z = crate::fused::linear(&h, lin)?;
+                    crate::fused::layer_norm_activation(&z, &n.gamma, &n.beta, 1e-5, act)?
+                }
+                None => crate::fused::linear_activation(&h, lin, act)?,
+            };
         }
-        self.out.forward(&h)
+        crate::fused::linear(&h, &self.out)
     }
 }
 
