@@ -17,8 +17,10 @@ The workloads (the same shapes, losses and optimiser steps on both sides):
   linear 256 -> 256, on 64 clouds of 512 points, without gradients.
 
 dex side: `cargo run --release -p dex-policy --example train_workloads -- SECONDS`
-with RAYON_NUM_THREADS=1 (the example uses mimalloc, as the `dex` binary does); it
-prints `NAME ms_per_call`. PyTorch side: this script, torch.set_num_threads(1).
+with RAYON_NUM_THREADS=1 (the example uses mimalloc with purging off, as the `dex`
+binary does); it prints `NAME ms_per_call`. PyTorch side: this script,
+torch.set_num_threads(1). Each round times dex, then PyTorch; the table compares the
+medians over the rounds (a shared machine has slow spells that single timings catch).
 
 Ratios printed are dex time / PyTorch time (above 1: dex is slower).
 
@@ -26,7 +28,7 @@ Run from the repository root; the script installs torch from PyPI into a virtual
 environment the first time (a large download: the Linux wheel brings CUDA libraries
 it does not use here):
 
-    python3 benches/peers/torch_policy.py [--seconds 5] [--venv /tmp/dex-torch-venv]
+    python3 benches/peers/torch_policy.py [--seconds 5] [--rounds 3] [--venv /tmp/dex-torch-venv]
 """
 
 import argparse
@@ -223,23 +225,36 @@ def dex_times(seconds):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="timing per workload and side")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds, each timing dex then PyTorch; the medians are compared")
     ap.add_argument("--venv", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "dex-torch-venv"))
     args = ap.parse_args()
     ensure_torch(args.venv)
+    import statistics
+
     import torch
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    dex = dex_times(args.seconds)
-    peer = {
-        "ppo_update": time_calls(ppo_workload(torch), args.seconds),
-        "sac_c51_update": time_calls(sac_workload(torch), args.seconds),
-        "pointnet_forward": time_calls(pointnet_workload(torch), args.seconds),
+    workloads = {
+        "ppo_update": ppo_workload(torch),
+        "sac_c51_update": sac_workload(torch),
+        "pointnet_forward": pointnet_workload(torch),
     }
-    print(f"torch {torch.__version__}, one thread each; ms per call; ratio = dex / torch (> 1: dex slower)")
+    dex_rounds, peer_rounds = [], []
+    for r in range(args.rounds):
+        # Alternating the sides within each round spreads slow spells of a shared
+        # machine over both.
+        dex_rounds.append(dex_times(args.seconds))
+        peer_rounds.append({name: time_calls(f, args.seconds) for name, f in workloads.items()})
+        line = ", ".join(f"{n} {dex_rounds[-1][n] / peer_rounds[-1][n]:.2f}" for n in workloads)
+        print(f"round {r + 1}: ratios {line}", flush=True)
+    print(f"torch {torch.__version__}, one thread each; median ms per call over {args.rounds} "
+          "rounds; ratio = dex / torch (> 1: dex slower)")
     print(f"{'workload':<18} {'dex ms':>10} {'torch ms':>10} {'ratio':>7}")
-    for name, t in peer.items():
-        d = dex[name]
+    for name in workloads:
+        d = statistics.median(r[name] for r in dex_rounds)
+        t = statistics.median(r[name] for r in peer_rounds)
         print(f"{name:<18} {d:>10.2f} {t:>10.2f} {d / t:>7.2f}")
 
 
