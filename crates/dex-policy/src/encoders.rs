@@ -5,7 +5,8 @@
 //! serde config (saved in checkpoints as TOML), and maps a batch to `B × output`
 //! features (the transformer keeps the token axis: `B × T × D`). Normalisation and
 //! softmax have backward passes: LayerNorm is [`crate::fused::layer_norm`], softmax
-//! candle's `ops::softmax` (candle's fused kernels for both have none). Finite-difference tests cover every parameter.
+//! candle's `ops::softmax` (candle's fused kernels for both have none).
+//! Finite-difference tests cover every parameter.
 //!
 //! ```
 //! use candle_core::{Device, Module, Tensor};
@@ -22,12 +23,11 @@
 //! ```
 
 use candle_core::{D, Module, Tensor};
-
-use crate::fused;
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
+use crate::fused;
 use crate::nets::Activation;
 
 /// A LayerNorm over the last axis with a backward ([`crate::fused::layer_norm`]).
@@ -221,13 +221,8 @@ impl Module for CnnEncoder {
         }
         let act = Some(self.config.activation);
         let flat = h.flatten_from(1)?;
-        match &self.norm {
-            Some(n) => {
-                let z = fused::linear(&flat, &self.head)?;
-                fused::layer_norm_activation(&z, &n.gamma, &n.beta, 1e-5, act)
-            }
-            None => fused::linear_activation(&flat, &self.head, act),
-        }
+        let norm = self.norm.as_ref().map(|n| (&n.gamma, &n.beta));
+        fused::hidden_layer(&flat, &self.head, norm, act)
     }
 }
 
@@ -322,13 +317,8 @@ impl PointNet {
         let mut h = x.reshape((b * n, d))?;
         let act = Some(self.config.activation);
         for (lin, norm) in &self.layers {
-            h = match norm {
-                Some(n) => {
-                    let z = fused::linear(&h, lin)?;
-                    fused::layer_norm_activation(&z, &n.gamma, &n.beta, 1e-5, act)?
-                }
-                None => fused::linear_activation(&h, lin, act)?,
-            };
+            let norm = norm.as_ref().map(|n| (&n.gamma, &n.beta));
+            h = fused::hidden_layer(&h, lin, norm, act)?;
         }
         let w = h.dim(1)?;
         h.reshape((b, n, w))

@@ -106,11 +106,10 @@ pub fn layer_norm_activation(
         );
     }
     if !(is_cpu_f32(x) && is_cpu_f32(gamma) && is_cpu_f32(beta)) {
-        let y = candle_nn::ops::layer_norm_slow(x, gamma, beta, eps as f32)?;
-        return match activation {
-            Some(a) => a.apply(&y),
-            None => Ok(y),
-        };
+        return then_activate(
+            candle_nn::ops::layer_norm_slow(x, gamma, beta, eps as f32)?,
+            activation,
+        );
     }
     let (act, after) = split_activation(activation);
     let y = x.contiguous()?.apply_op3(
@@ -121,10 +120,7 @@ pub fn layer_norm_activation(
             act,
         },
     )?;
-    match after {
-        Some(a) => a.apply(&y),
-        None => Ok(y),
-    }
+    then_activate(y, after)
 }
 
 /// `x · Wᵀ + b` for a [`Linear`] layer, on inputs of rank ≥ 2 (the leading axes are
@@ -165,11 +161,7 @@ pub fn linear_activation(
         .bias()
         .filter(|bias| dims.len() >= 2 && is_cpu_f32(x) && is_cpu_f32(weight) && is_cpu_f32(bias));
     let Some(bias) = fused else {
-        let y = layer.forward(x)?;
-        return match activation {
-            Some(a) => a.apply(&y),
-            None => Ok(y),
-        };
+        return then_activate(layer.forward(x)?, activation);
     };
     let (outputs, inputs) = weight.dims2()?;
     if dims[dims.len() - 1] != inputs || bias.dims() != [outputs] {
@@ -186,7 +178,33 @@ pub fn linear_activation(
     let last = out.len() - 1;
     out[last] = outputs;
     let y = y.reshape(out)?;
-    match after {
+    then_activate(y, after)
+}
+
+/// A hidden layer: [`linear`], then LayerNorm (ε 1e-5) when `norm` gives its
+/// `(gamma, beta)`, then `activation`, the activation fused into the last op.
+///
+/// # Errors
+///
+/// As [`linear`] and [`layer_norm`].
+pub fn hidden_layer(
+    x: &Tensor,
+    layer: &Linear,
+    norm: Option<(&Tensor, &Tensor)>,
+    activation: Option<Activation>,
+) -> candle_core::Result<Tensor> {
+    match norm {
+        Some((gamma, beta)) => {
+            let z = linear(x, layer)?;
+            layer_norm_activation(&z, gamma, beta, 1e-5, activation)
+        }
+        None => linear_activation(x, layer, activation),
+    }
+}
+
+/// `activation` applied to `y` by its own op, or `y` as it is.
+fn then_activate(y: Tensor, activation: Option<Activation>) -> candle_core::Result<Tensor> {
+    match activation {
         Some(a) => a.apply(&y),
         None => Ok(y),
     }
@@ -961,10 +979,10 @@ mod tests {
             for norm in [false, true] {
                 let run = |fused: bool| {
                     let y = match (fused, norm) {
-                        (true, false) => linear_activation(x.as_tensor(), &layer, Some(act)),
+                        (true, false) => hidden_layer(x.as_tensor(), &layer, None, Some(act)),
                         (true, true) => {
-                            let z = linear(x.as_tensor(), &layer).unwrap();
-                            layer_norm_activation(&z, &gamma, &beta, 1e-5, Some(act))
+                            let norm = Some((&gamma, &beta));
+                            hidden_layer(x.as_tensor(), &layer, norm, Some(act))
                         }
                         (false, false) => act.apply(&layer.forward(x.as_tensor()).unwrap()),
                         (false, true) => {

@@ -126,13 +126,8 @@ impl Module for Mlp {
         let mut h = x.clone();
         let act = Some(self.config.activation);
         for (lin, norm) in &self.hidden {
-            h = match norm {
-                Some(n) => {
-                    let z = crate::fused::linear(&h, lin)?;
-                    crate::fused::layer_norm_activation(&z, &n.gamma, &n.beta, 1e-5, act)?
-                }
-                None => crate::fused::linear_activation(&h, lin, act)?,
-            };
+            let norm = norm.as_ref().map(|n| (&n.gamma, &n.beta));
+            h = crate::fused::hidden_layer(&h, lin, norm, act)?;
         }
         crate::fused::linear(&h, &self.out)
     }
