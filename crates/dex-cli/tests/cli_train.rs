@@ -256,7 +256,9 @@ fn ppo_defaults_follow_the_task_and_a_config_file_overrides_only_its_keys() {
     // reach has its own settings; other tasks keep the plain defaults.
     let reach = config(&["--task", "reach"]);
     assert!(
-        reach.contains("gamma = 0.9\n") && reach.contains("epochs = 10\n"),
+        reach.contains("gamma = 0.9\n")
+            && reach.contains("epochs = 10\n")
+            && reach.contains("num_envs = 64\n"),
         "{reach}"
     );
     let rotate = config(&["--task", "rotate"]);
