@@ -13,6 +13,14 @@ The workloads (the same shapes, losses and optimiser steps on both sides):
   target critic with the lower expected value, minus alpha log pi, projected onto the
   support; cross-entropy of both critics; tanh-Gaussian actor loss; temperature loss;
   Polyak update (tau 0.01). Three Adam optimisers (lr 3e-4).
+- sac_depth_update: one SAC update on 16 x 16 depth images, reach-depth's defaults:
+  observations of 64 values plus the image (stored as bytes, scaled to [0, 1]); a
+  CNN encoder (conv 1 -> 32, kernel 4, stride 2; two convs 32 -> 32, kernel 3; ReLU;
+  linear 288 -> 64, LayerNorm, ReLU) shared by both critics and trained by their
+  loss, its features concatenated with the state; the actor reads them detached; the
+  targets use the target encoder (Polyak-averaged with the critics) and the actor on
+  the online encoder's features. C51 with 101 atoms on [-20, 20], hidden [256, 256]
+  with LayerNorm, batch 512; otherwise as sac_c51_update.
 - pointnet_forward: PointNet 3 -> 64 -> 128 -> 256 (ReLU) shared per point, max-pool,
   linear 256 -> 256, on 64 clouds of 512 points, without gradients.
 
@@ -111,29 +119,54 @@ def ppo_workload(torch):
     return step
 
 
-def sac_workload(torch):
+def depth_encoder(torch):
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 4, stride=2), nn.ReLU(),
+        nn.Conv2d(32, 32, 3), nn.ReLU(),
+        nn.Conv2d(32, 32, 3), nn.ReLU(),
+        nn.Flatten(), nn.Linear(32 * 3 * 3, 64), nn.LayerNorm(64), nn.ReLU(),
+    )
+
+
+def sac_workload(torch, batch=1024, atoms=51, v_max=10.0, image=False):
     import numpy as np
 
     nn = torch.nn
     F = torch.nn.functional
-    obs, act, batch, atoms = 64, 16, 1024, 51
-    v_min, v_max, gamma, tau = -10.0, 10.0, 0.9, 0.01
+    state, act = 64, 16
+    v_min, gamma, tau = -v_max, 0.9, 0.01
+    obs = state + (64 if image else 0)
     actor = mlp(torch, [obs, 256, 256, 2 * act], nn.ReLU, layer_norm=True)
     q = [mlp(torch, [obs + act, 256, 256, atoms], nn.ReLU, layer_norm=True) for _ in range(2)]
     qt = [mlp(torch, [obs + act, 256, 256, atoms], nn.ReLU, layer_norm=True) for _ in range(2)]
-    for t, o in zip(qt, q):
+    enc = depth_encoder(torch) if image else None
+    enc_t = depth_encoder(torch) if image else None
+    pairs = list(zip(qt, q)) + ([(enc_t, enc)] if image else [])
+    for t, o in pairs:
         t.load_state_dict(o.state_dict())
     log_alpha = nn.Parameter(torch.tensor(np.log(0.1), dtype=torch.float32))
     actor_opt = torch.optim.Adam(actor.parameters(), lr=3e-4)
-    critic_opt = torch.optim.Adam(list(q[0].parameters()) + list(q[1].parameters()), lr=3e-4)
+    critic_params = list(q[0].parameters()) + list(q[1].parameters())
+    if image:
+        critic_params += list(enc.parameters())
+    critic_opt = torch.optim.Adam(critic_params, lr=3e-4)
     alpha_opt = torch.optim.Adam([log_alpha], lr=3e-4)
     support = torch.linspace(v_min, v_max, atoms)
     dz = (v_max - v_min) / (atoms - 1)
     rng = np.random.default_rng(0)
     size = 16 * 200
-    buf_obs = rng.uniform(-1, 1, (size, obs)).astype(np.float32)
+    buf_obs = rng.uniform(-1, 1, (size, state)).astype(np.float32)
+    buf_img = rng.integers(0, 256, (size, 1, 16, 16), dtype=np.uint8)
     buf_act = rng.uniform(-1, 1, (size, act)).astype(np.float32)
     buf_rew = rng.uniform(-2, 0, size).astype(np.float32)
+
+    def features(e, idx):
+        x = torch.from_numpy(buf_obs[idx])
+        if not image:
+            return x
+        img = torch.from_numpy(buf_img[idx]).float() / 255.0
+        return torch.cat([x, e(img)], 1)
 
     def sample_action(x):
         out = actor(x)
@@ -151,14 +184,14 @@ def sac_workload(torch):
 
     def update():
         idx = rng.integers(0, size - 1, batch)
-        x = torch.from_numpy(buf_obs[idx])
-        x2 = torch.from_numpy(buf_obs[idx + 1])
+        x = features(enc, idx)
         a = torch.from_numpy(buf_act[idx])
         r = torch.from_numpy(buf_rew[idx])
         alpha = log_alpha.exp().item()
         with torch.no_grad():
-            a2, lp2 = sample_action(x2)
-            xa2 = torch.cat([x2, a2], 1)
+            a2, lp2 = sample_action(features(enc, idx + 1))
+            x2_target = features(enc_t, idx + 1) if image else features(None, idx + 1)
+            xa2 = torch.cat([x2_target, a2], 1)
             p1, p2 = F.softmax(qt[0](xa2), -1), F.softmax(qt[1](xa2), -1)
             e1, e2 = (p1 * support).sum(-1), (p2 * support).sum(-1)
             p = torch.where((e2 < e1).unsqueeze(1), p2, p1)
@@ -174,6 +207,7 @@ def sac_workload(torch):
         critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         critic_opt.step()
+        x = x.detach()
         an, lp = sample_action(x)
         xan = torch.cat([x, an], 1)
         qmin = torch.minimum(expected(q[0](xan)), expected(q[1](xan)))
@@ -186,7 +220,7 @@ def sac_workload(torch):
         alpha_loss.backward()
         alpha_opt.step()
         with torch.no_grad():
-            for t, o in zip(qt, q):
+            for t, o in pairs:
                 for pt, po in zip(t.parameters(), o.parameters()):
                     pt.mul_(1 - tau).add_(po, alpha=tau)
 
@@ -239,6 +273,7 @@ def main():
     workloads = {
         "ppo_update": ppo_workload(torch),
         "sac_c51_update": sac_workload(torch),
+        "sac_depth_update": sac_workload(torch, batch=512, atoms=101, v_max=20.0, image=True),
         "pointnet_forward": pointnet_workload(torch),
     }
     dex_rounds, peer_rounds = [], []

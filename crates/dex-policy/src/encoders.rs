@@ -212,15 +212,18 @@ impl CnnEncoder {
 
 impl Module for CnnEncoder {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let mut h = match x.rank() {
+        let h = match x.rank() {
             3 => x.unsqueeze(1)?,
             _ => x.clone(),
         };
-        for conv in &self.convs {
-            h = self.config.activation.apply(&conv.forward(&h)?)?;
-        }
         let act = Some(self.config.activation);
-        let flat = h.flatten_from(1)?;
+        // Channels last through the convolutions (see `fused::conv2d_nhwc`), then back
+        // to channels first, so the head sees the features in `C × H × W` order.
+        let mut h = h.permute((0, 2, 3, 1))?;
+        for conv in &self.convs {
+            h = fused::conv2d_nhwc(&h, conv, act)?;
+        }
+        let flat = h.permute((0, 3, 1, 2))?.flatten_from(1)?;
         let norm = self.norm.as_ref().map(|n| (&n.gamma, &n.beta));
         fused::hidden_layer(&flat, &self.head, norm, act)
     }

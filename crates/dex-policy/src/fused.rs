@@ -1,5 +1,5 @@
 //! Fused CPU kernels with their own backward, as candle custom ops: ELU, ReLU,
-//! LayerNorm and a linear layer, alone or with the activation folded in.
+//! LayerNorm, a linear layer and a convolution, alone or with the activation folded in.
 //!
 //! candle's autograd still drives everything (each op is a candle `CustomOp` whose
 //! backward candle calls); these ops only replace chains of elementwise ops with one
@@ -35,7 +35,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Module, Shape, Tensor,
 };
-use candle_nn::Linear;
+use candle_nn::{Conv2d, Linear};
 
 use crate::nets::Activation;
 
@@ -173,12 +173,192 @@ pub fn linear_activation(
     let (act, after) = split_activation(activation);
     let rows = x.elem_count() / inputs.max(1);
     let x2 = x.contiguous()?.reshape((rows, inputs))?;
-    let y = x2.apply_op3(&weight.contiguous()?, &bias.contiguous()?, LinearOp { act })?;
+    let op = LinearOp { act, patches: None };
+    let y = x2.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op)?;
     let mut out = dims;
     let last = out.len() - 1;
     out[last] = outputs;
     let y = y.reshape(out)?;
     then_activate(y, after)
+}
+
+/// A convolution of a channels-last batch `x: [B, H, W, C]` with a [`Conv2d`] layer
+/// (weight `[O, C, k, k]`, bias `[O]`), then `activation`: `[B, OH, OW, O]`, where
+/// `OH = (H − k) / stride + 1` and likewise `OW`.
+///
+/// One op with its own backward: it unfolds every `k × k` patch into a row ("im2col":
+/// a `[B·OH·OW, k·k·C]` matrix, each patch row `k` runs of `k·C` contiguous input
+/// values) and multiplies it with the weight reordered to `[O, k·k·C]`, adding the
+/// bias and applying the activation in place, as [`linear_activation`] does. The
+/// backward unfolds again for the weight gradient and computes the input gradient (a
+/// fold that adds every patch's gradient back, "col2im") only when the input needs
+/// one; the unfolded matrix, `k²` times the image, never enters candle's graph.
+/// Channels-last keeps the output of one layer the input of the next without
+/// transposes. candle 0.11's own CPU convolution and its backward (direct loops and a
+/// transposed convolution) took most of a SAC update on 16 × 16 depth images.
+///
+/// Layers with padding, dilation, groups or no bias, and tensors other than CPU `f32`,
+/// go through [`Conv2d::forward`] (transposed to channels-first and back).
+///
+/// # Errors
+///
+/// An input of rank other than 4, channels that do not match the weight, an image
+/// smaller than the kernel or a stride that leaves pixels over, or a tensor error from
+/// candle.
+pub fn conv2d_nhwc(
+    x: &Tensor,
+    conv: &Conv2d,
+    activation: Option<Activation>,
+) -> candle_core::Result<Tensor> {
+    let weight = conv.weight();
+    let (outputs, channels, k, k2) = weight.dims4()?;
+    let (b, h, w, c) = x.dims4()?;
+    if c != channels || k != k2 {
+        candle_core::bail!(
+            "conv2d: input {:?} (channels last) for a weight {:?}",
+            x.dims(),
+            weight.dims()
+        );
+    }
+    let cfg = conv.config();
+    let simple = cfg.padding == 0 && cfg.dilation == 1 && cfg.groups == 1;
+    let bias = conv
+        .bias()
+        .filter(|bias| simple && is_cpu_f32(x) && is_cpu_f32(weight) && is_cpu_f32(bias));
+    let Some(bias) = bias else {
+        let y = conv.forward(&x.permute((0, 3, 1, 2))?)?;
+        return then_activate(y.permute((0, 2, 3, 1))?, activation);
+    };
+    let s = cfg.stride.max(1);
+    if h < k || w < k || !(h - k).is_multiple_of(s) || !(w - k).is_multiple_of(s) {
+        candle_core::bail!(
+            "conv2d: a {h}×{w} image with kernel {k} and stride {s} (needs size ≥ kernel \
+             and (size − kernel) divisible by the stride)"
+        );
+    }
+    let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
+    // The weight as rows of (ky, kx, c), the order of the unfolded patches.
+    let w2 = weight
+        .permute((0, 2, 3, 1))?
+        .contiguous()?
+        .reshape((outputs, k * k * c))?;
+    let (act, after) = split_activation(activation);
+    let unfold = Unfold {
+        kernel: k,
+        stride: s,
+    };
+    let y = x.contiguous()?.apply_op3(
+        &w2,
+        &bias.contiguous()?,
+        LinearOp {
+            act,
+            patches: Some(unfold),
+        },
+    )?;
+    then_activate(y.reshape((b, oh, ow, outputs))?, after)
+}
+
+/// Patches of a contiguous `[B, H, W, C]` image as rows `[B·OH·OW, k·k·C]`, each row
+/// ordered (ky, kx, c).
+#[derive(Debug, Clone, Copy)]
+struct Unfold {
+    kernel: usize,
+    stride: usize,
+}
+
+impl Unfold {
+    /// `(b, h, w, c, oh, ow)` of an input layout.
+    fn sizes(&self, layout: &Layout) -> candle_core::Result<[usize; 6]> {
+        let (b, h, w, c) = layout.shape().dims4()?;
+        let (k, s) = (self.kernel, self.stride);
+        if k == 0 || s == 0 || h < k || w < k {
+            candle_core::bail!(
+                "dex-unfold: image {:?}, kernel {k}, stride {s}",
+                layout.dims()
+            );
+        }
+        Ok([b, h, w, c, (h - k) / s + 1, (w - k) / s + 1])
+    }
+}
+
+impl CustomOp1 for Unfold {
+    fn name(&self) -> &'static str {
+        "dex-unfold"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(self.name(), storage, layout)?;
+        let [b, h, w, c, oh, ow] = self.sizes(layout)?;
+        let (k, s) = (self.kernel, self.stride);
+        let run = k * c;
+        let patches = b * oh * ow;
+        // Filled by appending, not zeroed first: the matrix is large (k² times the image).
+        let mut cols = Vec::with_capacity(patches * k * run);
+        for r in 0..patches {
+            let top_left = patch_origin(r, [h, w, c, oh, ow], s);
+            for ky in 0..k {
+                let start = top_left + ky * w * c;
+                cols.extend_from_slice(&x[start..start + run]);
+            }
+        }
+        Ok((CpuStorage::F32(cols), Shape::from((patches, k * run))))
+    }
+}
+
+/// Offset in a contiguous `[B, H, W, C]` image of the top-left value of patch `r`
+/// (patches numbered batch, row, column) for `[h, w, c, oh, ow]` and stride `s`.
+#[inline]
+fn patch_origin(r: usize, [h, w, c, oh, ow]: [usize; 5], s: usize) -> usize {
+    let (bi, oy, ox) = (r / (oh * ow), (r / ow) % oh, r % ow);
+    ((bi * h + oy * s) * w + ox * s) * c
+}
+
+/// [`Unfold`]'s adjoint: patch rows `[B·OH·OW, k·k·C]` added back into a
+/// `[B, H, W, C]` image.
+struct Fold {
+    unfold: Unfold,
+    image: Shape,
+}
+
+impl CustomOp1 for Fold {
+    fn name(&self) -> &'static str {
+        "dex-fold"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let cols = f32_slice(self.name(), storage, layout)?;
+        let image_layout = Layout::contiguous(self.image.clone());
+        let [b, h, w, c, oh, ow] = self.unfold.sizes(&image_layout)?;
+        let (k, s) = (self.unfold.kernel, self.unfold.stride);
+        let run = k * c;
+        if cols.len() != b * oh * ow * k * run {
+            candle_core::bail!(
+                "{}: {:?} patch gradients for an image {:?}",
+                self.name(),
+                layout.dims(),
+                self.image.dims()
+            );
+        }
+        let mut x = vec![0.0f32; b * h * w * c];
+        for (r, row) in cols.chunks_exact(k * run).enumerate() {
+            let top_left = patch_origin(r, [h, w, c, oh, ow], s);
+            for (ky, src) in row.chunks_exact(run).enumerate() {
+                let start = top_left + ky * w * c;
+                for (d, &g) in x[start..start + run].iter_mut().zip(src) {
+                    *d += g;
+                }
+            }
+        }
+        Ok((CpuStorage::F32(x), self.image.clone()))
+    }
 }
 
 /// A hidden layer: [`linear`], then LayerNorm (ε 1e-5) when `norm` gives its
@@ -401,14 +581,23 @@ impl CustomOp2 for ActivationGrad {
     }
 }
 
-/// `act(x · wᵀ + b)` for contiguous `x: [rows, in]`, `w: [out, in]`, `b: [out]`.
+/// `act(x · wᵀ + b)` for contiguous `x: [rows, in]`, `w: [out, in]`, `b: [out]`; with
+/// `patches`, `x` is a contiguous `[B, H, W, C]` image whose unfolded patches take the
+/// place of the rows. The patches live only inside the op (the backward unfolds
+/// again), so that candle's autograd never holds them or their gradient, `k²` times
+/// the size of the image.
 struct LinearOp {
     act: Option<Pointwise>,
+    patches: Option<Unfold>,
 }
 
 impl CustomOp3 for LinearOp {
     fn name(&self) -> &'static str {
-        "dex-linear"
+        if self.patches.is_some() {
+            "dex-conv2d"
+        } else {
+            "dex-linear"
+        }
     }
 
     fn cpu_fwd(
@@ -420,32 +609,18 @@ impl CustomOp3 for LinearOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (rows, inputs) = l1.shape().dims2()?;
-        let (outputs, w_inputs) = l2.shape().dims2()?;
-        let bias = f32_slice(self.name(), s3, l3)?;
-        if w_inputs != inputs || bias.len() != outputs {
-            candle_core::bail!(
-                "{}: input {:?}, weight {:?}, bias {:?}",
-                self.name(),
-                l1.dims(),
-                l2.dims(),
-                l3.dims()
-            );
-        }
-        // candle's own CPU matmul (the `gemm` crate) on the transposed view of `w`.
-        let mut y = s1.matmul(s2, (1, rows, outputs, inputs), l1, &l2.transpose(0, 1)?)?;
-        let CpuStorage::F32(values) = &mut y else {
-            candle_core::bail!("{}: only f32 is supported", self.name());
+        let Some(unfold) = &self.patches else {
+            return affine_forward(self.name(), self.act, (s1, l1), (s2, l2), (s3, l3));
         };
-        for row in values.chunks_exact_mut(outputs) {
-            for (o, &b) in row.iter_mut().zip(bias) {
-                *o += b;
-            }
-        }
-        if let Some(act) = self.act {
-            act.apply_in_place(values);
-        }
-        Ok((y, Shape::from((rows, outputs))))
+        let (cols, shape) = unfold.cpu_fwd(s1, l1)?;
+        let cols_layout = Layout::contiguous(shape);
+        affine_forward(
+            self.name(),
+            self.act,
+            (&cols, &cols_layout),
+            (s2, l2),
+            (s3, l3),
+        )
     }
 
     fn bwd(
@@ -458,16 +633,63 @@ impl CustomOp3 for LinearOp {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = through_activation(self.act, grad_res.detach().contiguous()?, res)?;
         let dx = if x.track_op() {
-            Some(grad.matmul(&w.detach())?)
+            let d_rows = grad.matmul(&w.detach())?;
+            Some(match self.patches {
+                Some(unfold) => d_rows.apply_op1_no_bwd(&Fold {
+                    unfold,
+                    image: x.shape().clone(),
+                })?,
+                None => d_rows,
+            })
         } else {
             None
         };
-        let dw = grad.t()?.matmul(&x.detach())?;
+        let rows = match &self.patches {
+            Some(unfold) => x.detach().apply_op1_no_bwd(unfold)?,
+            None => x.detach(),
+        };
+        let dw = grad.t()?.matmul(&rows)?;
         let db = grad.apply_op1_no_bwd(&ColumnSum {
             width: b.elem_count(),
         })?;
         Ok((dx, Some(dw), Some(db)))
     }
+}
+
+/// `act(x · wᵀ + b)` on CPU storage: `x: [rows, in]`, `w: [out, in]`, `b: [out]`, all
+/// contiguous; returns `[rows, out]`.
+fn affine_forward(
+    op: &str,
+    act: Option<Pointwise>,
+    (xs, xl): (&CpuStorage, &Layout),
+    (ws, wl): (&CpuStorage, &Layout),
+    (bs, bl): (&CpuStorage, &Layout),
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (rows, inputs) = xl.shape().dims2()?;
+    let (outputs, w_inputs) = wl.shape().dims2()?;
+    let bias = f32_slice(op, bs, bl)?;
+    if w_inputs != inputs || bias.len() != outputs {
+        candle_core::bail!(
+            "{op}: input {:?}, weight {:?}, bias {:?}",
+            xl.dims(),
+            wl.dims(),
+            bl.dims()
+        );
+    }
+    // candle's own CPU matmul (the `gemm` crate) on the transposed view of `w`.
+    let mut y = xs.matmul(ws, (1, rows, outputs, inputs), xl, &wl.transpose(0, 1)?)?;
+    let CpuStorage::F32(values) = &mut y else {
+        candle_core::bail!("{op}: only f32 is supported");
+    };
+    for row in values.chunks_exact_mut(outputs) {
+        for (o, &b) in row.iter_mut().zip(bias) {
+            *o += b;
+        }
+    }
+    if let Some(act) = act {
+        act.apply_in_place(values);
+    }
+    Ok((y, Shape::from((rows, outputs))))
 }
 
 /// Sum over rows of a contiguous `[rows, width]` tensor, row by row.
@@ -806,15 +1028,25 @@ mod tests {
         let ws = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let gs = g_ours.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let f = |v: f64| if v > 0.0 { v } else { v.exp() - 1.0 };
-        for i in [0, 5, 40, 100, 230] {
-            let h = 1e-4;
-            let v = f64::from(xs[i]);
-            let fd = f64::from(ws[i]) * (f(v + h) - f(v - h)) / (2.0 * h);
-            assert!(
-                (fd - f64::from(gs[i])).abs() < 1e-4,
-                "element {i}: {fd} vs {}",
-                gs[i]
-            );
+        // Only element i's term of the loss changes with element i.
+        let term = |i: usize, d: f64| f64::from(ws[i]) * f(f64::from(xs[i]) + d);
+        assert_central_differences(&gs, &[0, 5, 40, 100, 230], 1e-4, 1e-4, term);
+    }
+
+    /// Asserts that `grad[i]` matches the central difference `(loss(i, h) −
+    /// loss(i, −h)) / 2h` within `tol` at every index of `at`, where `loss(i, d)` is
+    /// the loss with input element `i` moved by `d`.
+    fn assert_central_differences(
+        grad: &[f32],
+        at: &[usize],
+        h: f64,
+        tol: f64,
+        loss: impl Fn(usize, f64) -> f64,
+    ) {
+        for &i in at {
+            let fd = (loss(i, h) - loss(i, -h)) / (2.0 * h);
+            let g = f64::from(grad[i]);
+            assert!((fd - g).abs() < tol, "element {i}: {fd} vs {g}");
         }
     }
 
@@ -1024,5 +1256,123 @@ mod tests {
         let a = elu(&x, 1.0).unwrap();
         let b = x.elu(1.0).unwrap();
         assert_eq!(a.to_vec2::<f64>().unwrap(), b.to_vec2::<f64>().unwrap());
+    }
+
+    /// A conv layer with random weights: `[out, in, k, k]`, stride `s`.
+    fn conv_layer(out: usize, inp: usize, k: usize, s: usize, seed: u64) -> (Var, Var, Conv2d) {
+        let w = Var::from_tensor(&random(&[out, inp, k, k], 0.5, seed)).unwrap();
+        let b = Var::from_tensor(&random(&[out], 0.5, seed + 1)).unwrap();
+        let cfg = candle_nn::Conv2dConfig {
+            stride: s,
+            ..Default::default()
+        };
+        let conv = Conv2d::new(w.as_tensor().clone(), Some(b.as_tensor().clone()), cfg);
+        (w, b, conv)
+    }
+
+    #[test]
+    fn conv_matches_candle_values_and_gradients() {
+        // (batch, channels, size, outputs, kernel, stride, activation)
+        let cases = [
+            (3, 1, 16, 8, 4, 2, Some(Activation::Relu)),
+            (2, 3, 7, 5, 3, 1, Some(Activation::Elu)),
+            (2, 4, 9, 6, 3, 2, None),
+            (1, 2, 5, 3, 5, 1, Some(Activation::Tanh)),
+        ];
+        for (i, &(b, c, n, o, k, s, act)) in cases.iter().enumerate() {
+            let seed = 100 + 10 * i as u64;
+            let (w, bias, conv) = conv_layer(o, c, k, s, seed);
+            let x = Var::from_tensor(&random(&[b, c, n, n], 1.0, seed + 2)).unwrap();
+            let m = (n - k) / s + 1;
+            let probe = random(&[b, o, m, m], 1.0, seed + 3);
+            let run = |f: &dyn Fn(&Tensor) -> Tensor| {
+                let y = f(x.as_tensor());
+                let g = (&y * &probe)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let get = |v: &Var| g.get(v).unwrap().clone();
+                (y, get(&x), get(&w), get(&bias))
+            };
+            let ours = run(&|x| {
+                let nhwc = x.permute((0, 2, 3, 1)).unwrap();
+                conv2d_nhwc(&nhwc, &conv, act)
+                    .unwrap()
+                    .permute((0, 3, 1, 2))
+                    .unwrap()
+            });
+            let theirs = run(&|x| then_activate(conv.forward(x).unwrap(), act).unwrap());
+            for (what, a, t) in [
+                ("output", &ours.0, &theirs.0),
+                ("dx", &ours.1, &theirs.1),
+                ("dw", &ours.2, &theirs.2),
+                ("db", &ours.3, &theirs.3),
+            ] {
+                assert_eq!(a.dims(), t.dims(), "case {i} {what}");
+                let d = max_abs_diff(a, t);
+                assert!(d < 2e-4, "case {i} {what}: differs by {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn conv_input_gradient_matches_finite_differences() {
+        let (_, _, conv) = conv_layer(2, 2, 3, 2, 7);
+        let x0 = random(&[1, 7, 7, 2], 1.0, 9);
+        let probe = random(&[1, 3, 3, 2], 1.0, 10);
+        let loss = |x: &Tensor| {
+            let y = conv2d_nhwc(x, &conv, Some(Activation::Elu)).unwrap();
+            (y * &probe).unwrap().sum_all().unwrap()
+        };
+        let x = Var::from_tensor(&x0).unwrap();
+        let g = loss(x.as_tensor()).backward().unwrap();
+        let g = g
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let x64 = x0.to_dtype(DType::F64).unwrap();
+        let xs = x64.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        // The same convolution in f64 (which `conv2d_nhwc` leaves to candle's own
+        // convolution), for central differences.
+        let conv64 = Conv2d::new(
+            conv.weight().to_dtype(DType::F64).unwrap(),
+            conv.bias().map(|b| b.to_dtype(DType::F64).unwrap()),
+            *conv.config(),
+        );
+        let probe64 = probe.to_dtype(DType::F64).unwrap();
+        let moved = |i: usize, d: f64| -> f64 {
+            let mut v = xs.clone();
+            v[i] += d;
+            let x = Tensor::from_vec(v, (1, 7, 7, 2), &Device::Cpu).unwrap();
+            let y = conv2d_nhwc(&x, &conv64, Some(Activation::Elu)).unwrap();
+            (y * &probe64)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        // Corner, edge and inner pixels: in one patch, in two (stride 2, kernel 3), in four.
+        let at = [0, 1, 13, 14, 48, 60, 97];
+        assert_central_differences(&g, &at, 1e-5, 1e-3, moved);
+    }
+
+    #[test]
+    fn conv_rejects_wrong_channels_and_leftover_pixels() {
+        let (_, _, conv) = conv_layer(2, 3, 3, 2, 1);
+        let wrong_channels = random(&[1, 7, 7, 2], 1.0, 2);
+        assert!(conv2d_nhwc(&wrong_channels, &conv, None).is_err());
+        let leftover = random(&[1, 8, 8, 3], 1.0, 3);
+        let e = conv2d_nhwc(&leftover, &conv, None).unwrap_err().to_string();
+        assert!(e.contains("stride"), "{e}");
+        let small = random(&[1, 2, 2, 3], 1.0, 4);
+        assert!(conv2d_nhwc(&small, &conv, None).is_err());
+        let rank3 = random(&[7, 7, 3], 1.0, 5);
+        assert!(conv2d_nhwc(&rank3, &conv, None).is_err());
     }
 }
