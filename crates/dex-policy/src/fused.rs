@@ -221,6 +221,9 @@ pub fn conv2d_nhwc(
         );
     }
     let cfg = conv.config();
+    if cfg.stride == 0 {
+        candle_core::bail!("conv2d: stride 0");
+    }
     let simple = cfg.padding == 0 && cfg.dilation == 1 && cfg.groups == 1;
     let bias = conv
         .bias()
@@ -229,7 +232,7 @@ pub fn conv2d_nhwc(
         let y = conv.forward(&x.permute((0, 3, 1, 2))?)?;
         return then_activate(y.permute((0, 2, 3, 1))?, activation);
     };
-    let s = cfg.stride.max(1);
+    let s = cfg.stride;
     if h < k || w < k || !(h - k).is_multiple_of(s) || !(w - k).is_multiple_of(s) {
         candle_core::bail!(
             "conv2d: a {h}×{w} image with kernel {k} and stride {s} (needs size ≥ kernel \
@@ -1374,5 +1377,8 @@ mod tests {
         assert!(conv2d_nhwc(&small, &conv, None).is_err());
         let rank3 = random(&[7, 7, 3], 1.0, 5);
         assert!(conv2d_nhwc(&rank3, &conv, None).is_err());
+        let (_, _, stride0) = conv_layer(2, 3, 3, 0, 6);
+        let e = conv2d_nhwc(&random(&[1, 7, 7, 3], 1.0, 7), &stride0, None).unwrap_err();
+        assert!(e.to_string().contains("stride 0"), "{e}");
     }
 }
