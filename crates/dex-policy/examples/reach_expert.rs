@@ -3,13 +3,15 @@
 //! `dex train dagger --teacher reach-ik`.
 //!
 //! ```sh
-//! cargo run --release -p dex-policy --example reach_expert -- [EPISODES] [--mock] [--feedback] [--tolerance M]
+//! cargo run --release -p dex-policy --example reach_expert -- [EPISODES] [--mock] [--feedback] [--tolerance M] [--dt S --substeps N]
 //! ```
 //!
 //! `--feedback` turns the expert's feedback on (`ReachIkExpert::with_feedback`); without
 //! it the target stays the open-loop IK solution. `--tolerance M` keeps the IK solution
 //! from the observed configuration when it is within M metres of every target
 //! (`ReachIkExpert::with_restart_tolerance`; default 0.002, 0 solves every start).
+//! `--dt` and `--substeps` change the physics step (the task's defaults: 0.002 s × 25,
+//! a 50 ms control period).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use dex_core::HandModel;
@@ -19,10 +21,25 @@ use dex_sim::{TaskConfig, VecEnv, make_env};
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let episodes: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100);
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    let defaults = TaskConfig::default();
     let config = TaskConfig {
         mock_physics: args.iter().any(|a| a == "--mock"),
-        ..TaskConfig::default()
+        dt: flag("--dt")
+            .map(|v| v.parse())
+            .transpose()?
+            .unwrap_or(defaults.dt),
+        substeps: flag("--substeps")
+            .map(|v| v.parse())
+            .transpose()?
+            .unwrap_or(defaults.substeps),
+        ..defaults
     };
+    let started = std::time::Instant::now();
     let model = HandModel::leap_right();
     let feedback = args.iter().any(|a| a == "--feedback");
     let gain = if feedback {
@@ -54,6 +71,12 @@ fn main() -> anyhow::Result<()> {
         r.episodes,
         r.mean_return,
         r.mean_length
+    );
+    println!(
+        "dt {} s x {} substeps: {:.1} s wall",
+        config.dt,
+        config.substeps,
+        started.elapsed().as_secs_f64()
     );
     println!("success {}", r.success_rate);
     Ok(())

@@ -48,9 +48,9 @@ pub use simulator::{
     open_configuration, palm_up_pose, rest_pose_on_palm,
 };
 pub use tasks::{
-    AnygraspConfig, AnygraspToAnygrasp, AnyposeConfig, AnyposeToAnypose, DepthView, FingertipReach,
-    InHandRotation, PalmOrientation, Proprioception, Randomization, ReachConfig, RotateConfig,
-    TASK_NAMES, TaskConfig, make_env, make_simulator, reach_state,
+    ActionMode, AnygraspConfig, AnygraspToAnygrasp, AnyposeConfig, AnyposeToAnypose, DepthView,
+    FingertipReach, InHandRotation, PalmOrientation, Proprioception, Randomization, ReachConfig,
+    RotateConfig, TASK_NAMES, TaskConfig, make_env, make_simulator, reach_state,
 };
 
 #[cfg(feature = "rapier")]

@@ -40,7 +40,10 @@ pub enum ActionMode {
     /// `a ∈ [-1, 1]` maps onto the joint range.
     #[default]
     Absolute,
-    /// `a` scaled by `relative_scale` is added to the previous target.
+    /// `a` scaled by `relative_scale` is added to the previous target, and the sum is
+    /// clamped into the joint limits. The targets integrate the actions, so a policy
+    /// that keeps pushing against a remaining error removes it (no steady-state error),
+    /// where an absolute target must be exact.
     Relative,
 }
 
