@@ -95,6 +95,37 @@ fn ppo_training_writes_its_outputs_and_evaluates_reproducibly() {
     };
     assert_eq!(eval("4"), last);
     assert_eq!(eval("4"), eval("4"));
+    // --set evaluates under changed task settings, and says so; keys outside the
+    // task's settings are refused.
+    let with = |set: &str| {
+        dex(&[
+            "eval",
+            "--checkpoint",
+            a.to_str().unwrap(),
+            "--episodes",
+            "4",
+            "--envs",
+            "2",
+            "--set",
+            set,
+        ])
+    };
+    let o = with("task.episode_steps=1");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("evaluated with task.episode_steps=1") && text.contains("mean_length 1.0"),
+        "{text}"
+    );
+    for (set, needle) in [
+        ("task.no_such_key=1", "unknown key"),
+        ("ppo.gamma=0.5", "unknown key"),
+        ("task.substeps=0", "substeps"),
+    ] {
+        let o = with(set);
+        assert_eq!(o.status.code(), Some(2), "{set}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{set}: {}", stderr(&o));
+    }
     // Training into a directory with a checkpoint needs --resume; resuming continues.
     let again = train_ppo(&a, "3", &[]);
     assert_eq!(again.status.code(), Some(2));
@@ -258,13 +289,37 @@ fn ppo_defaults_follow_the_task_and_a_config_file_overrides_only_its_keys() {
     assert!(
         reach.contains("gamma = 0.9\n")
             && reach.contains("epochs = 10\n")
-            && reach.contains("num_envs = 64\n"),
+            && reach.contains("num_envs = 64\n")
+            && reach.contains("action_mode = \"relative\"\n")
+            && reach.contains("relative_scale = 0.25\n")
+            && reach.contains("dt = 0.005\n")
+            && reach.contains("substeps = 10\n"),
         "{reach}"
     );
     let rotate = config(&["--task", "rotate"]);
     assert!(
-        rotate.contains("gamma = 0.99\n") && rotate.contains("epochs = 5\n"),
+        rotate.contains("gamma = 0.99\n")
+            && rotate.contains("epochs = 5\n")
+            && rotate.contains("action_mode = \"absolute\"\n"),
         "{rotate}"
+    );
+    // SAC shares reach's task settings from state, not from depth.
+    let sac = |extra: &[&str]| {
+        let mut args = vec!["train", "sac", "--print-config", "--task", "reach"];
+        args.extend_from_slice(extra);
+        let o = dex(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let state = sac(&[]);
+    assert!(
+        state.contains("action_mode = \"relative\"\n") && state.contains("dt = 0.005\n"),
+        "{state}"
+    );
+    let depth = sac(&["--obs", "depth"]);
+    assert!(
+        depth.contains("action_mode = \"absolute\"\n") && depth.contains("dt = 0.002\n"),
+        "{depth}"
     );
     // A file that sets one key leaves the task's other settings in place, and
     // --set still comes last.
