@@ -414,3 +414,60 @@ fn bad_depth_views_are_refused() {
     config.depth_view.max_depth = f64::NAN;
     assert!(make_env("reach-depth", HandModel::leap_right(), config).is_err());
 }
+
+#[test]
+fn relative_actions_integrate_into_the_limits_and_the_lead_bound_holds() {
+    let run = |lead: f64| {
+        let config = TaskConfig {
+            action_mode: dex_sim::ActionMode::Relative,
+            relative_scale: 0.1,
+            relative_lead: lead,
+            ..mock_config()
+        };
+        let mut env = make_env("reach", HandModel::leap_right(), config).unwrap();
+        env.reset(Some(3)).unwrap();
+        let limits = env.simulator().model().joint_limits();
+        let start = env.simulator().joint_targets().to_vec();
+        // Two half actions add one scale's worth to every target.
+        env.step(&[0.5f32; 16]).unwrap();
+        env.step(&[0.5f32; 16]).unwrap();
+        if lead == 0.0 {
+            let now = env.simulator().joint_targets();
+            for ((t, s), l) in now.iter().zip(&start).zip(&limits) {
+                assert!((t - (s + 0.1).min(l.upper)).abs() < 1e-12, "{t} from {s}");
+            }
+        }
+        // Pushing on: targets stop at the upper limits, and how far a target leads the
+        // joint before each step is recorded.
+        let mut widest = 0.0f64;
+        for _ in 0..40 {
+            let q = env.simulator().joint_state().q.clone();
+            let s = env.step(&[1.0f32; 16]).unwrap();
+            for ((t, qi), l) in env.simulator().joint_targets().iter().zip(&q).zip(&limits) {
+                assert!(*t <= l.upper && *t >= l.lower);
+                widest = widest.max((t - qi).abs());
+            }
+            if s.terminated || s.truncated {
+                break;
+            }
+        }
+        widest
+    };
+    let free = run(0.0);
+    let bounded = run(0.05);
+    assert!(free > 0.05, "unbounded targets lead by {free}");
+    assert!(bounded <= 0.05 + 1e-12, "bounded targets lead by {bounded}");
+    for bad in [-0.1, f64::NAN, f64::INFINITY] {
+        let config = TaskConfig {
+            relative_lead: bad,
+            ..TaskConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(SimError::InvalidParameter {
+                what: "relative_lead",
+                ..
+            })
+        ));
+    }
+}

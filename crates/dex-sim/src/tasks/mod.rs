@@ -153,6 +153,12 @@ pub struct TaskConfig {
     pub action_mode: ActionMode,
     /// Radians per unit action in [`ActionMode::Relative`].
     pub relative_scale: f64,
+    /// In [`ActionMode::Relative`], how far (rad) a target may lead the measured joint
+    /// position: the integrated target is clamped into `q ± relative_lead` after each
+    /// action, so a finger blocked by another finger or an object does not wind its
+    /// target up far past where it is. 0 (the default) leaves the targets unbounded
+    /// but for the joint limits.
+    pub relative_lead: f64,
     /// Domain randomisation.
     pub randomization: Randomization,
     /// Use the kinematic [`crate::MockSimulator`] instead of the physics backend.
@@ -288,6 +294,7 @@ impl Default for TaskConfig {
             history: 3,
             action_mode: ActionMode::Absolute,
             relative_scale: 0.1,
+            relative_lead: 0.0,
             randomization: Randomization::default(),
             mock_physics: false,
             depth_view: DepthView::default(),
@@ -308,6 +315,15 @@ impl TaskConfig {
             return Err(SimError::InvalidParameter {
                 what: "relative_scale",
                 reason: format!("must be positive, got {}", self.relative_scale),
+            });
+        }
+        if !(self.relative_lead.is_finite() && self.relative_lead >= 0.0) {
+            return Err(SimError::InvalidParameter {
+                what: "relative_lead",
+                reason: format!(
+                    "must be 0 (unbounded) or positive, got {}",
+                    self.relative_lead
+                ),
             });
         }
         self.randomization.validate()?;
@@ -601,13 +617,19 @@ impl HandCore {
         }
         space.check("action", action)?;
         let mut targets = self.targets.clone();
+        let lead = self.config.relative_lead;
+        let q = &self.sim.joint_state().q;
         for (i, a) in action.iter().enumerate() {
             let l = &self.limits[i];
             let a = f64::from(*a);
             targets[i] = match self.config.action_mode {
                 ActionMode::Absolute => l.mid() + a * (l.upper - l.lower) / 2.0,
                 ActionMode::Relative => {
-                    (targets[i] + a * self.config.relative_scale).clamp(l.lower, l.upper)
+                    let mut t = targets[i] + a * self.config.relative_scale;
+                    if let (true, Some(&qi)) = (lead > 0.0, q.get(i)) {
+                        t = t.clamp(qi - lead, qi + lead);
+                    }
+                    t.clamp(l.lower, l.upper)
                 }
             };
         }
