@@ -618,7 +618,9 @@ impl HandCore {
         space.check("action", action)?;
         let mut targets = self.targets.clone();
         let lead = self.config.relative_lead;
-        let q = &self.sim.joint_state().q;
+        // The measured joints, only where a lead bound applies.
+        let lead_q = (self.config.action_mode == ActionMode::Relative && lead > 0.0)
+            .then(|| self.sim.joint_state().q);
         for (i, a) in action.iter().enumerate() {
             let l = &self.limits[i];
             let a = f64::from(*a);
@@ -626,8 +628,9 @@ impl HandCore {
                 ActionMode::Absolute => l.mid() + a * (l.upper - l.lower) / 2.0,
                 ActionMode::Relative => {
                     let mut t = targets[i] + a * self.config.relative_scale;
-                    if let (true, Some(&qi)) = (lead > 0.0, q.get(i)) {
-                        t = t.clamp(qi - lead, qi + lead);
+                    if let Some(&qi) = lead_q.as_ref().and_then(|q| q.get(i)) {
+                        // max/min rather than clamp: a NaN reading must not panic.
+                        t = t.max(qi - lead).min(qi + lead);
                     }
                     t.clamp(l.lower, l.upper)
                 }
