@@ -6,18 +6,24 @@ leap_hand/right_hand.xml`, its own options: implicitfast, elliptic cones,
 impratio 100, timestep from `--dt`), plus a free 5 cm, 0.1 kg box added with
 MjSpec at the position where `dex sim bench` puts its cube (both scenes mount the
 palm the same way: pos 0 0 0.1, quat 0 1 0 0). Position actuators hold qpos 0.
-After 100 settling steps, `--steps` calls of mj_step are timed on one thread
-(wall clock and process CPU time).
+After 100 settling steps, `--steps` steps are timed on one thread (wall clock and
+process CPU time) the way MuJoCo runs at its best from Python: one call
+`mj_step(model, data, nstep=N)`, whose loop over the N steps is MuJoCo's own, in C.
+This is the figure the ratio is taken against.
+
+Secondary figure (labelled "python loop"; `--no-python-loop` skips it): the same N
+steps as N separate `mj_step(model, data)` calls from a Python `for` loop, from
+the same settled state, which adds the interpreter's per-call overhead.
 
 dex side: `dex sim bench --hand leap --object cube --steps N --dt DT`, the same
 scene on rapier (one thread), whose last line is `steps_per_s`.
 
-Both run `--repeats` times, alternating; the medians are printed with the ratio
-dex / MuJoCo (above 1: dex is faster).
+Each repeat runs MuJoCo (nstep, then the Python loop) and then dex; the medians over
+`--repeats` are printed with the ratio dex / MuJoCo nstep (above 1: dex is faster).
 
 Install and run (from the repository root, after `cargo build --release`):
-    python3 -m venv /tmp/mjvenv && /tmp/mjvenv/bin/pip install mujoco
-    /tmp/mjvenv/bin/python benches/peers/mujoco_leap_cube.py [--steps 20000]
+    python3 -m venv /tmp/mjvenv && /tmp/mjvenv/bin/pip install mujoco==4.0.0
+    /tmp/mjvenv/bin/python benches/peers/mujoco_leap_cube.py --steps 20000 --repeats 3 [--dex PATH]
 """
 
 import argparse
@@ -33,25 +39,51 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 DEFAULT_XML = os.path.join(ROOT, "..", "shared", "assets", "menagerie", "leap_hand", "right_hand.xml")
 # Where `dex sim bench` rests its cube: above the centre of the palm's collision boxes.
 CUBE_POS = (-0.049, 0.0355, 0.1606)
+SETTLE_STEPS = 100
 
 
-def mujoco_run(xml, steps, dt):
+def mujoco_model(xml, dt):
     spec = mujoco.MjSpec.from_file(xml)
     body = spec.worldbody.add_body(name="cube", pos=list(CUBE_POS))
     body.add_freejoint()
     body.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.025, 0.025, 0.025], mass=0.1)
     model = spec.compile()
     model.opt.timestep = dt
+    return model
+
+
+def settled_data(model):
     data = mujoco.MjData(model)
     data.ctrl[:] = 0.0
-    for _ in range(100):
-        mujoco.mj_step(model, data)
+    mujoco.mj_step(model, data, nstep=SETTLE_STEPS)
+    return data
+
+
+def timed(step, steps):
+    """Runs `step()` once and returns (steps per wall-clock second, steps per CPU second)."""
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        mujoco.mj_step(model, data)
+    step()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    z = data.body("cube").xpos[2]
-    return steps / wall, steps / cpu, z, data.ncon
+    return steps / wall, steps / cpu
+
+
+def mujoco_nstep(model, steps):
+    """MuJoCo's own loop: one `mj_step(..., nstep=steps)` call."""
+    data = settled_data(model)
+    wall, cpu = timed(lambda: mujoco.mj_step(model, data, nstep=steps), steps)
+    return wall, cpu, data.body("cube").xpos[2], data.ncon
+
+
+def mujoco_python_loop(model, steps):
+    """One `mj_step` call per step from Python (interpreter overhead included)."""
+    data = settled_data(model)
+
+    def loop():
+        for _ in range(steps):
+            mujoco.mj_step(model, data)
+
+    wall, cpu = timed(loop, steps)
+    return wall, cpu, data.body("cube").xpos[2], data.ncon
 
 
 def dex_run(dex, steps, dt):
@@ -71,21 +103,35 @@ def main():
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--dt", type=float, default=0.002)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-python-loop", action="store_true", help="skip the secondary per-call figure")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    mj_wall, mj_cpu, dex_sps = [], [], []
+    model = mujoco_model(args.xml, args.dt)
+    mj_wall, mj_cpu, py_wall, py_cpu, dex_sps = [], [], [], [], []
     for _ in range(args.repeats):
-        w, c, z, ncon = mujoco_run(args.xml, args.steps, args.dt)
+        w, c, z, ncon = mujoco_nstep(model, args.steps)
         mj_wall.append(w)
         mj_cpu.append(c)
+        if not args.no_python_loop:
+            w, c, pz, _ = mujoco_python_loop(model, args.steps)
+            py_wall.append(w)
+            py_cpu.append(c)
         d, line = dex_run(args.dex, args.steps, args.dt)
         dex_sps.append(d)
-    print(f"mujoco {mujoco.__version__}: cube z {z:.4f} m, {ncon} contacts at the end")
+    print(f"mujoco {mujoco.__version__}: cube z {z:.4f} m, {ncon} contacts at the end (nstep run)")
     print(f"dex: {line}")
     mw, mc, ds = statistics.median(mj_wall), statistics.median(mj_cpu), statistics.median(dex_sps)
-    print(f"mujoco_steps_per_s {mw:.0f} (per CPU-second {mc:.0f})")
-    print(f"dex_steps_per_s {ds:.0f}")
-    print(f"ratio_dex_over_mujoco {ds / mw:.2f} (vs MuJoCo per CPU-second {ds / mc:.2f})")
+    print(f"mujoco_nstep_steps_per_s {mw:.0f} (per CPU-second {mc:.0f}; repeats {' '.join(f'{x:.0f}' for x in mj_wall)})")
+    if py_wall:
+        pw, pc = statistics.median(py_wall), statistics.median(py_cpu)
+        print(
+            f"mujoco_python_loop_steps_per_s {pw:.0f} (secondary: one mj_step call per step; per CPU-second {pc:.0f}; "
+            f"repeats {' '.join(f'{x:.0f}' for x in py_wall)}; cube z {pz:.4f} m)"
+        )
+    print(f"dex_steps_per_s {ds:.0f} (repeats {' '.join(f'{x:.0f}' for x in dex_sps)})")
+    print(f"ratio_dex_over_mujoco_nstep {ds / mw:.2f} (vs MuJoCo nstep per CPU-second {ds / mc:.2f})")
+    if py_wall:
+        print(f"ratio_dex_over_mujoco_python_loop {ds / pw:.2f} (secondary)")
 
 
 if __name__ == "__main__":

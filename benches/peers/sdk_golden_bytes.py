@@ -4,8 +4,8 @@
 The SDK's Protocol 2.0 packet handler is driven against an in-memory stand-in for
 its PortHandler that records every buffer handed to writePort() and never answers.
 Each operation's transmitted bytes are written, one line per operation, to
-crates/dex-hw/tests/data/sdk_golden.txt, which the Rust test
-crates/dex-hw/tests/sdk_golden_bytes.rs compares with our encoder.
+dex-hw/tests/data/sdk_golden.txt, which the Rust test
+dex-hw/tests/sdk_golden_bytes.rs compares with our encoder.
 
 Install and run (from the repository root):
     pip install dynamixel-sdk==4.1.0
@@ -177,7 +177,7 @@ def render(lines):
         "# Instruction packets transmitted by the official ROBOTIS DynamixelSDK (Python),",
         f"# dynamixel-sdk {version} from PyPI, captured with a recording stand-in for PortHandler.",
         "# Produced by `python3 benches/peers/sdk_golden_bytes.py` (do not edit by hand).",
-        "# Checked against our encoder by crates/dex-hw/tests/sdk_golden_bytes.rs.",
+        "# Checked against our encoder by dex-hw/tests/sdk_golden_bytes.rs.",
         "# Format: `name: HEX HEX ...` = the exact bytes handed to writePort().",
         "# Not captured: Control Table Backup (0x20): the SDK 4.1.0 has no function that sends it.",
     ]

@@ -1,0 +1,265 @@
+//! `dex sim`: benchmark, run and render the simulator.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use dex_core::HandModel;
+use dex_sim::{
+    Camera, Env, ObjectSpec, RapierSim, SimConfig, Simulator, TaskConfig, make_env,
+    rest_pose_on_palm,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::stdout::output;
+
+/// `dex sim` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Step a hand holding its initial pose with an object resting in the palm, on one
+    /// thread; the last line is `steps_per_s <number>`.
+    Bench(BenchArgs),
+    /// Run a task with a scripted policy; the last line is `digest <hex>`.
+    Run(RunArgs),
+    /// Render a depth image of a hand and an object to a PNG file.
+    Render(RenderArgs),
+}
+
+/// Arguments of `dex sim bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Built-in hand (`leap`, `allegro`) or a URDF path.
+    #[arg(long, default_value = "leap")]
+    hand: String,
+    /// Object in the palm (`cube`, `sphere`, `cylinder`, `capsule`, `mug`, a `.obj`
+    /// path, or `none`).
+    #[arg(long, default_value = "cube")]
+    object: String,
+    /// Physics steps to time.
+    #[arg(long, default_value_t = 10_000)]
+    steps: usize,
+    /// Physics time step (s).
+    #[arg(long, default_value_t = 0.002)]
+    dt: f64,
+}
+
+/// Scripted policies of `dex sim run`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PolicyKind {
+    /// Uniform random actions in [-1, 1], seeded.
+    Random,
+    /// All-zero actions (joints at mid range).
+    Zero,
+}
+
+/// Arguments of `dex sim run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Built-in hand (`leap`, `allegro`) or a URDF path.
+    #[arg(long, default_value = "leap")]
+    hand: String,
+    /// Task: `reach`, `rotate`, `anypose`, `anygrasp`.
+    #[arg(long, default_value = "reach")]
+    task: String,
+    /// Seed of the environment and the random policy.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Control steps to run.
+    #[arg(long, default_value_t = 200)]
+    steps: usize,
+    /// The policy.
+    #[arg(long, value_enum, default_value_t = PolicyKind::Random)]
+    policy: PolicyKind,
+    /// Domain randomisation settings (TOML file).
+    #[arg(long)]
+    randomization: Option<PathBuf>,
+}
+
+/// Arguments of `dex sim render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Built-in hand (`leap`, `allegro`) or a URDF path.
+    #[arg(long, default_value = "leap")]
+    hand: String,
+    /// Object in the palm (as for `bench`).
+    #[arg(long, default_value = "cube")]
+    object: String,
+    /// Image width (pixels).
+    #[arg(long, default_value_t = 128)]
+    width: usize,
+    /// Image height (pixels).
+    #[arg(long, default_value_t = 128)]
+    height: usize,
+    /// Render at `squint` times the resolution and area-downsample.
+    #[arg(long, default_value_t = 1)]
+    squint: usize,
+    /// Output PNG (8-bit grey: near bright, far dark, nothing black).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the textured grayscale image (what point trackers see) to this PNG.
+    #[arg(long)]
+    gray: Option<PathBuf>,
+}
+
+/// Runs a `dex sim` subcommand.
+pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
+    match cmd {
+        SimCommand::Bench(a) => bench(a),
+        SimCommand::Run(a) => run_task(a),
+        SimCommand::Render(a) => render(a),
+    }
+}
+
+/// A hand with `object` resting on its palm (or alone for `none`).
+fn scene(hand: &str, object: &str, config: SimConfig) -> anyhow::Result<RapierSim> {
+    let model = HandModel::load(hand).with_context(|| format!("loading hand `{hand}`"))?;
+    let config = SimConfig {
+        hand_pose: dex_sim::mount_pose(&model),
+        ..config
+    };
+    if object == "none" {
+        return Ok(RapierSim::hand_only(model, config)?);
+    }
+    let spec = ObjectSpec::named(object)?;
+    let pose = rest_pose_on_palm(&model, &config.hand_pose, spec.shape.half_height(), 0.001);
+    Ok(RapierSim::new(model, &[spec], &[pose], config)?)
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    if a.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let config = SimConfig {
+        dt: a.dt,
+        substeps: 1,
+        ..SimConfig::default()
+    };
+    let mut sim = scene(&a.hand, &a.object, config)?;
+    let hold = sim.joint_targets().to_vec();
+    sim.set_joint_targets(&hold)?;
+    // Let the object settle before timing.
+    sim.step_physics(100)?;
+    let start = Instant::now();
+    sim.step_physics(a.steps)?;
+    let secs = start.elapsed().as_secs_f64();
+    let (pairs, touching) = sim.contact_pair_counts();
+    output(&format!(
+        "hand {} object {} dt {} steps {} wall_s {:.3} contact_pairs {} touching {}",
+        sim.model().name(),
+        a.object,
+        a.dt,
+        a.steps,
+        secs,
+        pairs,
+        touching
+    ))?;
+    if !sim.objects().is_empty() {
+        let s = sim.object_state(0)?;
+        let p = s.pose.translation.vector;
+        output(&format!(
+            "object_position {:.4} {:.4} {:.4} speed {:.5}",
+            p.x,
+            p.y,
+            p.z,
+            s.linear_velocity.norm()
+        ))?;
+    }
+    output(&format!("steps_per_s {:.0}", a.steps as f64 / secs))
+}
+
+fn run_task(a: RunArgs) -> anyhow::Result<()> {
+    let model = HandModel::load(&a.hand).with_context(|| format!("loading hand `{}`", a.hand))?;
+    let mut config = TaskConfig::default();
+    if let Some(path) = &a.randomization {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        config.randomization = dex_sim::Randomization::from_toml(&text)
+            .with_context(|| format!("in {}", path.display()))?;
+    }
+    let mut env = make_env(&a.task, model, config)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(a.seed ^ 0x5EED);
+    let dim = env.action_space().dim();
+    env.reset(Some(a.seed))?;
+    let (mut episodes, mut successes, mut drops) = (0usize, 0usize, 0usize);
+    let (mut ret, mut len, mut ok) = (0.0, 0usize, false);
+    let start = Instant::now();
+    for _ in 0..a.steps {
+        let action: Vec<f32> = match a.policy {
+            PolicyKind::Random => (0..dim).map(|_| rng.random_range(-1.0..=1.0)).collect(),
+            PolicyKind::Zero => vec![0.0; dim],
+        };
+        let s = env.step(&action)?;
+        ret += s.reward;
+        len += 1;
+        ok |= s.info.success;
+        if s.terminated || s.truncated {
+            let dropped = s.info.get("dropped").unwrap_or(0.0) > 0.5;
+            episodes += 1;
+            successes += usize::from(ok);
+            drops += usize::from(dropped);
+            output(&format!(
+                "episode {episodes} steps {len} return {ret:.3} success {ok} dropped {dropped}"
+            ))?;
+            env.reset(None)?;
+            (ret, len, ok) = (0.0, 0, false);
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let sim = env
+        .simulator()
+        .with_context(|| format!("task {} runs without a simulator", env.name()))?;
+    output(&format!(
+        "task {} hand {} steps {} episodes {episodes} successes {successes} drops {drops} \
+         control_steps_per_s {:.0}",
+        env.name(),
+        sim.model().name(),
+        a.steps,
+        a.steps as f64 / secs
+    ))?;
+    output(&format!("digest {:016x}", sim.state_digest()))
+}
+
+fn save_gray(pixels: ndarray::Array2<u8>, path: &std::path::Path) -> anyhow::Result<()> {
+    let (h, w) = pixels.dim();
+    let img = image::GrayImage::from_raw(w as u32, h as u32, pixels.into_raw_vec_and_offset().0)
+        .context("image buffer size")?;
+    img.save(path)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn render(a: RenderArgs) -> anyhow::Result<()> {
+    if a.width == 0 || a.height == 0 || a.squint == 0 {
+        bail!("--width, --height and --squint must be at least 1");
+    }
+    let mut sim = scene(&a.hand, &a.object, SimConfig::default())?;
+    let hold = sim.joint_targets().to_vec();
+    sim.set_joint_targets(&hold)?;
+    sim.step_physics(100)?;
+    let target = match sim.objects().len() {
+        0 => rest_pose_on_palm(sim.model(), &sim.config().hand_pose, 0.0, 0.0)
+            .translation
+            .vector
+            .into(),
+        _ => sim.object_state(0)?.pose.translation.vector.into(),
+    };
+    let camera = Camera::overview(a.width * a.squint, a.height * a.squint, target)?;
+    let start = Instant::now();
+    let mut frame = sim.render_depth(&camera)?;
+    if a.squint > 1 {
+        frame = frame.squint(a.squint)?;
+    }
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    save_gray(frame.to_gray8(), &a.out)?;
+    if let Some(path) = &a.gray {
+        save_gray(frame.gray.clone(), path)?;
+    }
+    let (h, w) = frame.gray.dim();
+    let hit = frame.depth.view().iter().filter(|d| **d > 0.0).count();
+    let object_px = frame.segmentation.iter().filter(|l| **l > 0).count();
+    output(&format!(
+        "wrote {} ({w}×{h}) hit_pixels {hit} object_pixels {object_px} render_ms {ms:.2}",
+        a.out.display()
+    ))
+}

@@ -1,0 +1,59 @@
+//! Simulation for dex: the [`Simulator`] trait (the physics of one hand and its objects),
+//! the [`Env`] trait (a task on top of a simulator, Gymnasium-shaped) with vectorised
+//! environments, four manipulation tasks, domain randomisation and a ray-cast depth camera.
+//!
+//! The default `rapier` feature provides [`RapierSim`], a rapier3d backend with one
+//! reduced-coordinate multibody per finger and PD position motors. Without it the crate
+//! keeps the traits, the tasks, [`VecEnv`] and [`MockSimulator`].
+//!
+//! ```
+//! # #[cfg(feature = "rapier")] {
+//! use dex_sim::{ObjectSpec, RapierSim, SimConfig, Simulator, rest_pose_on_palm};
+//! use dex_core::HandModel;
+//!
+//! let model = HandModel::leap_right();
+//! let config = SimConfig::for_hand(&model);
+//! let cube = ObjectSpec::cube(0.05, 0.1);
+//! let pose = rest_pose_on_palm(&model, &config.hand_pose, 0.025, 0.005);
+//! let mut sim = RapierSim::new(model, &[cube], &[pose], config)?;
+//! let hold = sim.joint_targets().to_vec();
+//! sim.set_joint_targets(&hold)?;
+//! sim.step()?; // one control period (10 × 2 ms)
+//! assert!(sim.object_state(0)?.pose.translation.z > 0.1);
+//! # }
+//! # Ok::<(), dex_sim::SimError>(())
+//! ```
+
+pub mod camera;
+pub mod env;
+mod error;
+mod mock;
+pub mod object;
+mod simulator;
+mod spec;
+pub mod tasks;
+pub mod texture;
+
+#[cfg(feature = "rapier")]
+mod rapier;
+
+pub use camera::{Camera, DepthFrame, LABEL_MARKER};
+pub use env::{
+    BoxSpace, Env, Info, Observation, ObservationSpec, Step, TimeLimit, VecEnv, VecStep, env_seed,
+};
+pub use error::{Result, SimError};
+pub use mock::{MockEnv, MockSimulator};
+pub use object::{ObjectShape, ObjectSpec, RandomObjectParams, random_object};
+pub use simulator::{
+    BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, mount_pose, nominal_pd_gains,
+    open_configuration, palm_up_pose, rest_pose_on_palm,
+};
+pub use spec::EnvSpec;
+pub use tasks::{
+    ActionMode, AnygraspConfig, AnygraspToAnygrasp, AnyposeConfig, AnyposeToAnypose, DepthView,
+    FingertipReach, InHandRotation, PalmOrientation, Proprioception, Randomization, ReachConfig,
+    RotateConfig, TASK_NAMES, TaskConfig, make_env, make_simulator, reach_state,
+};
+
+#[cfg(feature = "rapier")]
+pub use rapier::RapierSim;

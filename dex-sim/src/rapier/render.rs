@@ -1,0 +1,115 @@
+//! Rendering: one ray per pixel against the scene's colliders, rows in parallel; depth,
+//! segmentation and a textured grey image from the same ray.
+
+use dex_core::DepthImage;
+use ndarray::Array2;
+use rapier3d::prelude::*;
+use rayon::prelude::*;
+
+use nalgebra::Point3;
+
+use super::build;
+use super::world::{RapierSim, from_pose, from_vec, vec3};
+use crate::camera::{Camera, DepthFrame, LABEL_HAND, LABEL_NONE, object_label};
+use crate::error::{Result, SimError};
+use crate::simulator::BodyRef;
+use crate::texture::{self, Surface};
+
+/// Rows handed to one rayon task (each task builds its own query pipeline, which is cheap
+/// and not shareable across threads).
+const ROWS_PER_TASK: usize = 8;
+
+pub(crate) fn render_depth(sim: &RapierSim, camera: &Camera) -> Result<DepthFrame> {
+    if !(camera.max_depth.is_finite() && camera.max_depth > 0.0) {
+        return Err(SimError::InvalidParameter {
+            what: "camera max_depth",
+            reason: format!("must be positive and finite, got {}", camera.max_depth),
+        });
+    }
+    let (w, h) = (camera.intrinsics.width, camera.intrinsics.height);
+    if w == 0 || h == 0 {
+        return Err(SimError::InvalidParameter {
+            what: "camera image size",
+            reason: format!("must be non-zero, got {w}×{h}"),
+        });
+    }
+    let mut depth = vec![0f32; w * h];
+    let mut labels = vec![LABEL_NONE; w * h];
+    let mut gray = vec![texture::BACKGROUND_GRAY; w * h];
+    let world = &sim.world;
+    let ground = sim.ground;
+    let origin = vec3(&camera.pose.translation.vector);
+    let rot = camera.pose.rotation;
+    let max_toi = camera.max_depth as f32;
+    depth
+        .par_chunks_mut(w * ROWS_PER_TASK)
+        .zip(labels.par_chunks_mut(w * ROWS_PER_TASK))
+        .zip(gray.par_chunks_mut(w * ROWS_PER_TASK))
+        .enumerate()
+        .for_each(|(chunk, ((depth_rows, label_rows), gray_rows))| {
+            let mut filter = QueryFilter::default();
+            if let Some(g) = ground {
+                filter = filter.exclude_collider(g);
+            }
+            let query = world.broad_phase.as_query_pipeline(
+                world.narrow_phase.query_dispatcher(),
+                &world.bodies,
+                &world.colliders,
+                filter,
+            );
+            let rows = depth_rows
+                .iter_mut()
+                .zip(label_rows.iter_mut())
+                .zip(gray_rows.iter_mut());
+            for (i, ((d, l), g)) in rows.enumerate() {
+                let v = chunk * ROWS_PER_TASK + i / w;
+                let u = i % w;
+                let (dir_cam, z_per_len) = camera.ray_direction(u, v);
+                let dir = rot * dir_cam;
+                let ray = Ray::new(origin, vec3(&dir));
+                let Some((handle, hit)) = query.cast_ray_and_get_normal(&ray, max_toi, true) else {
+                    continue;
+                };
+                let toi = f64::from(hit.time_of_impact);
+                *d = (toi * z_per_len) as f32;
+                let Some(collider) = world.colliders.get(handle) else {
+                    continue;
+                };
+                let surface = match build::decode_user_data(collider.user_data) {
+                    BodyRef::Link(_) => {
+                        *l = LABEL_HAND;
+                        Surface::Hand
+                    }
+                    BodyRef::Object(k) => {
+                        *l = object_label(k);
+                        Surface::Object
+                    }
+                    BodyRef::Static => continue,
+                };
+                // The texture lives in the collider's frame, so it moves with the body.
+                let world_point = Point3::from(camera.pose.translation.vector + dir * toi);
+                let local = from_pose(collider.position()).inverse_transform_point(&world_point);
+                let normal = from_vec(hit.normal);
+                *g = texture::shade(texture::albedo(surface, &local), &normal, &dir);
+            }
+        });
+    let depth = Array2::from_shape_vec((h, w), depth).map_err(|e| SimError::InvalidParameter {
+        what: "camera image size",
+        reason: e.to_string(),
+    })?;
+    let segmentation =
+        Array2::from_shape_vec((h, w), labels).map_err(|e| SimError::InvalidParameter {
+            what: "camera image size",
+            reason: e.to_string(),
+        })?;
+    let gray = Array2::from_shape_vec((h, w), gray).map_err(|e| SimError::InvalidParameter {
+        what: "camera image size",
+        reason: e.to_string(),
+    })?;
+    Ok(DepthFrame {
+        camera: *camera,
+        depth: DepthImage::new(depth),
+        segmentation,
+        gray,
+    })
+}

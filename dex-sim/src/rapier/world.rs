@@ -1,0 +1,108 @@
+//! The rapier backend's data: [`RapierSim`]'s fields, how model links and degrees of
+//! freedom map onto rapier bodies and joints, the state a snapshot copies, and
+//! conversions between nalgebra (f64) and rapier's (f32) types.
+
+use dex_core::HandModel;
+use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion, Vector3};
+use rapier3d::prelude::*;
+
+use crate::object::ObjectSpec;
+use crate::simulator::SimConfig;
+
+pub(crate) const BACKEND: &str = "rapier";
+
+/// How one degree of freedom maps onto rapier.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dof {
+    pub(crate) joint: MultibodyJointHandle,
+    pub(crate) prismatic: bool,
+    pub(crate) kp: f64,
+    pub(crate) kd: f64,
+    pub(crate) effort: f64,
+}
+
+impl Dof {
+    /// The free axis of the joint (its frame's x axis).
+    pub(crate) fn axis(&self) -> (JointAxis, usize) {
+        if self.prismatic {
+            (JointAxis::LinX, 0)
+        } else {
+            (JointAxis::AngX, 3)
+        }
+    }
+}
+
+/// Where a model link lives: its rigid body and the link frame in that body's frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LinkBody {
+    pub(crate) body: RigidBodyHandle,
+    pub(crate) offset: Isometry3<f64>,
+}
+
+/// The physics state that a snapshot copies.
+#[derive(Clone)]
+pub(crate) struct WorldState {
+    pub(crate) gravity: Vector,
+    pub(crate) islands: IslandManager,
+    pub(crate) broad_phase: BroadPhaseBvh,
+    pub(crate) narrow_phase: NarrowPhase,
+    pub(crate) bodies: RigidBodySet,
+    pub(crate) colliders: ColliderSet,
+    pub(crate) impulse_joints: ImpulseJointSet,
+    pub(crate) multibody_joints: MultibodyJointSet,
+    pub(crate) ccd_solver: CCDSolver,
+}
+
+/// A hand and its objects simulated by rapier3d (see the module docs for the layout).
+pub struct RapierSim {
+    pub(crate) model: HandModel,
+    pub(crate) config: SimConfig,
+    pub(crate) world: PhysicsWorld,
+    pub(crate) links: Vec<LinkBody>,
+    pub(crate) dofs: Vec<Dof>,
+    pub(crate) objects: Vec<ObjectSpec>,
+    pub(crate) object_bodies: Vec<RigidBodyHandle>,
+    pub(crate) ground: Option<ColliderHandle>,
+    pub(crate) targets: Vec<f64>,
+    pub(crate) time: f64,
+    pub(crate) warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for RapierSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RapierSim")
+            .field("hand", &self.model.name())
+            .field("objects", &self.objects.len())
+            .field("time", &self.time)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn vec3(v: &Vector3<f64>) -> Vector {
+    Vector::new(v.x as f32, v.y as f32, v.z as f32)
+}
+
+pub(crate) fn to_pose(iso: &Isometry3<f64>) -> Pose {
+    let q = iso.rotation.quaternion();
+    Pose::from_parts(
+        vec3(&iso.translation.vector),
+        Rotation::from_xyzw(q.i as f32, q.j as f32, q.k as f32, q.w as f32).normalize(),
+    )
+}
+
+pub(crate) fn from_vec(v: Vector) -> Vector3<f64> {
+    Vector3::new(f64::from(v.x), f64::from(v.y), f64::from(v.z))
+}
+
+pub(crate) fn from_pose(p: &Pose) -> Isometry3<f64> {
+    let r = p.rotation;
+    Isometry3::from_parts(
+        Translation3::from(from_vec(p.translation)),
+        UnitQuaternion::new_normalize(Quaternion::new(
+            f64::from(r.w),
+            f64::from(r.x),
+            f64::from(r.y),
+            f64::from(r.z),
+        )),
+    )
+}
