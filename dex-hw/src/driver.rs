@@ -51,7 +51,13 @@ impl DriverState {
 /// - a driver turns torque off when dropped, and when a read or write fails
 ///   while enabled (then reporting [`DriverState::Faulted`]);
 /// - every call blocks until the bus exchange is done.
-pub trait HandDriver: Send + Sync {
+///
+/// The receiver model: the methods that talk to the hand take `&mut self`, so one
+/// owner drives it at a time, and the trait asks `Send` (a driver can move to a control
+/// thread) but not `Sync`. Code that shares a driver between threads (a watchdog, as
+/// [`crate::StallGuard`] does) wraps it in a `Mutex`, which is `Sync` for any `Send`
+/// driver; drivers themselves need no lock.
+pub trait HandDriver: Send {
     /// Joint names, in model order.
     fn joint_names(&self) -> Vec<String>;
 

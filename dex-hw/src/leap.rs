@@ -17,7 +17,6 @@
 //! per unit.
 
 use std::f64::consts::PI;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use dex_core::{HandModel, JointState, JointTargets};
@@ -84,7 +83,7 @@ const STATE_LEN: u16 = 10;
 
 /// The LEAP Hand over a Dynamixel bus.
 pub struct LeapHand<T: Transport> {
-    bus: Mutex<DynamixelBus<T>>,
+    bus: DynamixelBus<T>,
     config: LeapConfig,
     names: Vec<String>,
     limits: Vec<(f64, f64)>,
@@ -100,10 +99,6 @@ impl<T: Transport> std::fmt::Debug for LeapHand<T> {
             .field("ids", &self.config.ids)
             .finish()
     }
-}
-
-fn bus_of<T: Transport>(m: &mut Mutex<DynamixelBus<T>>) -> &mut DynamixelBus<T> {
-    m.get_mut().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<T: Transport> LeapHand<T> {
@@ -161,7 +156,7 @@ impl<T: Transport> LeapHand<T> {
         }
         let n = config.ids.len();
         Ok(Self {
-            bus: Mutex::new(bus),
+            bus,
             config,
             names,
             limits,
@@ -178,7 +173,7 @@ impl<T: Transport> LeapHand<T> {
 
     /// The bus, for direct access (diagnostics, calibration).
     pub fn bus_mut(&mut self) -> &mut DynamixelBus<T> {
-        bus_of(&mut self.bus)
+        &mut self.bus
     }
 
     /// Joint limits of the model (rad), in model order.
@@ -203,7 +198,7 @@ impl<T: Transport> LeapHand<T> {
             .flat_map(|&v| ct::to_bytes(v, item.size))
             .collect();
         let ids = self.config.ids.clone();
-        bus_of(&mut self.bus).sync_write(item.address, item.size, &ids, &data)
+        self.bus.sync_write(item.address, item.size, &ids, &data)
     }
 
     fn sync_write_all(&mut self, item: ct::Item, value: i64) -> Result<()> {
@@ -215,7 +210,8 @@ impl<T: Transport> LeapHand<T> {
     fn read_all(&mut self, item: ct::Item) -> Result<Vec<i64>> {
         let ids = self.config.ids.clone();
         let mut out = vec![0u8; ids.len() * usize::from(item.size)];
-        bus_of(&mut self.bus).fast_sync_read(item.address, item.size, &ids, &mut out)?;
+        self.bus
+            .fast_sync_read(item.address, item.size, &ids, &mut out)?;
         Ok(out
             .chunks_exact(usize::from(item.size))
             .map(|c| ct::from_bytes(c, item.signed))
@@ -243,7 +239,7 @@ impl<T: Transport> LeapHand<T> {
         self.state = DriverState::Faulted;
         match error {
             Error::HardwareError { id, .. } => {
-                let bits = bus_of(&mut self.bus).hardware_error_status(id).unwrap_or(0);
+                let bits = self.bus.hardware_error_status(id).unwrap_or(0);
                 Error::HardwareError {
                     id,
                     hardware_error: bits,
@@ -308,12 +304,9 @@ impl<T: Transport> LeapHand<T> {
     fn read_inner(&mut self) -> Result<JointState> {
         let ids = self.config.ids.clone();
         let mut rx = std::mem::take(&mut self.rx);
-        let r = bus_of(&mut self.bus).fast_sync_read(
-            ct::PRESENT_CURRENT.address,
-            STATE_LEN,
-            &ids,
-            &mut rx,
-        );
+        let r = self
+            .bus
+            .fast_sync_read(ct::PRESENT_CURRENT.address, STATE_LEN, &ids, &mut rx);
         let result = r.map(|()| {
             let n = ids.len();
             let mut state = JointState::zeros(n);
@@ -339,7 +332,7 @@ impl<T: Transport> LeapHand<T> {
         }
         let ids = self.config.ids.clone();
         let tx = std::mem::take(&mut self.tx);
-        let r = bus_of(&mut self.bus).sync_write(ct::GOAL_POSITION.address, 4, &ids, &tx);
+        let r = self.bus.sync_write(ct::GOAL_POSITION.address, 4, &ids, &tx);
         self.tx = tx;
         r
     }

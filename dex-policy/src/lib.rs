@@ -58,6 +58,8 @@ pub mod ppo;
 #[cfg(feature = "candle")]
 mod random;
 #[cfg(feature = "candle")]
+pub mod run;
+#[cfg(feature = "candle")]
 pub mod sac;
 #[cfg(feature = "candle")]
 mod train;

@@ -95,6 +95,32 @@ pub enum NoiseKind {
     Slow(f32),
 }
 
+/// `get_ref`, `get_mut` and `into_inner` of a wrapper whose wrapped policy is `inner`.
+macro_rules! inner_accessors {
+    ($wrapper:ident) => {
+        impl<P> $wrapper<P> {
+            /// The wrapped policy.
+            pub fn get_ref(&self) -> &P {
+                &self.inner
+            }
+
+            /// The wrapped policy, mutably.
+            pub fn get_mut(&mut self) -> &mut P {
+                &mut self.inner
+            }
+
+            /// Unwraps the policy.
+            pub fn into_inner(self) -> P {
+                self.inner
+            }
+        }
+    };
+}
+
+inner_accessors!(ActionNoise);
+inner_accessors!(Clip);
+inner_accessors!(NormalizeObservations);
+
 /// Adds [`NoiseKind`] noise to an inner policy's actions (in both modes).
 #[derive(Debug)]
 pub struct ActionNoise<P> {
@@ -317,6 +343,38 @@ impl<B: Policy, R: Policy> Residual<B, R> {
             residual,
             scale,
         })
+    }
+}
+
+impl<B, R> Residual<B, R> {
+    /// The base policy.
+    pub fn base(&self) -> &B {
+        &self.base
+    }
+
+    /// The base policy, mutably.
+    pub fn base_mut(&mut self) -> &mut B {
+        &mut self.base
+    }
+
+    /// The residual policy.
+    pub fn residual(&self) -> &R {
+        &self.residual
+    }
+
+    /// The residual policy, mutably (to train it).
+    pub fn residual_mut(&mut self) -> &mut R {
+        &mut self.residual
+    }
+
+    /// The scale of the residual.
+    pub fn scale(&self) -> f32 {
+        self.scale
+    }
+
+    /// Unwraps both policies: `(base, residual)`.
+    pub fn into_parts(self) -> (B, R) {
+        (self.base, self.residual)
     }
 }
 
@@ -556,5 +614,25 @@ mod tests {
             )
             .unwrap();
         assert_eq!(big[(0, 0)], 5.0);
+    }
+
+    #[test]
+    fn wrappers_give_back_what_they_wrap() {
+        let clip = Clip::new(MockPolicy::new(2, vec![0.5]), vec![-1.0], vec![1.0]).unwrap();
+        let mut noisy = ActionNoise::new(clip, NoiseKind::Uniform(0.1)).unwrap();
+        noisy.get_mut().get_mut().action = vec![0.25];
+        assert_eq!(noisy.get_ref().get_ref().action, vec![0.25]);
+        let inner: MockPolicy = noisy.into_inner().into_inner();
+        assert_eq!(inner.action, vec![0.25]);
+        let mut r = Residual::new(
+            MockPolicy::new(2, vec![1.0]),
+            MockPolicy::new(2, vec![2.0]),
+            0.5,
+        )
+        .unwrap();
+        r.residual_mut().action = vec![3.0];
+        assert_eq!(r.scale(), 0.5);
+        let (base, residual) = r.into_parts();
+        assert_eq!((base.action, residual.action), (vec![1.0], vec![3.0]));
     }
 }

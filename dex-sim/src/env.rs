@@ -189,6 +189,16 @@ impl<E: Env> TimeLimit<E> {
     }
 
     /// The wrapped environment.
+    pub fn get_ref(&self) -> &E {
+        &self.inner
+    }
+
+    /// The wrapped environment, mutably.
+    pub fn get_mut(&mut self) -> &mut E {
+        &mut self.inner
+    }
+
+    /// Unwraps the environment.
     pub fn into_inner(self) -> E {
         self.inner
     }

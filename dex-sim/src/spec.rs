@@ -85,8 +85,8 @@ impl EnvSpec {
     ///
     /// # Errors
     ///
-    /// [`SimError::UnknownName`] for an observation kind other than `state` and
-    /// `depth`, or a task without a depth variant.
+    /// [`SimError::Config`] for an observation kind other than `state` and `depth`, or
+    /// a task without a depth variant.
     pub fn sim_task(&self) -> Result<String> {
         match self.obs.as_str() {
             "state" => Ok(self.task.clone()),
@@ -99,17 +99,17 @@ impl EnvSpec {
                         .iter()
                         .filter_map(|t| t.strip_suffix("-depth"))
                         .collect();
-                    Err(SimError::UnknownName {
-                        kind: "task with depth observations",
-                        name: self.task.clone(),
-                        known: with.join(", "),
+                    Err(SimError::Config {
+                        message: format!(
+                            "task `{}` has no depth observations (tasks with depth: {})",
+                            self.task,
+                            with.join(", ")
+                        ),
                     })
                 }
             }
-            other => Err(SimError::UnknownName {
-                kind: "observation kind",
-                name: other.to_string(),
-                known: "state, depth".into(),
+            other => Err(SimError::Config {
+                message: format!("observation kind `{other}` is not available (state, depth)"),
             }),
         }
     }

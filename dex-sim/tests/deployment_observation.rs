@@ -64,3 +64,67 @@ fn proprioception_refuses_bad_lengths_and_an_empty_history() {
     p.write(&[0.0; 16], &mut out).unwrap();
     assert_eq!(out.len(), p.dim());
 }
+
+#[test]
+fn action_targets_outside_the_task_give_the_targets_the_task_sends() {
+    use dex_sim::ActionMode;
+    let model = HandModel::leap_right();
+    let limits = model.joint_limits();
+    for (mode, lead) in [
+        (ActionMode::Absolute, 0.0),
+        (ActionMode::Relative, 0.0),
+        (ActionMode::Relative, 0.1),
+    ] {
+        let task = TaskConfig {
+            mock_physics: true,
+            action_mode: mode,
+            relative_scale: 0.25,
+            relative_lead: lead,
+            ..TaskConfig::default()
+        };
+        let mut env =
+            FingertipReach::new(model.clone(), task.clone(), ReachConfig::default()).unwrap();
+        env.reset(Some(5)).unwrap();
+        let mut previous = env.simulator().unwrap().joint_targets().to_vec();
+        for k in 0..6 {
+            let action: Vec<f32> = (0..model.dof())
+                .map(|i| (((i * 3 + k) % 7) as f32 - 3.0) / 3.0)
+                .collect();
+            let q = env.simulator().unwrap().joint_state().q;
+            let want = task
+                .action_targets(&limits, &action, &previous, Some(&q))
+                .unwrap();
+            let step = env.step(&action).unwrap();
+            let sent = env.simulator().unwrap().joint_targets().to_vec();
+            for (i, (w, s)) in want.iter().zip(&sent).enumerate() {
+                assert!((w - s).abs() < 1e-12, "{mode:?} lead {lead}: joint {i}: {w} vs {s}");
+            }
+            previous = want;
+            if step.terminated || step.truncated {
+                break;
+            }
+        }
+    }
+}
+
+#[test]
+fn action_targets_refuse_bad_lengths_and_nan() {
+    let model = HandModel::leap_right();
+    let limits = model.joint_limits();
+    let task = TaskConfig::default();
+    let prev = vec![0.0; 16];
+    assert!(task.action_targets(&limits, &[0.0; 15], &prev, None).is_err());
+    assert!(task.action_targets(&limits, &[0.0; 16], &prev[..3], None).is_err());
+    assert!(
+        task.action_targets(&limits, &[0.0; 16], &prev, Some(&[0.0; 2]))
+            .is_err()
+    );
+    let mut a = vec![0.0f32; 16];
+    a[4] = f32::NAN;
+    assert!(task.action_targets(&limits, &a, &prev, None).is_err());
+    // Far outside [-1, 1] the targets still stay within the limits.
+    let t = task.action_targets(&limits, &[50.0; 16], &prev, None).unwrap();
+    for (v, l) in t.iter().zip(&limits) {
+        assert!(*v <= l.upper && *v >= l.lower);
+    }
+}

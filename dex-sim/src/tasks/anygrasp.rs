@@ -6,7 +6,8 @@ use dex_core::geometry::rotation_distance;
 use nalgebra::{Isometry3, Translation3, UnitQuaternion, Vector3};
 use rand::Rng;
 
-use super::{HandCore, TaskConfig, make_simulator, push_pose};
+use super::config::TaskConfig;
+use super::hand_core::{HandCore, make_simulator, push_pose};
 use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
 use crate::error::{Result, SimError};
 use crate::object::ObjectSpec;

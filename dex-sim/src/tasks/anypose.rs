@@ -6,7 +6,8 @@ use dex_core::geometry::point_set_rotation_error;
 use nalgebra::{Isometry3, Point3, Translation3, UnitQuaternion, Vector3};
 use rand::Rng;
 
-use super::{HandCore, TaskConfig, make_simulator, random_rotation};
+use super::config::TaskConfig;
+use super::hand_core::{HandCore, make_simulator, random_rotation};
 use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
 use crate::error::{Result, SimError};
 use crate::object::{ObjectSpec, RandomObjectParams, random_object};

@@ -4,7 +4,8 @@ use dex_core::HandModel;
 use nalgebra::Point3;
 use rand::Rng;
 
-use super::{HandCore, TaskConfig, make_simulator};
+use super::config::TaskConfig;
+use super::hand_core::{HandCore, make_simulator};
 use crate::camera::Camera;
 use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
 use crate::error::Result;

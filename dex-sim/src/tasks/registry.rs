@@ -1,0 +1,49 @@
+//! Tasks by name: [`TASK_NAMES`] and [`make_env`].
+
+use dex_core::HandModel;
+
+use super::anygrasp::{AnygraspConfig, AnygraspToAnygrasp};
+use super::anypose::{AnyposeConfig, AnyposeToAnypose};
+use super::config::TaskConfig;
+use super::reach::{FingertipReach, ReachConfig};
+use super::rotate::{InHandRotation, RotateConfig};
+use crate::error::{Result, SimError};
+
+/// The task names [`make_env`] accepts.
+pub const TASK_NAMES: &[&str] = &["reach", "reach-depth", "rotate", "anypose", "anygrasp"];
+
+/// Builds a task by name (`reach`, `reach-depth`, `rotate`, `anypose`, `anygrasp`) for
+/// `model` with default task-specific settings. `reach-depth` is `reach` observed
+/// through [`TaskConfig::depth_view`]: the targets are seen only as spheres in the depth
+/// image (see [`ReachConfig::depth`]).
+pub fn make_env(name: &str, model: HandModel, config: TaskConfig) -> Result<Box<dyn crate::Env>> {
+    Ok(match name {
+        "reach" => Box::new(FingertipReach::new(model, config, ReachConfig::default())?),
+        "reach-depth" => Box::new(FingertipReach::new(
+            model,
+            config,
+            ReachConfig {
+                depth: true,
+                ..ReachConfig::default()
+            },
+        )?),
+        "rotate" => Box::new(InHandRotation::new(model, config, RotateConfig::default())?),
+        "anypose" => Box::new(AnyposeToAnypose::new(
+            model,
+            config,
+            AnyposeConfig::default(),
+        )?),
+        "anygrasp" => Box::new(AnygraspToAnygrasp::new(
+            model,
+            config,
+            AnygraspConfig::default(),
+        )?),
+        other => {
+            return Err(SimError::UnknownName {
+                kind: "task",
+                name: other.to_string(),
+                known: TASK_NAMES.join(", "),
+            });
+        }
+    })
+}
