@@ -49,17 +49,19 @@ pub struct DemoArgs {
     /// Output directory: figure, summary.json, the trained policy.
     #[arg(long, default_value = "demo-out")]
     out: PathBuf,
-    /// Use the shipped policy (or --checkpoint) instead of training one.
+    /// Train a student in the run (DAgger from the inverse-kinematics expert, a fixed
+    /// number of iterations) instead of running the shipped one.
     #[arg(long)]
-    no_train: bool,
-    /// A 30-second version: 2 DAgger iterations, 2 target sets, a shorter grasp.
+    train: bool,
+    /// A 30-second version: 2 target sets, a shorter grasp (and with --train, 2 DAgger
+    /// iterations).
     #[arg(long)]
     quick: bool,
     /// The hand (only `leap`: the demo drives its servo bus).
     #[arg(long, default_value = "leap")]
     hand: String,
-    /// With --no-train: a student checkpoint written by `dex train dagger` instead of
-    /// the shipped one.
+    /// A reach checkpoint written by `dex train` (dagger, ppo or sac from state) to run
+    /// instead of the shipped student, with the task settings it was trained with.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Largest target change per control tick the safety layer lets through (rad;
@@ -306,8 +308,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
             "--hand `{other}`: the demo drives a servo bus, and only the LEAP Hand (`leap`) has one"
         ),
     }
-    if args.checkpoint.is_some() && !args.no_train {
-        bail!("--checkpoint needs --no-train (the demo otherwise trains its own policy)");
+    if args.checkpoint.is_some() && args.train {
+        bail!(
+            "--checkpoint and --train exclude each other (run a checkpoint, or train one in the run)"
+        );
     }
     if !(args.max_step.is_finite() && args.max_step > 0.0) {
         bail!("--max-step must be positive, got {}", args.max_step);
@@ -324,10 +328,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     // 1. The policy.
     let t0 = Instant::now();
-    let (mut policy, policy_summary) = if args.no_train {
-        load_policy(&args)?
-    } else {
+    let (mut policy, policy_summary) = if args.train {
         train_policy(&args, &plan, &stop)?
+    } else {
+        load_policy(&args)?
     };
     timing.train_s = t0.elapsed().as_secs_f64();
     let model = HandModel::leap_right();
@@ -377,7 +381,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     // 3. The control loop, with the tracker fed from a second thread.
     let goals = reach_goals(&model, &task, args.seed, plan.reach_sets)?;
-    let tracker = Tracking::start("cube", sim_config, plan.image_width, plan.image_height)?;
+    let tracker = Tracking::start(
+        "cube",
+        sim_config.clone(),
+        plan.image_width,
+        plan.image_height,
+    )?;
     let spans = timeline(&plan);
     let ticks: usize = spans.iter().map(|s| s.2).sum();
     let bar = progress_bar(ticks as u64);
@@ -385,6 +394,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut run = LoopState {
         model: &model,
         task: task.clone(),
+        stills: Vec::new(),
         limits: model.joint_limits(),
         open: dex_sim::open_configuration(&model),
         hand_pose,
@@ -449,7 +459,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .tracker
         .take()
         .ok_or_else(|| anyhow::anyhow!("the tracker has finished"))?;
-    let (track_frames, track_summary, track_ms) = tracker.finish()?;
+    let (track_frames, track_summary, track_ms, tracked_stills) = tracker.finish()?;
     timing.tracking_s = t0.elapsed().as_secs_f64();
     timing.tracking_ms_per_frame = track_ms;
 
@@ -503,6 +513,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     };
     let figure = args.out.join("demo.png");
     write_figure(&figure, &run.log, &track_frames, plan.tilt_deg)?;
+    let frames = args.out.join("frames.png");
+    crate::demo_frames::write_frames(&frames, &run.stills, &tracked_stills, &sim_config)?;
     write_ticks_csv(&args.out.join("ticks.csv"), &run.log)?;
     timing.report_s = t0.elapsed().as_secs_f64();
     timing.total_s = total.elapsed().as_secs_f64();
@@ -512,6 +524,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .with_context(|| format!("writing {}", json.display()))?;
     output(&table(&summary))?;
     output(&format!("figure {}", figure.display()))?;
+    output(&format!("frames {}", frames.display()))?;
     output(&format!("summary {}", json.display()))?;
     if interrupted {
         bail!("interrupted: the figure and summary show the ticks that ran");
@@ -690,6 +703,8 @@ struct LoopState<'a> {
     model: &'a HandModel,
     /// The policy's task settings (action mode above all).
     task: TaskConfig,
+    /// Moments to picture after the run.
+    stills: Vec<crate::demo_frames::Still>,
     limits: Vec<JointLimits>,
     open: Vec<f64>,
     hand_pose: Isometry3<f64>,
@@ -782,6 +797,25 @@ impl LoopState<'_> {
             let g = UnitQuaternion::from_axis_angle(&Vector3::x_axis(), tilt.to_radians())
                 * Vector3::new(0.0, 0.0, -9.81);
             lock(&self.sim).set_gravity(g)?;
+        }
+        let caption = match phase {
+            Phase::Reach(0) if i == 2 => Some("reach starts, targets red"),
+            Phase::Reach(0) if i + 1 == len => Some("reach, end of set 1"),
+            Phase::Close if i + 1 == len => Some("grasp closed"),
+            Phase::Tilted if i + 1 == len => Some("held, gravity tilted"),
+            _ => None,
+        };
+        if let Some(caption) = caption {
+            let goals = match phase {
+                Phase::Reach(set) => self.goals[set].clone(),
+                _ => Vec::new(),
+            };
+            self.stills.push(crate::demo_frames::Still {
+                t: k as f64 / self.rate_hz,
+                caption: caption.to_string(),
+                state: lock(&self.sim).save_state(),
+                goals,
+            });
         }
         // The cube in the palm frame; tracking frames every few ticks of the grasp.
         let in_grasp = !matches!(phase, Phase::Reach(_) | Phase::Return);

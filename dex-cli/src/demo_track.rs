@@ -11,6 +11,8 @@ use anyhow::{Context, Result, anyhow};
 use dex_core::geometry::rotation_distance;
 use dex_sim::camera::object_label;
 use dex_sim::{Camera, SimState, Simulator};
+
+use crate::demo_frames::TrackedStill;
 use dex_track::metrics::{QueryMode, TapVidInput, tapvid_metrics};
 use dex_track::{
     GrayImage, KltConfig, KltTracker, LiftedTracker, Observation, RigidObjectTracker,
@@ -77,7 +79,7 @@ pub struct TrackSummary {
 
 /// Per-frame errors, the summary, and the median milliseconds of render + track per
 /// frame (which varies from run to run).
-pub type TrackResult = (Vec<FrameError>, TrackSummary, f64);
+pub type TrackResult = (Vec<FrameError>, TrackSummary, f64, Vec<TrackedStill>);
 
 /// The tracker's thread and the channel to it.
 pub struct Tracking {
@@ -177,6 +179,8 @@ fn track_frames(
     let mut pred: Vec<Vec<([f32; 2], bool)>> = Vec::new();
     let mut all_3d = Vec::new();
     let mut ms = Vec::new();
+    // The query frame and the latest one, for the pictures.
+    let mut shown: Vec<TrackedStill> = Vec::new();
     for frame in rx {
         let start = Instant::now();
         scene.restore_state(&frame.state)?;
@@ -234,6 +238,15 @@ fn track_frames(
             frame_pred.push((predicted, seen));
         }
         let first = gt.is_empty();
+        let still = TrackedStill {
+            t: frame.t,
+            image: image.clone(),
+            points: frame_pred.clone(),
+        };
+        if shown.len() == 2 {
+            shown.pop();
+        }
+        shown.push(still);
         gt.push(frame_gt);
         pred.push(frame_pred);
         if first {
@@ -294,5 +307,5 @@ fn track_frames(
         summary.max_pose_deg = errors.iter().map(|e| e.pose_deg).fold(0.0, f64::max);
         summary.max_pose_mm = errors.iter().map(|e| e.pose_mm).fold(0.0, f64::max);
     }
-    Ok((errors, summary, median(ms)))
+    Ok((errors, summary, median(ms), shown))
 }

@@ -27,7 +27,7 @@ pub struct Panel {
     pub series: Vec<Series>,
 }
 
-fn register_font() -> Result<()> {
+pub(crate) fn register_font() -> Result<()> {
     static ONCE: Once = Once::new();
     let mut ok = true;
     ONCE.call_once(|| {

@@ -35,7 +35,6 @@ fn bad_settings_are_clear_errors() {
     let r = dex(&[
         "demo",
         "--quick",
-        "--no-train",
         "--checkpoint",
         missing.to_str().unwrap(),
         "--out",
@@ -50,7 +49,6 @@ fn bad_settings_are_clear_errors() {
     let r = dex(&[
         "demo",
         "--quick",
-        "--no-train",
         "--checkpoint",
         corrupt.to_str().unwrap(),
         "--out",
@@ -75,9 +73,17 @@ fn bad_settings_are_clear_errors() {
         stderr(&r)
     );
 
-    let r = dex(&["demo", "--quick", "--checkpoint", out_s, "--out", out_s]);
+    let r = dex(&[
+        "demo",
+        "--quick",
+        "--train",
+        "--checkpoint",
+        out_s,
+        "--out",
+        out_s,
+    ]);
     assert_eq!(r.status.code(), Some(2));
-    assert!(stderr(&r).contains("needs --no-train"), "{}", stderr(&r));
+    assert!(stderr(&r).contains("exclude each other"), "{}", stderr(&r));
 
     let r = dex(&["demo", "--quick", "--max-step=-1", "--out", out_s]);
     assert_eq!(r.status.code(), Some(2));
@@ -94,7 +100,6 @@ fn the_same_seed_gives_the_same_summary() {
         let r = dex(&[
             "demo",
             "--quick",
-            "--no-train",
             "--seed",
             "3",
             "--out",
@@ -104,8 +109,13 @@ fn the_same_seed_gives_the_same_summary() {
         let stdout = String::from_utf8_lossy(&r.stdout);
         assert!(stdout.contains("control rate"), "{stdout}");
         assert!(stdout.contains(&format!("figure {}", dir.join("demo.png").display())));
-        let png = std::fs::read(dir.join("demo.png")).unwrap();
-        assert_eq!(&png[1..4], b"PNG");
+        for picture in ["demo.png", "frames.png"] {
+            let png = std::fs::read(dir.join(picture)).unwrap();
+            assert_eq!(&png[1..4], b"PNG", "{picture}");
+        }
+        let frames = image::open(dir.join("frames.png")).unwrap();
+        // Four stills of the run over the tracker's two views.
+        assert_eq!((frames.width(), frames.height()), (4 * 320, 2 * 240));
         let mut s = summary(&dir);
         assert_eq!(s["interrupted"], false);
         // Every planned tick ran, each stepping the simulated hand once.
@@ -125,13 +135,7 @@ fn the_same_seed_gives_the_same_summary() {
 fn ctrl_c_stops_the_demo_and_keeps_what_ran() {
     let dir = std::env::temp_dir().join(format!("dex-demo-int-{}", std::process::id()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_dex"))
-        .args([
-            "demo",
-            "--quick",
-            "--no-train",
-            "--out",
-            dir.to_str().unwrap(),
-        ])
+        .args(["demo", "--quick", "--out", dir.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -250,7 +254,6 @@ fn a_checkpoint_is_driven_with_its_own_action_mode() {
     let r = dex(&[
         "demo",
         "--quick",
-        "--no-train",
         "--checkpoint",
         ck.to_str().unwrap(),
         "--out",
@@ -287,4 +290,18 @@ fn a_checkpoint_is_driven_with_its_own_action_mode() {
     }
     assert!(reach_ticks > 10, "{reach_ticks} reach ticks");
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn a_student_trained_in_the_run_drives_the_hand() {
+    let dir = std::env::temp_dir().join(format!("dex-demo-train-{}", std::process::id()));
+    let r = dex(&["demo", "--quick", "--train", "--out", dir.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let s = summary(&dir);
+    let source = s["policy"]["source"].as_str().unwrap();
+    assert!(source.starts_with("trained here"), "{source}");
+    let sim_success = s["policy"]["sim_success"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&sim_success));
+    assert!(dir.join("trained-policy").join("checkpoint.toml").exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }

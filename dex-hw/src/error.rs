@@ -146,6 +146,13 @@ pub enum Error {
     /// A hand-model error.
     #[error(transparent)]
     Model(#[from] dex_core::Error),
+    /// The physics engine behind emulated servos refused targets or failed to step
+    /// (see [`crate::emulator::JointPhysics`]).
+    #[error("the physics behind the servos failed: {source}")]
+    Physics {
+        /// The engine's own error.
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 /// `Result` with [`Error`].

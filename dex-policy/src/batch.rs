@@ -3,15 +3,13 @@
 
 use ndarray::Array2;
 
-use crate::error::{Result, invalid};
+use crate::error::{Result, check_len};
 
 /// The state vectors of `obs` as the rows of one `len × dim` array.
 pub(crate) fn batch_obs(obs: &[dex_sim::Observation], dim: usize) -> Result<Array2<f32>> {
     let mut out = Array2::zeros((obs.len(), dim));
     for (i, o) in obs.iter().enumerate() {
-        if o.state.len() != dim {
-            return Err(invalid("environments disagree on the observation width"));
-        }
+        check_len("observation width", dim, o.state.len())?;
         out.row_mut(i).assign(&ndarray::ArrayView1::from(&o.state));
     }
     Ok(out)
@@ -20,11 +18,5 @@ pub(crate) fn batch_obs(obs: &[dex_sim::Observation], dim: usize) -> Result<Arra
 #[cfg(feature = "candle")]
 /// Checks that `venv` holds the `expected` number of environments a config asks for.
 pub(crate) fn check_num_envs(venv: &dex_sim::VecEnv, expected: usize) -> Result<()> {
-    if venv.num_envs() != expected {
-        return Err(invalid(format!(
-            "the config asks for {expected} environments, the VecEnv has {}",
-            venv.num_envs()
-        )));
-    }
-    Ok(())
+    check_len("environments in the VecEnv", expected, venv.num_envs())
 }

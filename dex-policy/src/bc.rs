@@ -538,7 +538,7 @@ pub fn dagger(
         }
         writer.flush()?;
         let rows = all_y.len() / ad;
-        let shape = |e: ndarray::ShapeError| invalid(e.to_string());
+        let shape = Error::Shape;
         let loss = bc.fit(
             ArrayView2::from_shape((rows, od), &all_x).map_err(shape)?,
             ArrayView2::from_shape((rows, ad), &all_y).map_err(shape)?,

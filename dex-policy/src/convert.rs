@@ -3,7 +3,7 @@
 use candle_core::{Device, Tensor};
 use ndarray::{Array2, ArrayView2};
 
-use crate::error::{Result, invalid};
+use crate::error::Result;
 
 /// A `B × D` f32 tensor from an array view.
 pub(crate) fn to_tensor(a: ArrayView2<'_, f32>) -> Result<Tensor> {
@@ -16,5 +16,5 @@ pub(crate) fn to_tensor(a: ArrayView2<'_, f32>) -> Result<Tensor> {
 pub(crate) fn to_array(t: &Tensor) -> Result<Array2<f32>> {
     let (r, c) = t.dims2()?;
     let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
-    Array2::from_shape_vec((r, c), v).map_err(|e| invalid(e.to_string()))
+    Ok(Array2::from_shape_vec((r, c), v)?)
 }

@@ -220,7 +220,7 @@ impl DatasetWriter {
         let (od, ad) = (self.meta.observation_dim, self.meta.action_dim);
         let obs: Vec<f32> = self.observations.drain(..rows * od).collect();
         let act: Vec<f32> = self.actions.drain(..rows * ad).collect();
-        let shape = |e: ndarray::ShapeError| invalid(e.to_string());
+        let shape = Error::Shape;
         let obs = Array2::from_shape_vec((rows, od), obs).map_err(shape)?;
         let act = Array2::from_shape_vec((rows, ad), act).map_err(shape)?;
         let (po, pa) = chunk_paths(&self.dir, self.meta.chunks.len());
@@ -351,7 +351,7 @@ impl Dataset {
         }
         let obs_views: Vec<ArrayView2<'_, f32>> = obs.iter().map(|a| a.view()).collect();
         let act_views: Vec<ArrayView2<'_, f32>> = act.iter().map(|a| a.view()).collect();
-        let shape = |e: ndarray::ShapeError| invalid(e.to_string());
+        let shape = Error::Shape;
         Ok((
             concatenate(Axis(0), &obs_views).map_err(shape)?,
             concatenate(Axis(0), &act_views).map_err(shape)?,

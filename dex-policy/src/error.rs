@@ -6,9 +6,36 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An argument is out of its domain (a shape, a setting, a file's contents).
+    /// An argument is out of its domain (anything the variants below do not name).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A vector or batch has the wrong length or width.
+    #[error("{what}: expected {expected}, got {got}")]
+    LengthMismatch {
+        /// What was passed (`"observation width"`, `"clip bounds"`, ...).
+        what: &'static str,
+        /// The length needed.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
+    /// A setting is outside its valid range.
+    #[error("invalid {what}: {reason}")]
+    InvalidSetting {
+        /// The setting.
+        what: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A lock around network variables was poisoned by a panic in another thread.
+    #[error("the lock of {what} was poisoned by a panic in another thread")]
+    LockPoisoned {
+        /// What the lock guards.
+        what: &'static str,
+    },
+    /// An array could not take the shape asked for.
+    #[error("array shape: {0}")]
+    Shape(#[from] ndarray::ShapeError),
     /// An observation contains NaN or infinity.
     #[error("observation {row} has a non-finite value at index {index}")]
     NonFiniteObservation {
@@ -42,7 +69,7 @@ pub enum Error {
     Tensor(#[from] candle_core::Error),
     /// From the simulator.
     #[error(transparent)]
-    Sim(#[from] dex_sim::SimError),
+    Sim(#[from] dex_sim::Error),
     /// File system.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -53,4 +80,32 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 pub(crate) fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidInput(msg.into())
+}
+
+/// An [`Error::LengthMismatch`] unless `got == expected`.
+pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            what,
+            expected,
+            got,
+        })
+    }
+}
+
+/// An [`Error::InvalidSetting`].
+pub(crate) fn invalid_setting(what: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidSetting {
+        what,
+        reason: reason.into(),
+    }
+}
+
+/// An [`Error::LockPoisoned`] for the variable store.
+pub(crate) fn poisoned<T>(_: T) -> Error {
+    Error::LockPoisoned {
+        what: "the variable store",
+    }
 }

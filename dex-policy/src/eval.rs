@@ -4,7 +4,7 @@ use dex_sim::VecEnv;
 use rand::SeedableRng;
 
 use crate::batch::batch_obs;
-use crate::error::{Result, invalid};
+use crate::error::{Result, check_len, invalid};
 use crate::policy::{ActMode, Policy};
 
 /// The outcome of [`evaluate`].
@@ -46,14 +46,8 @@ pub fn evaluate(
         venv.action_space().low.clone(),
         venv.action_space().high.clone(),
     );
-    if od != policy.observation_dim() || low.len() != policy.action_dim() {
-        return Err(invalid(format!(
-            "the policy takes {} → {}, the environment gives {od} → {}",
-            policy.observation_dim(),
-            policy.action_dim(),
-            low.len()
-        )));
-    }
+    check_len("observation width", policy.observation_dim(), od)?;
+    check_len("action width", policy.action_dim(), low.len())?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xE7A1);
     let (obs, _) = venv.reset(seed)?;
     let mut x = batch_obs(&obs, od)?;

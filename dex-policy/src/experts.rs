@@ -6,7 +6,7 @@ use nalgebra::{DMatrix, DVector, Point3};
 use ndarray::{Array2, ArrayView2};
 use rand::RngCore;
 
-use crate::error::{Result, invalid};
+use crate::error::{Result, invalid, invalid_setting};
 use crate::policy::{ActMode, Policy, check_observations};
 
 /// Damped least-squares inverse kinematics for dex-sim's `FingertipReach`.
@@ -99,9 +99,10 @@ impl ReachIkExpert {
     /// [`crate::Error::InvalidInput`] unless `0 ≤ gain ≤ 1`.
     pub fn with_feedback(mut self, gain: f64) -> Result<Self> {
         if !(0.0..=1.0).contains(&gain) {
-            return Err(invalid(format!(
-                "reach expert: feedback gain {gain} outside [0, 1]"
-            )));
+            return Err(invalid_setting(
+                "reach expert feedback gain",
+                format!("{gain} lies outside [0, 1]"),
+            ));
         }
         self.feedback_gain = gain;
         Ok(self)
@@ -120,9 +121,10 @@ impl ReachIkExpert {
     /// [`crate::Error::InvalidInput`] for a negative or non-finite tolerance.
     pub fn with_restart_tolerance(mut self, tolerance: f64) -> Result<Self> {
         if !(tolerance.is_finite() && tolerance >= 0.0) {
-            return Err(invalid(format!(
-                "reach expert: restart tolerance {tolerance} must be finite and ≥ 0"
-            )));
+            return Err(invalid_setting(
+                "reach expert restart tolerance",
+                format!("must be finite and ≥ 0, got {tolerance}"),
+            ));
         }
         self.restart_tolerance = tolerance;
         Ok(self)

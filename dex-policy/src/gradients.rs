@@ -4,7 +4,7 @@
 use candle_core::Var;
 use candle_nn::VarMap;
 
-use crate::error::{Result, invalid};
+use crate::error::{Result, poisoned};
 
 /// Scales gradients so their global L2 norm is at most `max_norm`.
 pub(crate) fn clip_gradients(
@@ -32,10 +32,7 @@ pub(crate) fn clip_gradients(
 
 /// The variables of `varmap` whose names start with `prefix`, in name order.
 pub(crate) fn vars_with_prefix(varmap: &VarMap, prefix: &str) -> Result<Vec<(String, Var)>> {
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| invalid("variable store lock poisoned"))?;
+    let data = varmap.data().lock().map_err(poisoned)?;
     let mut out: Vec<(String, Var)> = data
         .iter()
         .filter(|(name, _)| name.starts_with(prefix))

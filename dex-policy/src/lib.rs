@@ -117,3 +117,11 @@ pub mod prelude {
         Trainer, load_checkpoint,
     };
 }
+
+// Foreign crates whose types appear in our signatures.
+#[cfg(feature = "candle")]
+pub use candle_core;
+#[cfg(feature = "candle")]
+pub use candle_nn;
+pub use dex_sim;
+pub use ndarray;

@@ -4,7 +4,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, invalid};
+use crate::error::Result;
 
 /// Running per-component mean and variance of a stream of vectors, in f64.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,11 +39,11 @@ impl RunningMeanStd {
     /// [`crate::Error::InvalidInput`] for the wrong width.
     pub fn update(&mut self, batch: ArrayView2<'_, f32>) -> Result<()> {
         if batch.ncols() != self.dim() {
-            return Err(invalid(format!(
-                "statistics of width {} fed rows of {}",
-                self.dim(),
-                batch.ncols()
-            )));
+            return Err(crate::error::Error::LengthMismatch {
+                what: "normalisation statistics width",
+                expected: self.dim(),
+                got: batch.ncols(),
+            });
         }
         let b = batch.nrows() as f64;
         if b == 0.0 {

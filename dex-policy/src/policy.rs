@@ -3,7 +3,7 @@
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::{Rng, RngCore};
 
-use crate::error::{Error, Result, invalid};
+use crate::error::{Error, Result, check_len, invalid, invalid_setting};
 use crate::normalize::RunningMeanStd;
 
 /// How a policy acts.
@@ -73,10 +73,11 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
 /// As [`Policy::act`].
 pub fn check_observations(observations: ArrayView2<'_, f32>, dim: usize) -> Result<()> {
     if observations.ncols() != dim {
-        return Err(invalid(format!(
-            "observations have {} values per row, the policy expects {dim}",
-            observations.ncols()
-        )));
+        return Err(Error::LengthMismatch {
+            what: "observation width",
+            expected: dim,
+            got: observations.ncols(),
+        });
     }
     for (row, r) in observations.axis_iter(Axis(0)).enumerate() {
         if let Some(index) = r.iter().position(|v| !v.is_finite()) {
@@ -137,9 +138,10 @@ impl<P: Policy> ActionNoise<P> {
     pub fn new(inner: P, kind: NoiseKind) -> Result<Self> {
         let (NoiseKind::Uniform(s) | NoiseKind::Slow(s)) = kind;
         if !(s.is_finite() && s >= 0.0) {
-            return Err(invalid(format!(
-                "noise scale must be finite and ≥ 0, got {s}"
-            )));
+            return Err(invalid_setting(
+                "noise scale",
+                format!("must be finite and ≥ 0, got {s}"),
+            ));
         }
         Ok(Self { inner, kind })
     }
@@ -196,18 +198,18 @@ impl<P: Policy> Clip<P> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] for bounds of the wrong length, NaN, or low > high.
+    /// [`Error::LengthMismatch`] for bounds of the wrong length, [`Error::InvalidSetting`]
+    /// for NaN or low > high.
     pub fn new(inner: P, low: Vec<f32>, high: Vec<f32>) -> Result<Self> {
         let n = inner.action_dim();
-        if low.len() != n || high.len() != n {
-            return Err(invalid(format!("clip bounds need {n} values each")));
-        }
+        check_len("clip lower bounds", n, low.len())?;
+        check_len("clip upper bounds", n, high.len())?;
         if low
             .iter()
             .zip(&high)
             .any(|(l, h)| l.is_nan() || h.is_nan() || l > h)
         {
-            return Err(invalid("clip bounds must satisfy low ≤ high"));
+            return Err(invalid_setting("clip bounds", "must satisfy low ≤ high"));
         }
         Ok(Self { inner, low, high })
     }
@@ -266,11 +268,13 @@ impl<P: Policy> NormalizeObservations<P> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] when the statistics' width is not the policy's.
+    /// [`Error::LengthMismatch`] when the statistics' width is not the policy's.
     pub fn with_stats(inner: P, stats: RunningMeanStd, clip: f32) -> Result<Self> {
-        if stats.dim() != inner.observation_dim() {
-            return Err(invalid("normalisation statistics of the wrong width"));
-        }
+        check_len(
+            "normalisation statistics width",
+            inner.observation_dim(),
+            stats.dim(),
+        )?;
         Ok(Self {
             inner,
             stats,
@@ -496,11 +500,7 @@ impl<F: FnMut(&[f32]) -> Vec<f32> + Send> Policy for ScriptedPolicy<F> {
             let obs: Vec<f32> = row.to_vec();
             let a = (self.f)(&obs);
             if a.len() != self.action_dim {
-                return Err(invalid(format!(
-                    "the scripted policy returned {} values, expected {}",
-                    a.len(),
-                    self.action_dim
-                )));
+                check_len("scripted policy action", self.action_dim, a.len())?;
             }
             out.row_mut(i).assign(&ndarray::ArrayView1::from(&a));
         }
@@ -565,17 +565,27 @@ mod tests {
             Err(Error::NonFiniteObservation { row: 1, index: 0 })
         ));
         let wide = Array2::<f32>::zeros((1, 3));
-        assert!(p.act(wide.view(), ActMode::Stochastic, &mut rng()).is_err());
+        assert!(matches!(
+            p.act(wide.view(), ActMode::Stochastic, &mut rng()),
+            Err(Error::LengthMismatch {
+                what: "observation width",
+                expected: 2,
+                got: 3
+            })
+        ));
         let mut wrong = ScriptedPolicy::new(2, 2, |_: &[f32]| vec![0.0]);
-        assert!(
-            wrong
-                .act(
-                    Array2::zeros((1, 2)).view(),
-                    ActMode::Deterministic,
-                    &mut rng()
-                )
-                .is_err()
-        );
+        assert!(matches!(
+            wrong.act(
+                Array2::zeros((1, 2)).view(),
+                ActMode::Deterministic,
+                &mut rng()
+            ),
+            Err(Error::LengthMismatch {
+                expected: 2,
+                got: 1,
+                ..
+            })
+        ));
         assert!(
             Residual::new(
                 MockPolicy::new(2, vec![0.0]),

@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 
-use crate::error::{Result, invalid};
+use crate::error::{Result, poisoned};
 
 /// Overwrites every variable of `varmap` from a seeded generator, in name order:
 /// linear and convolution weights `U(±1/sqrt(fan_in))` (PyTorch's default bound) times
@@ -16,10 +16,7 @@ use crate::error::{Result, invalid};
 /// A tensor error.
 pub fn init_seeded(varmap: &VarMap, seed: u64, gain: impl Fn(&str) -> f64) -> Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| invalid("variable store lock poisoned"))?;
+    let data = varmap.data().lock().map_err(poisoned)?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
     for name in names {
@@ -63,10 +60,7 @@ pub fn new_store() -> (VarMap, VarBuilder<'static>) {
 ///
 /// A poisoned variable store.
 pub fn frozen_builder(varmap: &VarMap) -> Result<VarBuilder<'static>> {
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| invalid("variable store lock poisoned"))?;
+    let data = varmap.data().lock().map_err(poisoned)?;
     let tensors: std::collections::HashMap<String, Tensor> = data
         .iter()
         .map(|(name, var)| (name.clone(), var.as_tensor().detach()))

@@ -8,7 +8,7 @@ use dex_core::{CameraIntrinsics, DepthImage, PointCloud};
 use nalgebra::{Isometry3, Point3, Rotation3, Translation3, UnitQuaternion, Vector3};
 use ndarray::Array2;
 
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 
 /// Segmentation label of pixels that see nothing.
 pub const LABEL_NONE: i16 = -1;
@@ -43,7 +43,7 @@ impl Camera {
     ) -> Result<Self> {
         let z = target - eye;
         if z.norm() < 1e-9 || z.cross(&up).norm() < 1e-9 * z.norm() * up.norm().max(1e-300) {
-            return Err(SimError::InvalidParameter {
+            return Err(Error::InvalidParameter {
                 what: "camera placement",
                 reason: "eye and target coincide, or the view direction is parallel to up".into(),
             });
@@ -256,7 +256,7 @@ impl DepthFrame {
     pub fn squint(&self, factor: usize) -> Result<DepthFrame> {
         let (h, w) = (self.depth.height(), self.depth.width());
         if factor == 0 || h % factor != 0 || w % factor != 0 {
-            return Err(SimError::InvalidParameter {
+            return Err(Error::InvalidParameter {
                 what: "squint factor",
                 reason: format!("{factor} must be positive and divide the image size {w}×{h}"),
             });

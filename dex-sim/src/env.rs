@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use ndarray::Array2;
 use rayon::prelude::*;
 
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 use crate::simulator::Simulator;
 
 /// A box in R^n: per-dimension bounds (may be infinite).
@@ -35,7 +35,7 @@ impl BoxSpace {
     /// Checks length and finiteness of `x` and that it lies in the box.
     pub fn check(&self, what: &'static str, x: &[f32]) -> Result<()> {
         if x.len() != self.dim() {
-            return Err(SimError::WrongLength {
+            return Err(Error::LengthMismatch {
                 what,
                 expected: self.dim(),
                 got: x.len(),
@@ -43,14 +43,14 @@ impl BoxSpace {
         }
         for (i, v) in x.iter().enumerate() {
             if !v.is_finite() {
-                return Err(SimError::NotFinite {
+                return Err(Error::NotFinite {
                     what,
                     index: i,
                     value: f64::from(*v),
                 });
             }
             if *v < self.low[i] || *v > self.high[i] {
-                return Err(SimError::InvalidParameter {
+                return Err(Error::InvalidParameter {
                     what,
                     reason: format!(
                         "value {i} = {v} lies outside [{}, {}]",
@@ -286,7 +286,7 @@ impl std::fmt::Debug for VecEnv {
 impl VecEnv {
     /// Batches `envs`; they must share action and observation shapes.
     pub fn new(envs: Vec<Box<dyn Env>>) -> Result<Self> {
-        let first = envs.first().ok_or(SimError::InvalidParameter {
+        let first = envs.first().ok_or(Error::InvalidParameter {
             what: "VecEnv",
             reason: "needs at least one environment".into(),
         })?;
@@ -294,7 +294,7 @@ impl VecEnv {
         let obs_dim = first.observation_spec().state.dim();
         for e in &envs {
             if e.action_space().dim() != action_dim || e.observation_spec().state.dim() != obs_dim {
-                return Err(SimError::InvalidParameter {
+                return Err(Error::InvalidParameter {
                     what: "VecEnv",
                     reason: "environments have different action or observation shapes".into(),
                 });
@@ -356,7 +356,7 @@ impl VecEnv {
     pub fn step(&mut self, actions: &[f32]) -> Result<VecStep> {
         let n = self.envs.len();
         if actions.len() != n * self.action_dim {
-            return Err(SimError::WrongLength {
+            return Err(Error::LengthMismatch {
                 what: "batched actions",
                 expected: n * self.action_dim,
                 got: actions.len(),

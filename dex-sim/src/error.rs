@@ -5,13 +5,13 @@ use std::path::PathBuf;
 /// Everything that can go wrong in `dex-sim`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum SimError {
+pub enum Error {
     /// An error from the hand model layer.
     #[error(transparent)]
     Core(#[from] dex_core::Error),
     /// A vector argument has the wrong length.
     #[error("{what}: expected {expected} values, got {got}")]
-    WrongLength {
+    LengthMismatch {
         /// What the vector is (`"joint targets"`, `"action"`, ...).
         what: &'static str,
         /// The required length.
@@ -125,13 +125,13 @@ pub enum SimError {
     },
 }
 
-/// `Result` with [`SimError`].
-pub type Result<T, E = SimError> = std::result::Result<T, E>;
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Checks a slice's length and finiteness.
 pub(crate) fn check_vector(what: &'static str, values: &[f64], expected: usize) -> Result<()> {
     if values.len() != expected {
-        return Err(SimError::WrongLength {
+        return Err(Error::LengthMismatch {
             what,
             expected,
             got: values.len(),
@@ -143,7 +143,7 @@ pub(crate) fn check_vector(what: &'static str, values: &[f64], expected: usize) 
 /// Checks that every value is finite.
 pub(crate) fn check_finite(what: &'static str, values: &[f64]) -> Result<()> {
     match values.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(SimError::NotFinite {
+        Some(index) => Err(Error::NotFinite {
             what,
             index,
             value: values[index],

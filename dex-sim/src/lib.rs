@@ -21,7 +21,7 @@
 //! sim.step()?; // one control period (10 × 2 ms)
 //! assert!(sim.object_state(0)?.pose.translation.z > 0.1);
 //! # }
-//! # Ok::<(), dex_sim::SimError>(())
+//! # Ok::<(), dex_sim::Error>(())
 //! ```
 
 pub mod camera;
@@ -41,7 +41,7 @@ pub use camera::{Camera, DepthFrame, LABEL_MARKER};
 pub use env::{
     BoxSpace, Env, Info, Observation, ObservationSpec, Step, TimeLimit, VecEnv, VecStep, env_seed,
 };
-pub use error::{Result, SimError};
+pub use error::{Error, Result};
 pub use mock::{MockEnv, MockSimulator};
 pub use object::{ObjectShape, ObjectSpec, RandomObjectParams, random_object};
 pub use simulator::{
@@ -57,3 +57,19 @@ pub use tasks::{
 
 #[cfg(feature = "rapier")]
 pub use rapier::RapierSim;
+
+// Foreign crates whose types appear in our signatures.
+pub use dex_core;
+pub use nalgebra;
+pub use ndarray;
+
+/// The names most programs need: `use dex_sim::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        ActionMode, Env, EnvSpec, Error, MockEnv, MockSimulator, ObjectSpec, Observation,
+        Result, SimConfig, Simulator, Step, TaskConfig, TimeLimit, VecEnv, make_env,
+    };
+    #[cfg(feature = "rapier")]
+    pub use crate::RapierSim;
+    pub use dex_core::HandModel;
+}

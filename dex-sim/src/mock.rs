@@ -8,7 +8,7 @@ use ndarray::Array2;
 
 use crate::camera::{Camera, DepthFrame, LABEL_NONE, object_label};
 use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
-use crate::error::{Result, SimError, check_finite, check_vector};
+use crate::error::{Error, Result, check_finite, check_vector};
 use crate::object::ObjectSpec;
 use crate::simulator::{
     Contact, ObjectState, SimConfig, SimState, Simulator, check_non_negative, clamp_targets,
@@ -188,7 +188,7 @@ impl Simulator for MockSimulator {
     }
 
     fn object_state(&self, index: usize) -> Result<ObjectState> {
-        let pose = *self.state.poses.get(index).ok_or(SimError::NoSuchObject {
+        let pose = *self.state.poses.get(index).ok_or(Error::NoSuchObject {
             index,
             count: self.state.poses.len(),
         })?;
@@ -207,7 +207,7 @@ impl Simulator for MockSimulator {
             .state
             .poses
             .get_mut(index)
-            .ok_or(SimError::NoSuchObject { index, count })?;
+            .ok_or(Error::NoSuchObject { index, count })?;
         *slot = *pose;
         Ok(())
     }
@@ -229,7 +229,7 @@ impl Simulator for MockSimulator {
     fn restore_state(&mut self, state: &SimState) -> Result<()> {
         let s: &MockState = state.downcast(BACKEND)?;
         if s.q.len() != self.model.dof() {
-            return Err(SimError::StateMismatch {
+            return Err(Error::StateMismatch {
                 reason: "the state belongs to another hand".into(),
             });
         }
@@ -307,7 +307,7 @@ impl Simulator for MockSimulator {
 /// let step = env.step(&[0.5, 0.0])?;
 /// assert_eq!(step.obs.state, vec![1.0, 0.5, 0.0]);
 /// assert_eq!(env.actions, vec![vec![0.5, 0.0]]);
-/// # Ok::<(), dex_sim::SimError>(())
+/// # Ok::<(), dex_sim::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct MockEnv {
@@ -379,7 +379,7 @@ impl Env for MockEnv {
     }
     fn step(&mut self, action: &[f32]) -> Result<Step> {
         if self.needs_reset {
-            return Err(SimError::NeedsReset {
+            return Err(Error::NeedsReset {
                 reason: String::new(),
             });
         }

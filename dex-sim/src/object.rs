@@ -11,7 +11,7 @@ use nalgebra::{Point3, Vector3};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 
 /// The shape of an object, centred on the object frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,7 +88,7 @@ impl ObjectShape {
 
     /// Checks that sizes are positive and finite and that a hull has enough points.
     pub fn validate(&self, name: &str) -> Result<()> {
-        let bad = |reason: String| SimError::InvalidObject {
+        let bad = |reason: String| Error::InvalidObject {
             name: name.to_string(),
             reason,
         };
@@ -350,7 +350,7 @@ impl ObjectSpec {
                 return Ok(spec);
             }
             other => {
-                return Err(SimError::UnknownName {
+                return Err(Error::UnknownName {
                     kind: "object",
                     name: other.to_string(),
                     known: format!("{} or a path ending in .obj", OBJECT_NAMES.join(", ")),
@@ -364,13 +364,13 @@ impl ObjectSpec {
     pub fn validate(&self) -> Result<()> {
         self.shape.validate(&self.name)?;
         if !(self.mass.is_finite() && self.mass > 0.0) {
-            return Err(SimError::InvalidObject {
+            return Err(Error::InvalidObject {
                 name: self.name.clone(),
                 reason: format!("mass must be positive and finite, got {}", self.mass),
             });
         }
         if !(self.friction.is_finite() && self.friction >= 0.0) {
-            return Err(SimError::InvalidObject {
+            return Err(Error::InvalidObject {
                 name: self.name.clone(),
                 reason: format!("friction must be >= 0, got {}", self.friction),
             });
@@ -480,7 +480,7 @@ pub fn random_object<R: Rng>(rng: &mut R, params: &RandomObjectParams) -> Object
 /// that the centre of their bounding box is the origin.
 pub fn load_obj_vertices(path: impl AsRef<Path>) -> Result<Vec<[f64; 3]>> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -490,7 +490,7 @@ pub fn load_obj_vertices(path: impl AsRef<Path>) -> Result<Vec<[f64; 3]>> {
 /// Parses the vertices of OBJ text (see [`load_obj_vertices`]); `path` names the source in
 /// errors.
 pub fn parse_obj_vertices(text: &str, path: &Path) -> Result<Vec<[f64; 3]>> {
-    let err = |line: usize, reason: String| SimError::Mesh {
+    let err = |line: usize, reason: String| Error::Mesh {
         path: PathBuf::from(path),
         line,
         reason,
@@ -548,7 +548,7 @@ mod tests {
         }
         assert!(matches!(
             ObjectSpec::named("teapot"),
-            Err(SimError::UnknownName { .. })
+            Err(Error::UnknownName { .. })
         ));
     }
 

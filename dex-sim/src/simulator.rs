@@ -19,7 +19,7 @@ use nalgebra::{Isometry3, Point3, Translation3, UnitQuaternion, Vector3};
 use serde::{Deserialize, Serialize};
 
 use crate::camera::{Camera, DepthFrame};
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 use crate::object::ObjectSpec;
 
 /// Settings shared by every backend.
@@ -67,7 +67,7 @@ impl Default for SimConfig {
 impl SimConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
-        let bad = |what, reason: String| Err(SimError::InvalidParameter { what, reason });
+        let bad = |what, reason: String| Err(Error::InvalidParameter { what, reason });
         if !(self.dt.is_finite() && self.dt > 0.0 && self.dt <= 0.1) {
             return bad("dt", format!("must lie in (0, 0.1] s, got {}", self.dt));
         }
@@ -204,7 +204,7 @@ impl SimState {
     pub fn downcast<T: Any>(&self, expected_backend: &'static str) -> Result<&T> {
         self.inner
             .downcast_ref::<T>()
-            .ok_or_else(|| SimError::StateMismatch {
+            .ok_or_else(|| Error::StateMismatch {
                 reason: format!(
                     "a {} state cannot be restored into a {expected_backend} simulator",
                     self.backend
@@ -255,7 +255,7 @@ pub trait Simulator: Send {
     fn set_joint_damping(&mut self, damping: &[f64]) -> Result<()>;
 
     /// Advances one control period. A non-finite state after the step is
-    /// [`SimError::Diverged`].
+    /// [`Error::Diverged`].
     fn step(&mut self) -> Result<()>;
 
     /// Joint positions, velocities and the PD efforts applied during the last physics step.
@@ -479,7 +479,7 @@ pub fn open_configuration(model: &HandModel) -> Vec<f64> {
 /// Checks a scene's objects and poses (lengths match, objects valid, poses finite).
 pub(crate) fn validate_objects(objects: &[ObjectSpec], poses: &[Isometry3<f64>]) -> Result<()> {
     if objects.len() != poses.len() {
-        return Err(SimError::WrongLength {
+        return Err(Error::LengthMismatch {
             what: "object poses",
             expected: objects.len(),
             got: poses.len(),
@@ -496,7 +496,7 @@ pub(crate) fn validate_objects(objects: &[ObjectSpec], poses: &[Isometry3<f64>])
 pub(crate) fn check_non_negative(what: &'static str, values: &[f64], dof: usize) -> Result<()> {
     crate::error::check_vector(what, values, dof)?;
     match values.iter().find(|v| **v < 0.0) {
-        Some(v) => Err(SimError::InvalidParameter {
+        Some(v) => Err(Error::InvalidParameter {
             what,
             reason: format!("must be non-negative, got {v}"),
         }),

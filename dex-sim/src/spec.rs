@@ -5,7 +5,7 @@ use dex_core::HandModel;
 use serde::{Deserialize, Serialize};
 
 use crate::env::VecEnv;
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 use crate::tasks::{TASK_NAMES, TaskConfig, make_env};
 
 /// Which environment a policy was trained on: task, hand, observation kind and task
@@ -27,7 +27,7 @@ use crate::tasks::{TASK_NAMES, TaskConfig, make_env};
 /// assert_eq!(EnvSpec::from_table(&table)?, spec);
 /// let venv = spec.build(2)?;
 /// assert_eq!(venv.num_envs(), 2);
-/// # Ok::<(), dex_sim::SimError>(())
+/// # Ok::<(), dex_sim::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,9 +57,9 @@ impl EnvSpec {
     ///
     /// # Errors
     ///
-    /// [`SimError::Config`] if a value cannot be written as TOML.
+    /// [`Error::Config`] if a value cannot be written as TOML.
     pub fn to_table(&self) -> Result<toml::Table> {
-        toml::Table::try_from(self).map_err(|e| SimError::Config {
+        toml::Table::try_from(self).map_err(|e| Error::Config {
             message: format!("the environment description: {e}"),
         })
     }
@@ -68,12 +68,12 @@ impl EnvSpec {
     ///
     /// # Errors
     ///
-    /// [`SimError::Config`] naming what does not fit.
+    /// [`Error::Config`] naming what does not fit.
     pub fn from_table(table: &toml::Table) -> Result<Self> {
         let spec: Self =
             toml::Value::Table(table.clone())
                 .try_into()
-                .map_err(|e: toml::de::Error| SimError::Config {
+                .map_err(|e: toml::de::Error| Error::Config {
                     message: format!("the environment description: {e}"),
                 })?;
         spec.config.validate()?;
@@ -85,7 +85,7 @@ impl EnvSpec {
     ///
     /// # Errors
     ///
-    /// [`SimError::Config`] for an observation kind other than `state` and `depth`, or
+    /// [`Error::Config`] for an observation kind other than `state` and `depth`, or
     /// a task without a depth variant.
     pub fn sim_task(&self) -> Result<String> {
         match self.obs.as_str() {
@@ -99,7 +99,7 @@ impl EnvSpec {
                         .iter()
                         .filter_map(|t| t.strip_suffix("-depth"))
                         .collect();
-                    Err(SimError::Config {
+                    Err(Error::Config {
                         message: format!(
                             "task `{}` has no depth observations (tasks with depth: {})",
                             self.task,
@@ -108,7 +108,7 @@ impl EnvSpec {
                     })
                 }
             }
-            other => Err(SimError::Config {
+            other => Err(Error::Config {
                 message: format!("observation kind `{other}` is not available (state, depth)"),
             }),
         }

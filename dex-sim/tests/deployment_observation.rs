@@ -97,7 +97,10 @@ fn action_targets_outside_the_task_give_the_targets_the_task_sends() {
             let step = env.step(&action).unwrap();
             let sent = env.simulator().unwrap().joint_targets().to_vec();
             for (i, (w, s)) in want.iter().zip(&sent).enumerate() {
-                assert!((w - s).abs() < 1e-12, "{mode:?} lead {lead}: joint {i}: {w} vs {s}");
+                assert!(
+                    (w - s).abs() < 1e-12,
+                    "{mode:?} lead {lead}: joint {i}: {w} vs {s}"
+                );
             }
             previous = want;
             if step.terminated || step.truncated {
@@ -113,8 +116,14 @@ fn action_targets_refuse_bad_lengths_and_nan() {
     let limits = model.joint_limits();
     let task = TaskConfig::default();
     let prev = vec![0.0; 16];
-    assert!(task.action_targets(&limits, &[0.0; 15], &prev, None).is_err());
-    assert!(task.action_targets(&limits, &[0.0; 16], &prev[..3], None).is_err());
+    assert!(
+        task.action_targets(&limits, &[0.0; 15], &prev, None)
+            .is_err()
+    );
+    assert!(
+        task.action_targets(&limits, &[0.0; 16], &prev[..3], None)
+            .is_err()
+    );
     assert!(
         task.action_targets(&limits, &[0.0; 16], &prev, Some(&[0.0; 2]))
             .is_err()
@@ -123,7 +132,9 @@ fn action_targets_refuse_bad_lengths_and_nan() {
     a[4] = f32::NAN;
     assert!(task.action_targets(&limits, &a, &prev, None).is_err());
     // Far outside [-1, 1] the targets still stay within the limits.
-    let t = task.action_targets(&limits, &[50.0; 16], &prev, None).unwrap();
+    let t = task
+        .action_targets(&limits, &[50.0; 16], &prev, None)
+        .unwrap();
     for (v, l) in t.iter().zip(&limits) {
         assert!(*v <= l.upper && *v >= l.lower);
     }

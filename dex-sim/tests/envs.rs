@@ -3,8 +3,8 @@
 
 use dex_core::HandModel;
 use dex_sim::{
-    AnyposeConfig, AnyposeToAnypose, Env, FingertipReach, InHandRotation, ObjectSpec,
-    Randomization, ReachConfig, RotateConfig, SimError, TaskConfig, VecEnv, make_env,
+    AnyposeConfig, AnyposeToAnypose, Env, Error, FingertipReach, InHandRotation, ObjectSpec,
+    Randomization, ReachConfig, RotateConfig, TaskConfig, VecEnv, make_env,
 };
 use nalgebra::{UnitQuaternion, Vector3};
 use rand::{Rng, SeedableRng};
@@ -50,7 +50,7 @@ fn reach_succeeds_when_the_fingertips_are_on_their_targets() {
     // Stepping a finished episode needs a reset.
     assert!(matches!(
         env.step(&hold_action(&env)),
-        Err(SimError::NeedsReset { .. })
+        Err(Error::NeedsReset { .. })
     ));
 }
 
@@ -217,14 +217,14 @@ fn bad_actions_and_configs_are_errors() {
     env.reset(Some(0)).unwrap();
     assert!(matches!(
         env.step(&[0.0; 3]),
-        Err(SimError::WrongLength { .. })
+        Err(Error::LengthMismatch { .. })
     ));
     let mut a = vec![0.0f32; 16];
     a[2] = f32::NAN;
-    assert!(matches!(env.step(&a), Err(SimError::NotFinite { .. })));
+    assert!(matches!(env.step(&a), Err(Error::NotFinite { .. })));
     assert!(matches!(
         make_env("juggle", HandModel::leap_right(), mock_config()),
-        Err(SimError::UnknownName { .. })
+        Err(Error::UnknownName { .. })
     ));
     let err = Randomization::from_toml("object_mass = [0.8, 1.2]\nmass_of_moon = 3\n").unwrap_err();
     assert!(err.to_string().contains("mass_of_moon"), "{err}");
@@ -416,7 +416,7 @@ fn bad_depth_views_are_refused() {
     config.depth_view.squint = 3;
     assert!(matches!(
         make_env("reach-depth", HandModel::leap_right(), config),
-        Err(SimError::InvalidParameter {
+        Err(Error::InvalidParameter {
             what: "depth_view",
             ..
         })
@@ -482,7 +482,7 @@ fn relative_actions_integrate_into_the_limits_and_the_lead_bound_holds() {
         };
         assert!(matches!(
             config.validate(),
-            Err(SimError::InvalidParameter {
+            Err(Error::InvalidParameter {
                 what: "relative_lead",
                 ..
             })
@@ -543,12 +543,12 @@ fn the_mock_env_records_what_it_is_asked_and_refuses_bad_steps() {
     let mut env = MockEnv::new(3, 2, 2);
     assert!(matches!(
         env.step(&[0.0, 0.0]),
-        Err(SimError::NeedsReset { .. })
+        Err(Error::NeedsReset { .. })
     ));
     env.reset(Some(7)).unwrap();
     assert!(matches!(
         env.step(&[0.0]),
-        Err(SimError::WrongLength {
+        Err(Error::LengthMismatch {
             expected: 2,
             got: 1,
             ..

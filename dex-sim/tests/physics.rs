@@ -5,7 +5,7 @@
 use dex_core::HandModel;
 use dex_sim::camera::{LABEL_HAND, object_label};
 use dex_sim::{
-    BodyRef, Camera, ObjectSpec, RapierSim, SimConfig, SimError, Simulator, rest_pose_on_palm,
+    BodyRef, Camera, Error, ObjectSpec, RapierSim, SimConfig, Simulator, rest_pose_on_palm,
 };
 use nalgebra::{Isometry3, Point3, Translation3, UnitQuaternion, Vector3};
 
@@ -200,7 +200,7 @@ fn snapshots_restore_bit_for_bit() {
     let mock = dex_sim::MockSimulator::new(model, SimConfig::default()).unwrap();
     assert!(matches!(
         sim.restore_state(&mock.save_state()),
-        Err(SimError::StateMismatch { .. })
+        Err(Error::StateMismatch { .. })
     ));
 }
 
@@ -315,13 +315,13 @@ fn bad_input_is_an_error_and_changes_nothing() {
     let before = sim.joint_targets().to_vec();
     assert!(matches!(
         sim.set_joint_targets(&[0.0; 3]),
-        Err(SimError::WrongLength { .. })
+        Err(Error::LengthMismatch { .. })
     ));
     let mut nan = before.clone();
     nan[4] = f64::NAN;
     assert!(matches!(
         sim.set_joint_targets(&nan),
-        Err(SimError::NotFinite { index: 4, .. })
+        Err(Error::NotFinite { index: 4, .. })
     ));
     assert_eq!(sim.joint_targets(), &before[..]);
     assert!(sim.object_state(3).is_err());
@@ -332,7 +332,7 @@ fn bad_input_is_an_error_and_changes_nothing() {
     assert_eq!(sim.objects().len(), 1, "a bad object replaces nothing");
     assert!(matches!(
         ObjectSpec::named("/nonexistent/teapot.obj"),
-        Err(SimError::Io { .. })
+        Err(Error::Io { .. })
     ));
     let config = SimConfig {
         dt: -1.0,

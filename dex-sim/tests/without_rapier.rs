@@ -5,13 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use dex_core::HandModel;
-use dex_sim::{Env, SimError, TaskConfig, make_env};
+use dex_sim::{Env, Error, TaskConfig, make_env};
 
 #[test]
 fn physics_asked_for_without_the_rapier_feature_is_a_typed_error() {
     for &task in dex_sim::TASK_NAMES {
         match make_env(task, HandModel::leap_right(), TaskConfig::default()) {
-            Err(SimError::FeatureDisabled { feature, .. }) => assert_eq!(feature, "rapier"),
+            Err(Error::FeatureDisabled { feature, .. }) => assert_eq!(feature, "rapier"),
             Err(e) => panic!("{task}: expected FeatureDisabled, got {e}"),
             Ok(_) => panic!("{task}: built without physics"),
         }

@@ -216,7 +216,7 @@ impl ServoBus {
         }
         if let Err(e) = link.physics.set_targets(&targets, &torque) {
             tracing::warn!("servo emulator: the physics refused targets and is frozen: {e}");
-            link.failure = Some(e);
+            link.failure = Some(e.to_string());
             return false;
         }
         true
@@ -234,7 +234,7 @@ impl ServoBus {
             Ok(()) => link.steps += 1,
             Err(e) => {
                 tracing::warn!("servo emulator: the physics failed and is frozen: {e}");
-                link.failure = Some(e);
+                link.failure = Some(e.to_string());
             }
         }
         self.push_physics_state();

@@ -10,6 +10,8 @@
 
 use dex_core::JointState;
 
+use crate::error::Result;
+
 /// A physics engine driving the joints behind the servos.
 ///
 /// Joint `i` of the engine is driven by the servo at position `i` of
@@ -27,15 +29,17 @@ pub trait JointPhysics: Send {
     ///
     /// # Errors
     ///
-    /// A message if the engine refuses the targets (the bus keeps its old ones).
-    fn set_targets(&mut self, targets: &[f64], torque_on: &[bool]) -> Result<(), String>;
+    /// [`crate::Error::Physics`] with the engine's error if it refuses the targets (the bus
+    /// keeps its old ones).
+    fn set_targets(&mut self, targets: &[f64], torque_on: &[bool]) -> Result<()>;
 
     /// Advances the physics by one [`JointPhysics::period`].
     ///
     /// # Errors
     ///
-    /// A message if the engine fails (the bus then stops stepping it).
-    fn step(&mut self) -> Result<(), String>;
+    /// [`crate::Error::Physics`] with the engine's error if it fails (the bus then stops
+    /// stepping it).
+    fn step(&mut self) -> Result<()>;
 
     /// Joint positions (rad), velocities (rad/s) and efforts (N·m).
     fn joint_state(&self) -> JointState;
@@ -94,6 +98,13 @@ mod sim {
     use dex_sim::Simulator;
 
     use super::JointPhysics;
+    use crate::error::{Error, Result};
+
+    fn physics_error(e: dex_sim::Error) -> Error {
+        Error::Physics {
+            source: Box::new(e),
+        }
+    }
 
     /// A [`dex_sim::Simulator`] as the physics behind a servo bus.
     ///
@@ -149,7 +160,7 @@ mod sim {
             self.lock().config().control_period()
         }
 
-        fn set_targets(&mut self, targets: &[f64], torque_on: &[bool]) -> Result<(), String> {
+        fn set_targets(&mut self, targets: &[f64], torque_on: &[bool]) -> Result<()> {
             let mut sim = self.sim.lock().unwrap_or_else(|e| e.into_inner());
             if torque_on != self.torque.as_slice() {
                 // No torque: no stiffness; the joint keeps its damping and the PD's Kd
@@ -160,14 +171,14 @@ mod sim {
                     .zip(torque_on)
                     .map(|(k, on)| if *on { *k } else { 0.0 })
                     .collect();
-                sim.set_pd_gains(&kp, &self.kd).map_err(|e| e.to_string())?;
+                sim.set_pd_gains(&kp, &self.kd).map_err(physics_error)?;
                 self.torque = torque_on.to_vec();
             }
-            sim.set_joint_targets(targets).map_err(|e| e.to_string())
+            sim.set_joint_targets(targets).map_err(physics_error)
         }
 
-        fn step(&mut self) -> Result<(), String> {
-            self.lock().step().map_err(|e| e.to_string())
+        fn step(&mut self) -> Result<()> {
+            self.lock().step().map_err(physics_error)
         }
 
         fn joint_state(&self) -> JointState {

@@ -5,7 +5,7 @@ use nalgebra::{Isometry3, Translation3, UnitQuaternion, Vector3};
 use rapier3d::prelude::*;
 
 use super::world::{BACKEND, Dof, LinkBody, RapierSim, to_pose, vec3};
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 use crate::object::{ObjectShape, ObjectSpec};
 use crate::simulator::{BodyRef, SimConfig, nominal_gains, open_configuration};
 
@@ -47,7 +47,7 @@ fn x_to(axis: &Vector3<f64>) -> UnitQuaternion<f64> {
 /// Builds the hand (no objects yet).
 pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSim> {
     if let Some(j) = model.joints().iter().find(|j| j.mimic.is_some()) {
-        return Err(SimError::Unsupported {
+        return Err(Error::Unsupported {
             backend: BACKEND,
             what: format!("mimic joint `{}`", j.name),
         });
@@ -231,7 +231,7 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
         let handle = world
             .multibody_joints
             .insert(parent_handle, handles[*child_body], builder.build(), true)
-            .ok_or_else(|| SimError::Unsupported {
+            .ok_or_else(|| Error::Unsupported {
                 backend: BACKEND,
                 what: format!("joint `{}` closes a kinematic loop", j.name),
             })?;
@@ -257,7 +257,7 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
         .into_iter()
         .enumerate()
         .map(|(i, d)| {
-            d.ok_or_else(|| SimError::Unsupported {
+            d.ok_or_else(|| Error::Unsupported {
                 backend: BACKEND,
                 what: format!("degree of freedom {i} has no joint"),
             })
@@ -383,7 +383,7 @@ pub(crate) fn object_collider(object: &ObjectSpec, index: usize) -> Result<Colli
         }
         ObjectShape::ConvexHull { points } => {
             let pts: Vec<Vector> = points.iter().map(|p| vec3(&Vector3::from(*p))).collect();
-            ColliderBuilder::convex_hull(&pts).ok_or_else(|| SimError::InvalidObject {
+            ColliderBuilder::convex_hull(&pts).ok_or_else(|| Error::InvalidObject {
                 name: object.name.clone(),
                 reason: "the convex hull of its points is degenerate".into(),
             })?

@@ -39,7 +39,7 @@ use rapier3d::prelude::*;
 
 use self::world::{BACKEND, Dof, WorldState, from_pose, from_vec, to_pose, vec3};
 use crate::camera::{Camera, DepthFrame};
-use crate::error::{Result, SimError, check_finite, check_vector};
+use crate::error::{Error, Result, check_finite, check_vector};
 use crate::object::ObjectSpec;
 use crate::simulator::{
     BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, check_non_negative,
@@ -137,7 +137,7 @@ impl RapierSim {
     fn check_finite(&self) -> Result<()> {
         let js = self.joint_state();
         if let Some(i) = js.q.iter().chain(&js.qdot).position(|v| !v.is_finite()) {
-            return Err(SimError::Diverged {
+            return Err(Error::Diverged {
                 time: self.time,
                 what: format!("joint value {i}"),
             });
@@ -145,7 +145,7 @@ impl RapierSim {
         for (i, h) in self.object_bodies.iter().enumerate() {
             let b = &self.world.bodies[*h];
             if !(b.translation().is_finite() && b.linvel().is_finite()) {
-                return Err(SimError::Diverged {
+                return Err(Error::Diverged {
                     time: self.time,
                     what: format!("object {i} ({})", self.objects[i].name),
                 });
@@ -184,7 +184,7 @@ impl RapierSim {
         self.object_bodies
             .get(index)
             .copied()
-            .ok_or(SimError::NoSuchObject {
+            .ok_or(Error::NoSuchObject {
                 index,
                 count: self.objects.len(),
             })
@@ -449,7 +449,7 @@ impl Simulator for RapierSim {
     fn restore_state(&mut self, state: &SimState) -> Result<()> {
         let s: &Snapshot = state.downcast(BACKEND)?;
         if s.targets.len() != self.dofs.len() {
-            return Err(SimError::StateMismatch {
+            return Err(Error::StateMismatch {
                 reason: format!(
                     "the state has {} joints, this hand {}",
                     s.targets.len(),

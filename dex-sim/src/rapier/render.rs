@@ -11,7 +11,7 @@ use nalgebra::Point3;
 use super::build;
 use super::world::{RapierSim, from_pose, from_vec, vec3};
 use crate::camera::{Camera, DepthFrame, LABEL_HAND, LABEL_NONE, object_label};
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 use crate::simulator::BodyRef;
 use crate::texture::{self, Surface};
 
@@ -21,14 +21,14 @@ const ROWS_PER_TASK: usize = 8;
 
 pub(crate) fn render_depth(sim: &RapierSim, camera: &Camera) -> Result<DepthFrame> {
     if !(camera.max_depth.is_finite() && camera.max_depth > 0.0) {
-        return Err(SimError::InvalidParameter {
+        return Err(Error::InvalidParameter {
             what: "camera max_depth",
             reason: format!("must be positive and finite, got {}", camera.max_depth),
         });
     }
     let (w, h) = (camera.intrinsics.width, camera.intrinsics.height);
     if w == 0 || h == 0 {
-        return Err(SimError::InvalidParameter {
+        return Err(Error::InvalidParameter {
             what: "camera image size",
             reason: format!("must be non-zero, got {w}×{h}"),
         });
@@ -93,16 +93,16 @@ pub(crate) fn render_depth(sim: &RapierSim, camera: &Camera) -> Result<DepthFram
                 *g = texture::shade(texture::albedo(surface, &local), &normal, &dir);
             }
         });
-    let depth = Array2::from_shape_vec((h, w), depth).map_err(|e| SimError::InvalidParameter {
+    let depth = Array2::from_shape_vec((h, w), depth).map_err(|e| Error::InvalidParameter {
         what: "camera image size",
         reason: e.to_string(),
     })?;
     let segmentation =
-        Array2::from_shape_vec((h, w), labels).map_err(|e| SimError::InvalidParameter {
+        Array2::from_shape_vec((h, w), labels).map_err(|e| Error::InvalidParameter {
             what: "camera image size",
             reason: e.to_string(),
         })?;
-    let gray = Array2::from_shape_vec((h, w), gray).map_err(|e| SimError::InvalidParameter {
+    let gray = Array2::from_shape_vec((h, w), gray).map_err(|e| Error::InvalidParameter {
         what: "camera image size",
         reason: e.to_string(),
     })?;

@@ -9,7 +9,7 @@ use rand::Rng;
 use super::config::TaskConfig;
 use super::hand_core::{HandCore, make_simulator, push_pose};
 use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 use crate::object::ObjectSpec;
 use crate::simulator::{Simulator, open_configuration, rest_pose_on_palm};
 
@@ -229,7 +229,7 @@ impl AnygraspToAnygrasp {
         params.object.validate()?;
         let grasps = generate_grasps(sim.as_mut(), &params)?;
         if grasps.len() < 2 {
-            return Err(SimError::InvalidParameter {
+            return Err(Error::InvalidParameter {
                 what: "grasp generation",
                 reason: format!(
                     "found {} stable grasps of `{}` in {} attempts; at least 2 are needed",

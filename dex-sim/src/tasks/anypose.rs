@@ -9,7 +9,7 @@ use rand::Rng;
 use super::config::TaskConfig;
 use super::hand_core::{HandCore, make_simulator, random_rotation};
 use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 use crate::object::{ObjectSpec, RandomObjectParams, random_object};
 use crate::simulator::{Simulator, rest_pose_on_palm};
 
@@ -126,7 +126,7 @@ impl AnyposeToAnypose {
     /// Checks `params` and returns the object the scene starts with.
     fn first_object(params: &AnyposeConfig) -> Result<ObjectSpec> {
         if params.num_points < 3 {
-            return Err(SimError::InvalidParameter {
+            return Err(Error::InvalidParameter {
                 what: "num_points",
                 reason: format!("needs at least 3 points, got {}", params.num_points),
             });

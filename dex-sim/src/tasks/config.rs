@@ -5,7 +5,7 @@ use dex_core::{HandModel, JointLimits};
 use serde::{Deserialize, Serialize};
 
 use super::depth_view::DepthView;
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 use crate::simulator::SimConfig;
 
 /// How actions become joint targets.
@@ -66,7 +66,7 @@ impl Default for Randomization {
 impl Randomization {
     /// Parses TOML (every key optional; unknown keys are an error).
     pub fn from_toml(text: &str) -> Result<Self> {
-        let r: Self = toml::from_str(text).map_err(|e| SimError::Config {
+        let r: Self = toml::from_str(text).map_err(|e| Error::Config {
             message: e.to_string(),
         })?;
         r.validate()?;
@@ -83,18 +83,18 @@ impl Randomization {
             ("joint_damping", self.joint_damping),
         ] {
             if !(r[0].is_finite() && r[1].is_finite() && r[0] > 0.0 && r[0] <= r[1]) {
-                return Err(SimError::Config {
+                return Err(Error::Config {
                     message: format!("{what} = {r:?}: needs 0 < low <= high"),
                 });
             }
         }
         if !(self.observation_noise.is_finite() && self.observation_noise >= 0.0) {
-            return Err(SimError::Config {
+            return Err(Error::Config {
                 message: format!("observation_noise = {}: needs >= 0", self.observation_noise),
             });
         }
         if self.action_latency[0] > self.action_latency[1] || self.action_latency[1] > 100 {
-            return Err(SimError::Config {
+            return Err(Error::Config {
                 message: format!(
                     "action_latency = {:?}: needs low <= high <= 100",
                     self.action_latency
@@ -104,7 +104,7 @@ impl Randomization {
         if !(self.gravity_tilt.is_finite()
             && (0.0..=std::f64::consts::PI).contains(&self.gravity_tilt))
         {
-            return Err(SimError::Config {
+            return Err(Error::Config {
                 message: format!("gravity_tilt = {}: needs 0..=π", self.gravity_tilt),
             });
         }
@@ -164,19 +164,19 @@ impl TaskConfig {
     /// Checks the fields.
     pub fn validate(&self) -> Result<()> {
         if self.episode_steps == 0 || self.history == 0 {
-            return Err(SimError::InvalidParameter {
+            return Err(Error::InvalidParameter {
                 what: "task config",
                 reason: "episode_steps and history must be at least 1".into(),
             });
         }
         if !(self.relative_scale.is_finite() && self.relative_scale > 0.0) {
-            return Err(SimError::InvalidParameter {
+            return Err(Error::InvalidParameter {
                 what: "relative_scale",
                 reason: format!("must be positive, got {}", self.relative_scale),
             });
         }
         if !(self.relative_lead.is_finite() && self.relative_lead >= 0.0) {
-            return Err(SimError::InvalidParameter {
+            return Err(Error::InvalidParameter {
                 what: "relative_lead",
                 reason: format!(
                     "must be 0 (unbounded) or positive, got {}",
@@ -212,13 +212,13 @@ impl TaskConfig {
     /// let absolute = TaskConfig::default();
     /// let t = absolute.action_targets(&limits, &[0.0; 16], &previous, None)?;
     /// assert_eq!(t[1], limits[1].mid());
-    /// # Ok::<(), dex_sim::SimError>(())
+    /// # Ok::<(), dex_sim::Error>(())
     /// ```
     ///
     /// # Errors
     ///
-    /// [`SimError::WrongLength`] unless `action`, `previous` (and `measured`) have one
-    /// value per joint; [`SimError::NotFinite`] for a NaN or infinite action value.
+    /// [`Error::LengthMismatch`] unless `action`, `previous` (and `measured`) have one
+    /// value per joint; [`Error::NotFinite`] for a NaN or infinite action value.
     pub fn action_targets(
         &self,
         limits: &[JointLimits],
@@ -233,7 +233,7 @@ impl TaskConfig {
             ("measured joint positions", measured.map_or(n, <[f64]>::len)),
         ] {
             if got != n {
-                return Err(SimError::WrongLength {
+                return Err(Error::LengthMismatch {
                     what,
                     expected: n,
                     got,
@@ -241,7 +241,7 @@ impl TaskConfig {
             }
         }
         if let Some(index) = action.iter().position(|a| !a.is_finite()) {
-            return Err(SimError::NotFinite {
+            return Err(Error::NotFinite {
                 what: "action",
                 index,
                 value: f64::from(action[index]),

@@ -5,7 +5,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::camera::Camera;
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 use crate::simulator::{Simulator, open_configuration};
 
 /// The depth camera of tasks that observe depth images, Squint's recipe by default:
@@ -99,7 +99,7 @@ impl DepthView {
 
     /// Checks the fields.
     pub fn validate(&self) -> Result<()> {
-        let bad = |reason: String| SimError::InvalidParameter {
+        let bad = |reason: String| Error::InvalidParameter {
             what: "depth_view",
             reason,
         };

@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::{ActionMode, TaskConfig};
 use super::proprio::Proprioception;
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 use crate::object::ObjectSpec;
 use crate::simulator::{SimConfig, Simulator, nominal_gains, open_configuration};
 
@@ -19,7 +19,7 @@ use crate::simulator::{SimConfig, Simulator, nominal_gains, open_configuration};
 ///
 /// # Errors
 ///
-/// [`SimError::FeatureDisabled`] when physics is asked for (`mock == false`) and the
+/// [`Error::FeatureDisabled`] when physics is asked for (`mock == false`) and the
 /// crate was built without its `rapier` feature: a task never falls back to the mock
 /// silently. Errors of the backend's constructor otherwise.
 pub fn make_simulator(
@@ -43,7 +43,7 @@ pub fn make_simulator(
     #[cfg(not(feature = "rapier"))]
     {
         let _ = (model, objects, poses, config);
-        Err(SimError::FeatureDisabled {
+        Err(Error::FeatureDisabled {
             feature: "rapier",
             what: "a task with physics (set `mock_physics` for the kinematic mock)",
         })
@@ -183,7 +183,7 @@ impl HandCore {
     /// Checks the action, maps it to targets (through the latency queue) and steps.
     pub(crate) fn apply_action(&mut self, action: &[f32], space: &crate::BoxSpace) -> Result<()> {
         if self.needs_reset {
-            return Err(SimError::NeedsReset {
+            return Err(Error::NeedsReset {
                 reason: String::new(),
             });
         }

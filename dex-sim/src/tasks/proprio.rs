@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use dex_core::{HandModel, JointLimits};
 
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 
 /// The proprioception block of every task's state vector, kept outside any simulator:
 /// what a policy trained in simulation needs to be fed on a real (or emulated) hand.
@@ -27,10 +27,10 @@ impl Proprioception {
     ///
     /// # Errors
     ///
-    /// [`SimError::InvalidParameter`] for a history of 0.
+    /// [`Error::InvalidParameter`] for a history of 0.
     pub fn new(model: &HandModel, history: usize) -> Result<Self> {
         if history == 0 {
-            return Err(SimError::InvalidParameter {
+            return Err(Error::InvalidParameter {
                 what: "history",
                 reason: "must be at least 1".into(),
             });
@@ -56,12 +56,12 @@ impl Proprioception {
     ///
     /// # Errors
     ///
-    /// [`SimError::WrongLength`] unless both have one value per joint.
+    /// [`Error::LengthMismatch`] unless both have one value per joint.
     pub fn record(&mut self, q: &[f64], targets: &[f64]) -> Result<()> {
         let dof = self.limits.len();
         for (what, v) in [("joint positions", q), ("joint targets", targets)] {
             if v.len() != dof {
-                return Err(SimError::WrongLength {
+                return Err(Error::LengthMismatch {
                     what,
                     expected: dof,
                     got: v.len(),
@@ -89,16 +89,16 @@ impl Proprioception {
     ///
     /// # Errors
     ///
-    /// [`SimError::NeedsReset`] before the first record; [`SimError::WrongLength`] for
+    /// [`Error::NeedsReset`] before the first record; [`Error::LengthMismatch`] for
     /// a `qdot` of the wrong length.
     pub fn write(&self, qdot: &[f64], out: &mut Vec<f32>) -> Result<()> {
         if self.entries.is_empty() {
-            return Err(SimError::NeedsReset {
+            return Err(Error::NeedsReset {
                 reason: "no joint state recorded yet".into(),
             });
         }
         if qdot.len() != self.limits.len() {
-            return Err(SimError::WrongLength {
+            return Err(Error::LengthMismatch {
                 what: "joint velocities",
                 expected: self.limits.len(),
                 got: qdot.len(),

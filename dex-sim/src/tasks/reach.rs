@@ -141,7 +141,7 @@ impl FingertipReach {
     pub fn set_goals(&mut self, goals: Vec<Point3<f64>>) -> Result<()> {
         let n = self.core.sim.model().fingertips().len();
         if goals.len() != n {
-            return Err(crate::SimError::WrongLength {
+            return Err(crate::Error::LengthMismatch {
                 what: "fingertip goals",
                 expected: n,
                 got: goals.len(),

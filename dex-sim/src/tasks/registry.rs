@@ -7,7 +7,7 @@ use super::anypose::{AnyposeConfig, AnyposeToAnypose};
 use super::config::TaskConfig;
 use super::reach::{FingertipReach, ReachConfig};
 use super::rotate::{InHandRotation, RotateConfig};
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 
 /// The task names [`make_env`] accepts.
 pub const TASK_NAMES: &[&str] = &["reach", "reach-depth", "rotate", "anypose", "anygrasp"];
@@ -39,7 +39,7 @@ pub fn make_env(name: &str, model: HandModel, config: TaskConfig) -> Result<Box<
             AnygraspConfig::default(),
         )?),
         other => {
-            return Err(SimError::UnknownName {
+            return Err(Error::UnknownName {
                 kind: "task",
                 name: other.to_string(),
                 known: TASK_NAMES.join(", "),

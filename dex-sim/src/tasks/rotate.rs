@@ -7,7 +7,7 @@ use rand::Rng;
 use super::config::TaskConfig;
 use super::hand_core::{HandCore, make_simulator};
 use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
-use crate::error::{Result, SimError};
+use crate::error::{Error, Result};
 use crate::object::ObjectSpec;
 use crate::simulator::{ObjectState, Simulator, rest_pose_on_palm};
 
@@ -114,7 +114,7 @@ impl InHandRotation {
         let axis = params
             .axis
             .try_normalize(1e-9)
-            .ok_or(SimError::InvalidParameter {
+            .ok_or(Error::InvalidParameter {
                 what: "rotation axis",
                 reason: "must be non-zero".into(),
             })?;
@@ -144,7 +144,7 @@ impl InHandRotation {
         let axis = params
             .axis
             .try_normalize(1e-9)
-            .ok_or(SimError::InvalidParameter {
+            .ok_or(Error::InvalidParameter {
                 what: "rotation axis",
                 reason: "must be non-zero".into(),
             })?;

@@ -1,382 +1,28 @@
-//! Proximal Policy Optimization on a [`VecEnv`]: GAE, clipped surrogate, clipped value
-//! loss, entropy bonus, running observation normalisation, reward scaling, minibatch
-//! epochs with a KL early stop, gradient clipping and a learning-rate schedule.
+//! [`PpoTrainer`]: rollouts on a `VecEnv` and the PPO update.
 
 use std::path::Path;
 
-use candle_core::{D, Device, Module, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_core::{Device, Module, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use dex_sim::VecEnv;
 use ndarray::{Array2, ArrayView2};
+use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 use crate::batch::{batch_obs, check_num_envs};
-use crate::checkpoint::{checkpoint_error, load_weights, read_checkpoint_meta, write_checkpoint};
+use crate::checkpoint::{checkpoint_error, load_weights, write_checkpoint};
 use crate::convert::{to_array, to_tensor};
-use crate::error::{Error, Result, invalid};
-use crate::gradients::{clip_gradients, vars_with_prefix};
-use crate::nets::{Activation, Mlp, MlpConfig, init_seeded, new_store};
+use crate::error::{Error, Result, invalid, poisoned};
+use crate::gradients::vars_with_prefix;
+use crate::nets::{init_seeded, new_store};
 use crate::normalize::RunningMeanStd;
-use crate::policy::{ActMode, Policy, check_observations};
+use crate::policy::{Policy, check_observations};
 use crate::random::standard_normal;
 
-/// Learning-rate schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LrSchedule {
-    /// The same rate throughout.
-    #[default]
-    Constant,
-    /// Linear decay to zero over `PpoConfig::max_updates`.
-    Linear,
-    /// KL-adaptive: after every update the rate is divided by 1.5 when the approximate
-    /// KL of its last epoch exceeded `2 · target_kl` and multiplied by 1.5 when it fell
-    /// under `target_kl / 2`, within [`ADAPTIVE_LR_BOUNDS`], starting from
-    /// `learning_rate`. The epochs then all run: `target_kl` steers the rate instead of
-    /// stopping the update. (The rule of rl_games's adaptive schedule, which the Isaac
-    /// Gym hand tasks train with; rl_games applies it after every minibatch, which with
-    /// many minibatches per update swings the rate over its whole range within one
-    /// update, so here it runs once per update.)
-    Adaptive,
-}
-
-/// Lowest and highest rate of [`LrSchedule::Adaptive`].
-pub const ADAPTIVE_LR_BOUNDS: (f64, f64) = (1e-6, 1e-2);
-
-/// PPO settings. Defaults are a small, fast recipe for state-based hand tasks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PpoConfig {
-    /// Parallel environments.
-    pub num_envs: usize,
-    /// Control steps per environment per rollout.
-    pub horizon: usize,
-    /// Passes over each rollout.
-    pub epochs: usize,
-    /// Minibatches per pass.
-    pub minibatches: usize,
-    /// Discount.
-    pub gamma: f64,
-    /// GAE λ.
-    pub lambda: f64,
-    /// Surrogate clip ε.
-    pub clip: f64,
-    /// Value clip (around the rollout's values); 0 turns it off.
-    pub value_clip: f64,
-    /// Value-loss weight.
-    pub value_coef: f64,
-    /// Entropy-bonus weight.
-    pub entropy_coef: f64,
-    /// Adam learning rate.
-    pub learning_rate: f64,
-    /// Learning-rate schedule.
-    pub lr_schedule: LrSchedule,
-    /// Updates for the linear schedule (and an upper bound on training).
-    pub max_updates: usize,
-    /// Stop an update's epochs once the approximate KL exceeds `1.5 · target_kl`
-    /// (0 turns it off); with [`LrSchedule::Adaptive`] the KL the rate is steered to.
-    pub target_kl: f64,
-    /// Global gradient-norm clip; 0 turns it off.
-    pub max_grad_norm: f64,
-    /// Actor and critic hidden widths.
-    pub hidden: Vec<usize>,
-    /// Hidden activation.
-    pub activation: Activation,
-    /// Initial log standard deviation of the Gaussian policy.
-    pub init_log_std: f64,
-    /// Normalise observations with running statistics.
-    pub normalize_observations: bool,
-    /// Divide rewards by the running standard deviation of the discounted return.
-    pub scale_rewards: bool,
-    /// Seed of initialisation, sampling and minibatch order.
-    pub seed: u64,
-}
-
-impl Default for PpoConfig {
-    fn default() -> Self {
-        Self {
-            num_envs: 32,
-            horizon: 32,
-            epochs: 5,
-            minibatches: 4,
-            gamma: 0.99,
-            lambda: 0.95,
-            clip: 0.2,
-            value_clip: 0.2,
-            value_coef: 1.0,
-            entropy_coef: 0.0,
-            learning_rate: 3e-4,
-            lr_schedule: LrSchedule::Constant,
-            max_updates: 100_000,
-            target_kl: 0.02,
-            max_grad_norm: 1.0,
-            hidden: vec![256, 128, 64],
-            activation: Activation::Elu,
-            init_log_std: -0.5,
-            normalize_observations: true,
-            scale_rewards: true,
-            seed: 0,
-        }
-    }
-}
-
-impl PpoConfig {
-    /// Checks every field.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidInput`] naming the bad field.
-    pub fn validate(&self) -> Result<()> {
-        let unit = |v: f64| (0.0..=1.0).contains(&v);
-        let pos = |v: f64| v.is_finite() && v > 0.0;
-        let nonneg = |v: f64| v.is_finite() && v >= 0.0;
-        let checks = [
-            (self.num_envs > 0, "num_envs must be positive"),
-            (self.horizon > 0, "horizon must be positive"),
-            (self.epochs > 0, "epochs must be positive"),
-            (
-                self.minibatches > 0 && self.minibatches <= self.num_envs * self.horizon,
-                "minibatches must be in 1..=num_envs·horizon",
-            ),
-            (unit(self.gamma), "gamma must lie in [0, 1]"),
-            (unit(self.lambda), "lambda must lie in [0, 1]"),
-            (pos(self.clip), "clip must be positive"),
-            (nonneg(self.value_clip), "value_clip must be ≥ 0"),
-            (nonneg(self.value_coef), "value_coef must be ≥ 0"),
-            (nonneg(self.entropy_coef), "entropy_coef must be ≥ 0"),
-            (pos(self.learning_rate), "learning_rate must be positive"),
-            (self.max_updates > 0, "max_updates must be positive"),
-            (nonneg(self.target_kl), "target_kl must be ≥ 0"),
-            (
-                self.lr_schedule != LrSchedule::Adaptive || self.target_kl > 0.0,
-                "the adaptive learning-rate schedule needs target_kl > 0",
-            ),
-            (nonneg(self.max_grad_norm), "max_grad_norm must be ≥ 0"),
-            (self.init_log_std.is_finite(), "init_log_std must be finite"),
-            (!self.hidden.contains(&0), "hidden widths must be positive"),
-        ];
-        for (ok, msg) in checks {
-            if !ok {
-                return Err(invalid(msg));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// One step of [`LrSchedule::Adaptive`]: the rate after an update whose approximate KL
-/// was `kl`.
-pub fn adapt_learning_rate(lr: f64, kl: f64, target_kl: f64) -> f64 {
-    let (lo, hi) = ADAPTIVE_LR_BOUNDS;
-    if kl > 2.0 * target_kl {
-        (lr / 1.5).max(lo)
-    } else if kl < 0.5 * target_kl {
-        (lr * 1.5).min(hi)
-    } else {
-        lr
-    }
-}
-
-/// Generalised advantage estimation over a rollout stored time-major (`T × N`).
-///
-/// `values` has `T + 1` rows: row `t` is V(observation at t), row `T` the value of the
-/// observation after the last step. `done[t][i]` ends episode `i` at step `t`
-/// (terminated or truncated); `terminated[t][i]` says whether to bootstrap (truncated
-/// episodes bootstrap from the next observation, which with next-step auto-reset is the
-/// episode's final observation). `valid[t][i]` is false on auto-reset steps, which are
-/// not transitions: their advantage is 0 and they cut the recursion.
-///
-/// Returns (advantages, returns), both `T × N`.
-pub fn gae(
-    rewards: &Array2<f32>,
-    values: &Array2<f32>,
-    done: &Array2<bool>,
-    terminated: &Array2<bool>,
-    valid: &Array2<bool>,
-    gamma: f64,
-    lambda: f64,
-) -> (Array2<f32>, Array2<f32>) {
-    let (t_len, n) = rewards.dim();
-    let mut adv = Array2::<f32>::zeros((t_len, n));
-    for i in 0..n {
-        let mut running = 0.0f64;
-        for t in (0..t_len).rev() {
-            if !valid[(t, i)] {
-                running = 0.0;
-                continue;
-            }
-            let next_value = if terminated[(t, i)] {
-                0.0
-            } else {
-                f64::from(values[(t + 1, i)])
-            };
-            let delta = f64::from(rewards[(t, i)]) + gamma * next_value - f64::from(values[(t, i)]);
-            running = if done[(t, i)] {
-                delta
-            } else {
-                delta + gamma * lambda * running
-            };
-            adv[(t, i)] = running as f32;
-        }
-    }
-    let returns = &adv + &values.slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..t_len));
-    (adv, returns)
-}
-
-/// Gaussian log-density of `actions` under mean `mu` and log std `log_std`, summed over
-/// action components: `B`.
-fn log_prob(actions: &Tensor, mu: &Tensor, log_std: &Tensor) -> candle_core::Result<Tensor> {
-    let std = log_std.exp()?;
-    let z = actions.broadcast_sub(mu)?.broadcast_div(&std)?;
-    let per =
-        ((z.sqr()? * -0.5)?.broadcast_sub(log_std)? - 0.5 * (2.0 * std::f64::consts::PI).ln())?;
-    per.sum(D::Minus1)
-}
-
-/// The actor–critic networks of PPO and the policy's log std.
-pub struct ActorCritic {
-    /// Mean of the action distribution.
-    pub actor: Mlp,
-    /// State value.
-    pub critic: Mlp,
-    /// Log standard deviation, one per action component (state independent).
-    pub log_std: Tensor,
-}
-
-impl ActorCritic {
-    /// Builds the networks under `vb` (`actor.*`, `critic.*`, `log_std`).
-    ///
-    /// # Errors
-    ///
-    /// A bad config or a tensor error.
-    pub fn new(
-        obs_dim: usize,
-        action_dim: usize,
-        config: &PpoConfig,
-        vb: &VarBuilder<'_>,
-    ) -> Result<Self> {
-        let mlp = |output| MlpConfig {
-            input: obs_dim,
-            hidden: config.hidden.clone(),
-            output,
-            activation: config.activation,
-            layer_norm: false,
-        };
-        Ok(Self {
-            actor: Mlp::new(&mlp(action_dim), &vb.pp("actor"))?,
-            critic: Mlp::new(&mlp(1), &vb.pp("critic"))?,
-            log_std: vb.get_with_hints(
-                action_dim,
-                "log_std",
-                candle_nn::Init::Const(config.init_log_std),
-            )?,
-        })
-    }
-}
-
-/// One PPO minibatch, as tensors: observations `B × obs_dim` (normalised as the
-/// networks see them), actions `B × action_dim`, and `B`-vectors of the rollout's
-/// log-probabilities, normalised advantages, returns and values.
-#[derive(Debug, Clone)]
-pub struct PpoMinibatch {
-    /// Observations.
-    pub observations: Tensor,
-    /// Actions taken.
-    pub actions: Tensor,
-    /// Log-probabilities of the actions under the rollout's policy.
-    pub old_log_prob: Tensor,
-    /// Advantages (normalised).
-    pub advantages: Tensor,
-    /// Return targets of the value function.
-    pub returns: Tensor,
-    /// Values at rollout time (for value clipping).
-    pub old_values: Tensor,
-}
-
-/// The losses of one PPO minibatch (scalar tensors, still attached to the graph).
-#[derive(Debug, Clone)]
-pub struct PpoLosses {
-    /// `policy + value_coef · value − entropy_coef · entropy`: what is minimised.
-    pub total: Tensor,
-    /// Clipped surrogate loss.
-    pub policy: Tensor,
-    /// (Clipped) value loss, halved squared error.
-    pub value: Tensor,
-    /// k3 estimate of KL(old ‖ new), detached.
-    pub approx_kl: Tensor,
-}
-
-/// PPO's losses on one minibatch: clipped surrogate, value loss clipped around the
-/// rollout's values (when `config.value_clip > 0`), entropy bonus of the Gaussian.
-///
-/// # Errors
-///
-/// Shape errors.
-pub fn ppo_losses(
-    net: &ActorCritic,
-    config: &PpoConfig,
-    mb: &PpoMinibatch,
-) -> candle_core::Result<PpoLosses> {
-    let ad = net.log_std.dim(0)?;
-    let mu = net.actor.forward(&mb.observations)?;
-    let lp = log_prob(&mb.actions, &mu, &net.log_std)?;
-    let log_ratio = (&lp - &mb.old_log_prob)?;
-    let ratio = log_ratio.exp()?;
-    let s1 = (&ratio * &mb.advantages)?;
-    let s2 = (ratio.clamp(1.0 - config.clip, 1.0 + config.clip)? * &mb.advantages)?;
-    let policy = s1.minimum(&s2)?.mean_all()?.neg()?;
-    let v = net.critic.forward(&mb.observations)?.squeeze(1)?;
-    let vl_plain = (&v - &mb.returns)?.sqr()?;
-    let value = if config.value_clip > 0.0 {
-        let c = config.value_clip;
-        let v_clip = (&mb.old_values + (&v - &mb.old_values)?.clamp(-c, c)?)?;
-        let vl_clip = (v_clip - &mb.returns)?.sqr()?;
-        (vl_plain.maximum(&vl_clip)?.mean_all()? * 0.5)?
-    } else {
-        (vl_plain.mean_all()? * 0.5)?
-    };
-    let entropy = (net.log_std.sum_all()?
-        + 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln() * ad as f64)?;
-    let total =
-        ((&policy + (value.clone() * config.value_coef)?)? - (entropy * config.entropy_coef)?)?;
-    let approx_kl = ((ratio.detach() - 1.0)? - log_ratio.detach())?.mean_all()?;
-    Ok(PpoLosses {
-        total,
-        policy,
-        value,
-        approx_kl,
-    })
-}
-
-/// One gradient step of PPO on a minibatch: losses, backward, global gradient-norm clip
-/// (when `config.max_grad_norm > 0`), optimiser step. This is what [`PpoTrainer`] does
-/// for each minibatch; it is public so the update can be measured on its own.
-///
-/// # Errors
-///
-/// Tensor errors; [`Error::Diverged`] for a non-finite loss.
-pub fn ppo_gradient_step(
-    net: &ActorCritic,
-    vars: &[Var],
-    optimizer: &mut AdamW,
-    config: &PpoConfig,
-    mb: &PpoMinibatch,
-) -> Result<PpoLosses> {
-    let losses = ppo_losses(net, config, mb)?;
-    let lv: f32 = losses.total.to_scalar()?;
-    if !lv.is_finite() {
-        return Err(Error::Diverged(format!("PPO loss {lv}")));
-    }
-    let mut grads = losses.total.backward()?;
-    if config.max_grad_norm > 0.0 {
-        clip_gradients(vars, &mut grads, config.max_grad_norm)?;
-    }
-    optimizer.step(&grads)?;
-    Ok(losses)
-}
+use super::config::*;
+use super::losses::*;
+use super::policy::*;
 
 /// Statistics of one PPO update.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -405,57 +51,29 @@ pub struct UpdateStats {
     pub learning_rate: f64,
 }
 
-/// What a checkpoint directory holds besides the weights.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckpointMeta {
-    /// PPO settings (networks included).
-    pub ppo: PpoConfig,
-    /// Observation width.
-    pub observation_dim: usize,
-    /// Action width.
-    pub action_dim: usize,
-    /// Observation statistics (identity when normalisation is off).
-    pub observation_stats: RunningMeanStd,
-    /// Updates done.
-    pub updates: usize,
-    /// Environment steps done.
-    pub env_steps: u64,
-    /// Free-form description of the environment, for the caller (task, hand, …).
-    pub env: toml::Table,
-    /// Running statistics of the discounted return that scale rewards (for resuming).
-    #[serde(default)]
-    pub return_stats: Option<RunningMeanStd>,
-    /// The rate [`LrSchedule::Adaptive`] had reached (for resuming).
-    #[serde(default)]
-    pub adaptive_learning_rate: Option<f64>,
-}
-
-pub use crate::checkpoint::{META_FILE, WEIGHTS_FILE};
-
 /// Trains a Gaussian MLP policy with PPO on a [`VecEnv`].
 pub struct PpoTrainer {
-    config: PpoConfig,
-    venv: VecEnv,
-    varmap: VarMap,
+    pub(super) config: PpoConfig,
+    pub(super) venv: VecEnv,
+    pub(super) varmap: VarMap,
     /// Every variable, in name order (a fixed order keeps gradient clipping's sum
     /// reproducible: `VarMap::all_vars` follows a hash map's order).
-    vars: Vec<Var>,
-    net: ActorCritic,
-    optimizer: AdamW,
+    pub(super) vars: Vec<Var>,
+    pub(super) net: ActorCritic,
+    pub(super) optimizer: AdamW,
     /// The current rate of [`LrSchedule::Adaptive`].
-    adaptive_lr: f64,
-    obs_stats: RunningMeanStd,
-    return_stats: RunningMeanStd,
-    running_return: Vec<f64>,
-    episode_return: Vec<f64>,
-    obs: Array2<f32>,
-    rng: ChaCha8Rng,
-    updates: usize,
-    env_steps: u64,
-    obs_dim: usize,
-    action_dim: usize,
-    env_meta: toml::Table,
+    pub(super) adaptive_lr: f64,
+    pub(super) obs_stats: RunningMeanStd,
+    pub(super) return_stats: RunningMeanStd,
+    pub(super) running_return: Vec<f64>,
+    pub(super) episode_return: Vec<f64>,
+    pub(super) obs: Array2<f32>,
+    pub(super) rng: ChaCha8Rng,
+    pub(super) updates: usize,
+    pub(super) env_steps: u64,
+    pub(super) obs_dim: usize,
+    pub(super) action_dim: usize,
+    pub(super) env_meta: toml::Table,
 }
 
 impl std::fmt::Debug for PpoTrainer {
@@ -537,7 +155,7 @@ impl PpoTrainer {
         self.env_steps
     }
 
-    fn normalized(&self, obs: ArrayView2<'_, f32>) -> Array2<f32> {
+    pub(super) fn normalized(&self, obs: ArrayView2<'_, f32>) -> Array2<f32> {
         if self.config.normalize_observations {
             self.obs_stats.normalize(obs, 5.0)
         } else {
@@ -850,12 +468,8 @@ impl PpoTrainer {
         let (varmap, vb) = new_store();
         let net = ActorCritic::new(self.obs_dim, self.action_dim, &self.config, &vb)?;
         {
-            let src = self
-                .varmap
-                .data()
-                .lock()
-                .map_err(|_| invalid("lock poisoned"))?;
-            let dst = varmap.data().lock().map_err(|_| invalid("lock poisoned"))?;
+            let src = self.varmap.data().lock().map_err(poisoned)?;
+            let dst = varmap.data().lock().map_err(poisoned)?;
             for (name, var) in dst.iter() {
                 if let Some(s) = src.get(name) {
                     var.set(&s.as_tensor().copy()?)?;
@@ -907,91 +521,5 @@ impl crate::train::Trainer for PpoTrainer {
     }
     fn current_policy(&self) -> Result<Box<dyn Policy>> {
         Ok(Box::new(self.policy()?))
-    }
-}
-
-/// Reads and checks `checkpoint.toml` in `dir`.
-fn read_meta(dir: &Path) -> Result<CheckpointMeta> {
-    let fail = |reason: String| checkpoint_error(dir, reason);
-    let meta: CheckpointMeta = read_checkpoint_meta(dir)?;
-    meta.ppo.validate().map_err(|e| fail(e.to_string()))?;
-    if meta.observation_stats.dim() != meta.observation_dim {
-        return Err(fail("observation statistics of the wrong width".into()));
-    }
-    Ok(meta)
-}
-
-/// A trained Gaussian MLP policy (mean = actor output, fixed log std), with its
-/// observation normalisation: what PPO produces and checkpoints hold.
-pub struct GaussianPolicy {
-    actor: Mlp,
-    log_std: Tensor,
-    stats: Option<RunningMeanStd>,
-    _varmap: VarMap,
-}
-
-impl std::fmt::Debug for GaussianPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GaussianPolicy")
-            .field("actor", &self.actor)
-            .finish_non_exhaustive()
-    }
-}
-
-impl GaussianPolicy {
-    /// Loads a checkpoint directory written by [`PpoTrainer::save`]; returns the policy
-    /// and the metadata.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Checkpoint`] for a missing, unreadable, corrupt or mismatched file.
-    pub fn load(dir: &Path) -> Result<(Self, CheckpointMeta)> {
-        let fail = |reason: String| checkpoint_error(dir, reason);
-        let meta = read_meta(dir)?;
-        let (mut varmap, vb) = new_store();
-        let net = ActorCritic::new(meta.observation_dim, meta.action_dim, &meta.ppo, &vb)
-            .map_err(|e| fail(e.to_string()))?;
-        load_weights(dir, &mut varmap)?;
-        let policy = Self {
-            actor: net.actor,
-            log_std: net.log_std.detach(),
-            stats: meta
-                .ppo
-                .normalize_observations
-                .then(|| meta.observation_stats.clone()),
-            _varmap: varmap,
-        };
-        Ok((policy, meta))
-    }
-}
-
-impl Policy for GaussianPolicy {
-    fn observation_dim(&self) -> usize {
-        self.actor.config().input
-    }
-    fn action_dim(&self) -> usize {
-        self.actor.config().output
-    }
-    fn act(
-        &mut self,
-        observations: ArrayView2<'_, f32>,
-        mode: ActMode,
-        rng: &mut dyn RngCore,
-    ) -> Result<Array2<f32>> {
-        check_observations(observations, self.observation_dim())?;
-        let x = match &self.stats {
-            Some(s) => s.normalize(observations, 5.0),
-            None => observations.to_owned(),
-        };
-        let mut mu = to_array(&self.actor.forward(&to_tensor(x.view())?)?)?;
-        if mode == ActMode::Stochastic {
-            let std: Vec<f32> = self.log_std.exp()?.to_vec1()?;
-            for mut row in mu.rows_mut() {
-                for (v, s) in row.iter_mut().zip(&std) {
-                    *v += s * standard_normal(rng) as f32;
-                }
-            }
-        }
-        Ok(mu)
     }
 }
