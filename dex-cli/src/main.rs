@@ -4,8 +4,6 @@
 //! argument or input exits with code 2.
 
 mod demo;
-mod demo_frames;
-mod demo_track;
 mod hand;
 mod hw;
 mod plot;

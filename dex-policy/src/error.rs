@@ -104,6 +104,7 @@ pub(crate) fn invalid_setting(what: &'static str, reason: impl Into<String>) -> 
 }
 
 /// An [`Error::LockPoisoned`] for the variable store.
+#[cfg(feature = "candle")]
 pub(crate) fn poisoned<T>(_: T) -> Error {
     Error::LockPoisoned {
         what: "the variable store",

@@ -65,11 +65,11 @@ pub use ndarray;
 
 /// The names most programs need: `use dex_sim::prelude::*;`.
 pub mod prelude {
-    pub use crate::{
-        ActionMode, Env, EnvSpec, Error, MockEnv, MockSimulator, ObjectSpec, Observation,
-        Result, SimConfig, Simulator, Step, TaskConfig, TimeLimit, VecEnv, make_env,
-    };
     #[cfg(feature = "rapier")]
     pub use crate::RapierSim;
+    pub use crate::{
+        ActionMode, Env, EnvSpec, Error, MockEnv, MockSimulator, ObjectSpec, Observation, Result,
+        SimConfig, Simulator, Step, TaskConfig, TimeLimit, VecEnv, make_env,
+    };
     pub use dex_core::HandModel;
 }

@@ -12,7 +12,7 @@ use dex_core::geometry::rotation_distance;
 use dex_sim::camera::object_label;
 use dex_sim::{Camera, SimState, Simulator};
 
-use crate::demo_frames::TrackedStill;
+use super::frames::TrackedStill;
 use dex_track::metrics::{QueryMode, TapVidInput, tapvid_metrics};
 use dex_track::{
     GrayImage, KltConfig, KltTracker, LiftedTracker, Observation, RigidObjectTracker,
