@@ -1,6 +1,5 @@
 //! The run: the policy, the hand behind the emulated bus, the control loop with the tracker beside it, the report.
 
-
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
