@@ -8,7 +8,8 @@ use rand::Rng;
 
 use super::config::TaskConfig;
 use super::hand_core::{HandCore, make_simulator, push_pose};
-use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
+use super::task::{Task, env_for_task};
+use crate::env::{Info, Observation, Step};
 use crate::error::{Error, Result};
 use crate::object::ObjectSpec;
 use crate::simulator::{Simulator, open_configuration, rest_pose_on_palm};
@@ -195,8 +196,6 @@ pub struct AnygraspToAnygrasp {
     grasps: Vec<Grasp>,
     goal: usize,
     reached: usize,
-    action_space: BoxSpace,
-    obs_spec: ObservationSpec,
 }
 
 impl AnygraspToAnygrasp {
@@ -239,21 +238,17 @@ impl AnygraspToAnygrasp {
                 ),
             });
         }
-        let core = HandCore::new(sim, config)?;
+        let mut core = HandCore::new(sim, config)?;
         let tips = core.sim.model().fingertips().len();
         let dof = core.dof();
         let obs_dim = core.proprio_dim() + dof + 14 + 3 * tips;
+        core.set_observation(obs_dim, None);
         Ok(Self {
             core,
             params,
             grasps,
             goal: 0,
             reached: 0,
-            action_space: BoxSpace::uniform(dof, -1.0, 1.0),
-            obs_spec: ObservationSpec {
-                state: BoxSpace::uniform(obs_dim, f32::NEG_INFINITY, f32::INFINITY),
-                depth: None,
-            },
         })
     }
 
@@ -302,7 +297,7 @@ impl AnygraspToAnygrasp {
     }
 
     fn observe(&mut self) -> Result<Observation> {
-        let mut state = Vec::with_capacity(self.obs_spec.state.dim());
+        let mut state = Vec::with_capacity(self.core.obs_spec.state.dim());
         self.core.proprio(&mut state);
         let goal = self.grasps[self.goal].clone();
         for (q, l) in goal.q.iter().zip(&self.core.limits) {
@@ -317,21 +312,20 @@ impl AnygraspToAnygrasp {
     }
 }
 
-impl Env for AnygraspToAnygrasp {
-    fn name(&self) -> &str {
+impl Task for AnygraspToAnygrasp {
+    fn core(&self) -> &HandCore {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut HandCore {
+        &mut self.core
+    }
+
+    fn task_name(&self) -> &str {
         "anygrasp"
     }
 
-    fn action_space(&self) -> &BoxSpace {
-        &self.action_space
-    }
-
-    fn observation_spec(&self) -> &ObservationSpec {
-        &self.obs_spec
-    }
-
-    fn reset(&mut self, seed: Option<u64>) -> Result<(Observation, Info)> {
-        self.core.reseed(seed);
+    fn start_episode(&mut self) -> Result<(Observation, Info)> {
         let start = self.core.rng.random_range(0..self.grasps.len());
         let g = self.grasps[start].clone();
         let hand = self.core.sim.config().hand_pose;
@@ -350,9 +344,7 @@ impl Env for AnygraspToAnygrasp {
         Ok((self.observe()?, info))
     }
 
-    fn step(&mut self, action: &[f32]) -> Result<Step> {
-        let space = self.action_space.clone();
-        self.core.apply_action(action, &space)?;
+    fn after_action(&mut self) -> Result<Step> {
         let (dq, dq_max, dp, dr) = self.errors()?;
         let p = &self.params;
         let reached =
@@ -380,12 +372,6 @@ impl Env for AnygraspToAnygrasp {
             info,
         })
     }
-
-    fn simulator(&self) -> Option<&dyn Simulator> {
-        Some(self.core.sim.as_ref())
-    }
-
-    fn simulator_mut(&mut self) -> Option<&mut dyn Simulator> {
-        Some(self.core.sim.as_mut())
-    }
 }
+
+env_for_task!(AnygraspToAnygrasp);

@@ -8,7 +8,8 @@ use rand::Rng;
 
 use super::config::TaskConfig;
 use super::hand_core::{HandCore, make_simulator, random_rotation};
-use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
+use super::task::{Task, env_for_task};
+use crate::env::{Info, Observation, Step};
 use crate::error::{Error, Result};
 use crate::object::{ObjectSpec, RandomObjectParams, random_object};
 use crate::simulator::{Simulator, rest_pose_on_palm};
@@ -93,8 +94,6 @@ pub struct AnyposeToAnypose {
     goal_points: Vec<Point3<f64>>,
     start: Point3<f64>,
     held: usize,
-    action_space: BoxSpace,
-    obs_spec: ObservationSpec,
 }
 
 impl AnyposeToAnypose {
@@ -144,10 +143,10 @@ impl AnyposeToAnypose {
         config: TaskConfig,
         params: AnyposeConfig,
     ) -> Result<Self> {
-        let core = HandCore::new(sim, config)?;
+        let mut core = HandCore::new(sim, config)?;
         let tips = core.sim.model().fingertips().len();
         let obs_dim = core.proprio_dim() + 6 * params.num_points + 7 + 3 * tips;
-        let dof = core.dof();
+        core.set_observation(obs_dim, None);
         Ok(Self {
             core,
             params,
@@ -156,11 +155,6 @@ impl AnyposeToAnypose {
             goal_points: Vec::new(),
             start: Point3::origin(),
             held: 0,
-            action_space: BoxSpace::uniform(dof, -1.0, 1.0),
-            obs_spec: ObservationSpec {
-                state: BoxSpace::uniform(obs_dim, f32::NEG_INFINITY, f32::INFINITY),
-                depth: None,
-            },
         })
     }
 
@@ -200,7 +194,7 @@ impl AnyposeToAnypose {
     }
 
     fn observe(&mut self, m: &Measure) -> Observation {
-        let mut state = Vec::with_capacity(self.obs_spec.state.dim());
+        let mut state = Vec::with_capacity(self.core.obs_spec.state.dim());
         self.core.proprio(&mut state);
         for p in m.current.iter().chain(&self.goal_points) {
             state.extend(self.core.to_palm(p).iter().map(|v| (v * 10.0) as f32));
@@ -222,21 +216,20 @@ impl AnyposeToAnypose {
     }
 }
 
-impl Env for AnyposeToAnypose {
-    fn name(&self) -> &str {
+impl Task for AnyposeToAnypose {
+    fn core(&self) -> &HandCore {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut HandCore {
+        &mut self.core
+    }
+
+    fn task_name(&self) -> &str {
         "anypose"
     }
 
-    fn action_space(&self) -> &BoxSpace {
-        &self.action_space
-    }
-
-    fn observation_spec(&self) -> &ObservationSpec {
-        &self.obs_spec
-    }
-
-    fn reset(&mut self, seed: Option<u64>) -> Result<(Observation, Info)> {
-        self.core.reseed(seed);
+    fn start_episode(&mut self) -> Result<(Observation, Info)> {
         let base = match &self.params.fixed_object {
             Some(o) => o.clone(),
             None => random_object(&mut self.core.rng, &self.params.objects),
@@ -278,9 +271,7 @@ impl Env for AnyposeToAnypose {
         Ok((self.observe(&m), info))
     }
 
-    fn step(&mut self, action: &[f32]) -> Result<Step> {
-        let space = self.action_space.clone();
-        self.core.apply_action(action, &space)?;
+    fn after_action(&mut self) -> Result<Step> {
         let m = self.measure()?;
         let at_goal = m.mean <= self.params.success_distance;
         self.held = if at_goal { self.held + 1 } else { 0 };
@@ -299,12 +290,6 @@ impl Env for AnyposeToAnypose {
             info,
         })
     }
-
-    fn simulator(&self) -> Option<&dyn Simulator> {
-        Some(self.core.sim.as_ref())
-    }
-
-    fn simulator_mut(&mut self) -> Option<&mut dyn Simulator> {
-        Some(self.core.sim.as_mut())
-    }
 }
+
+env_for_task!(AnyposeToAnypose);

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::{ActionMode, TaskConfig};
 use super::proprio::Proprioception;
+use crate::env::{BoxSpace, ObservationSpec};
 use crate::error::{Error, Result};
 use crate::object::ObjectSpec;
 use crate::simulator::{SimConfig, Simulator, nominal_gains, open_configuration};
@@ -93,6 +94,10 @@ pub(crate) struct HandCore {
     nominal_gravity: Vector3<f64>,
     pub(crate) steps: usize,
     pub(crate) needs_reset: bool,
+    /// The task's action space (`[-1, 1]` per joint).
+    pub(crate) action_space: BoxSpace,
+    /// The task's observation shapes (set by the task with [`HandCore::set_observation`]).
+    pub(crate) obs_spec: ObservationSpec,
 }
 
 impl HandCore {
@@ -100,6 +105,7 @@ impl HandCore {
         config.validate()?;
         let model = sim.model();
         let limits = model.joint_limits();
+        let limits_len = limits.len();
         let (nominal_kp, nominal_kd) = model.dof_joints().map(nominal_gains).unzip();
         let nominal_damping = model.dof_joints().map(|j| j.dynamics.damping).collect();
         let nominal_gravity = sim.config().gravity;
@@ -120,7 +126,21 @@ impl HandCore {
             nominal_gravity,
             steps: 0,
             needs_reset: true,
+            action_space: BoxSpace::uniform(limits_len, -1.0, 1.0),
+            obs_spec: ObservationSpec {
+                state: BoxSpace::uniform(0, f32::NEG_INFINITY, f32::INFINITY),
+                depth: None,
+            },
         })
+    }
+
+    /// Sets the observation shapes: a state vector of `state_dim` values (unbounded)
+    /// and a `depth` image of `(height, width)` if the task renders one.
+    pub(crate) fn set_observation(&mut self, state_dim: usize, depth: Option<(usize, usize)>) {
+        self.obs_spec = ObservationSpec {
+            state: BoxSpace::uniform(state_dim, f32::NEG_INFINITY, f32::INFINITY),
+            depth,
+        };
     }
 
     pub(crate) fn dof(&self) -> usize {
@@ -181,13 +201,13 @@ impl HandCore {
     }
 
     /// Checks the action, maps it to targets (through the latency queue) and steps.
-    pub(crate) fn apply_action(&mut self, action: &[f32], space: &crate::BoxSpace) -> Result<()> {
+    pub(crate) fn apply_action(&mut self, action: &[f32]) -> Result<()> {
         if self.needs_reset {
             return Err(Error::NeedsReset {
                 reason: String::new(),
             });
         }
-        space.check("action", action)?;
+        self.action_space.check("action", action)?;
         // The measured joints, only where a lead bound applies.
         let lead_q = (self.config.action_mode == ActionMode::Relative
             && self.config.relative_lead > 0.0)

@@ -18,6 +18,7 @@ mod proprio;
 mod reach;
 mod registry;
 mod rotate;
+mod task;
 
 pub use anygrasp::{AnygraspConfig, AnygraspToAnygrasp, Grasp, generate_grasps, grasp_distance};
 pub use anypose::{AnyposeConfig, AnyposeToAnypose};

@@ -6,8 +6,9 @@ use rand::Rng;
 
 use super::config::TaskConfig;
 use super::hand_core::{HandCore, make_simulator};
+use super::task::{Task, env_for_task};
 use crate::camera::Camera;
-use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
+use crate::env::{Info, Observation, Step};
 use crate::error::Result;
 use crate::simulator::Simulator;
 
@@ -83,8 +84,6 @@ pub struct FingertipReach {
     core: HandCore,
     params: ReachConfig,
     goals: Vec<Point3<f64>>,
-    action_space: BoxSpace,
-    obs_spec: ObservationSpec,
     camera: Option<Camera>,
 }
 
@@ -105,9 +104,8 @@ impl FingertipReach {
         config: TaskConfig,
         params: ReachConfig,
     ) -> Result<Self> {
-        let core = HandCore::new(sim, config)?;
+        let mut core = HandCore::new(sim, config)?;
         let tips = core.sim.model().fingertips().len();
-        let dof = core.dof();
         let (obs_dim, camera, depth) = if params.depth {
             let view = &core.config.depth_view;
             let side = view.side();
@@ -119,15 +117,11 @@ impl FingertipReach {
         } else {
             (core.proprio_dim() + 9 * tips, None, None)
         };
+        core.set_observation(obs_dim, depth);
         Ok(Self {
             core,
             params,
             goals: Vec::new(),
-            action_space: BoxSpace::uniform(dof, -1.0, 1.0),
-            obs_spec: ObservationSpec {
-                state: BoxSpace::uniform(obs_dim, f32::NEG_INFINITY, f32::INFINITY),
-                depth,
-            },
             camera,
         })
     }
@@ -152,7 +146,7 @@ impl FingertipReach {
     }
 
     fn observe(&mut self) -> Result<(Observation, Info)> {
-        let mut state = Vec::with_capacity(self.obs_spec.state.dim());
+        let mut state = Vec::with_capacity(self.core.obs_spec.state.dim());
         self.core.proprio(&mut state);
         let tips = self.core.sim.fingertip_positions();
         let mut image = None;
@@ -190,8 +184,16 @@ impl FingertipReach {
     }
 }
 
-impl Env for FingertipReach {
-    fn name(&self) -> &str {
+impl Task for FingertipReach {
+    fn core(&self) -> &HandCore {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut HandCore {
+        &mut self.core
+    }
+
+    fn task_name(&self) -> &str {
         if self.params.depth {
             "reach-depth"
         } else {
@@ -199,16 +201,7 @@ impl Env for FingertipReach {
         }
     }
 
-    fn action_space(&self) -> &BoxSpace {
-        &self.action_space
-    }
-
-    fn observation_spec(&self) -> &ObservationSpec {
-        &self.obs_spec
-    }
-
-    fn reset(&mut self, seed: Option<u64>) -> Result<(Observation, Info)> {
-        self.core.reseed(seed);
+    fn start_episode(&mut self) -> Result<(Observation, Info)> {
         let model = self.core.sim.model().clone();
         let f = self.params.range_fraction;
         let goal_q: Vec<f64> = self
@@ -245,9 +238,7 @@ impl Env for FingertipReach {
         self.observe()
     }
 
-    fn step(&mut self, action: &[f32]) -> Result<Step> {
-        let space = self.action_space.clone();
-        self.core.apply_action(action, &space)?;
+    fn after_action(&mut self) -> Result<Step> {
         let (obs, info) = self.observe()?;
         let mean = info.get("mean_distance").unwrap_or(0.0);
         let reward = -20.0 * mean
@@ -266,12 +257,6 @@ impl Env for FingertipReach {
             info,
         })
     }
-
-    fn simulator(&self) -> Option<&dyn Simulator> {
-        Some(self.core.sim.as_ref())
-    }
-
-    fn simulator_mut(&mut self) -> Option<&mut dyn Simulator> {
-        Some(self.core.sim.as_mut())
-    }
 }
+
+env_for_task!(FingertipReach);

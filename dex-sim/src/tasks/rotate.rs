@@ -6,7 +6,8 @@ use rand::Rng;
 
 use super::config::TaskConfig;
 use super::hand_core::{HandCore, make_simulator};
-use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
+use super::task::{Task, env_for_task};
+use crate::env::{Info, Observation, Step};
 use crate::error::{Error, Result};
 use crate::object::ObjectSpec;
 use crate::simulator::{ObjectState, Simulator, rest_pose_on_palm};
@@ -103,8 +104,6 @@ pub struct InHandRotation {
     axis: Vector3<f64>,
     start: Point3<f64>,
     rotation: f64,
-    action_space: BoxSpace,
-    obs_spec: ObservationSpec,
 }
 
 impl InHandRotation {
@@ -159,26 +158,21 @@ impl InHandRotation {
         params: RotateConfig,
         axis: nalgebra::Vector3<f64>,
     ) -> Result<Self> {
-        let core = HandCore::new(sim, config)?;
+        let mut core = HandCore::new(sim, config)?;
         let tips = core.sim.model().fingertips().len();
         let obs_dim = core.proprio_dim() + 3 + 4 + 3 + 3 * tips + 3;
-        let dof = core.dof();
+        core.set_observation(obs_dim, None);
         Ok(Self {
             core,
             params,
             axis,
             start: Point3::origin(),
             rotation: 0.0,
-            action_space: BoxSpace::uniform(dof, -1.0, 1.0),
-            obs_spec: ObservationSpec {
-                state: BoxSpace::uniform(obs_dim, f32::NEG_INFINITY, f32::INFINITY),
-                depth: None,
-            },
         })
     }
 
     fn observe(&mut self, s: &ObjectState) -> Observation {
-        let mut state = Vec::with_capacity(self.obs_spec.state.dim());
+        let mut state = Vec::with_capacity(self.core.obs_spec.state.dim());
         self.core.proprio(&mut state);
         self.core.push_palm_pose(&mut state, &s.pose);
         state.extend(s.angular_velocity.iter().map(|v| (v * 0.1) as f32));
@@ -189,21 +183,20 @@ impl InHandRotation {
     }
 }
 
-impl Env for InHandRotation {
-    fn name(&self) -> &str {
+impl Task for InHandRotation {
+    fn core(&self) -> &HandCore {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut HandCore {
+        &mut self.core
+    }
+
+    fn task_name(&self) -> &str {
         "rotate"
     }
 
-    fn action_space(&self) -> &BoxSpace {
-        &self.action_space
-    }
-
-    fn observation_spec(&self) -> &ObservationSpec {
-        &self.obs_spec
-    }
-
-    fn reset(&mut self, seed: Option<u64>) -> Result<(Observation, Info)> {
-        self.core.reseed(seed);
+    fn start_episode(&mut self) -> Result<(Observation, Info)> {
         let object = self.core.randomize_object(&self.params.object);
         let model = self.core.sim.model().clone();
         let hand = self.core.sim.config().hand_pose;
@@ -229,9 +222,7 @@ impl Env for InHandRotation {
         Ok((self.observe(&s), info))
     }
 
-    fn step(&mut self, action: &[f32]) -> Result<Step> {
-        let space = self.action_space.clone();
-        self.core.apply_action(action, &space)?;
+    fn after_action(&mut self) -> Result<Step> {
         let p = &self.params;
         let s = self.core.sim.object_state(0)?;
         let w = s.angular_velocity;
@@ -272,12 +263,6 @@ impl Env for InHandRotation {
             info,
         })
     }
-
-    fn simulator(&self) -> Option<&dyn Simulator> {
-        Some(self.core.sim.as_ref())
-    }
-
-    fn simulator_mut(&mut self) -> Option<&mut dyn Simulator> {
-        Some(self.core.sim.as_mut())
-    }
 }
+
+env_for_task!(InHandRotation);
