@@ -27,7 +27,7 @@ use crate::batch::batch_obs;
 use crate::checkpoint::{checkpoint_error, load_weights, read_checkpoint_meta, write_checkpoint};
 use crate::convert::{to_array, to_tensor};
 use crate::dataset::{DatasetWriter, gather_rows};
-use crate::error::{Error, Result, invalid};
+use crate::error::{Error, Result, invalid, invalid_setting};
 use crate::nets::{Activation, Mlp, MlpConfig, init_seeded, new_store};
 use crate::normalize::RunningMeanStd;
 use crate::policy::{ActMode, Policy, check_observations};
@@ -71,16 +71,19 @@ impl BcConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] naming the bad field.
+    /// [`Error::InvalidSetting`] naming the bad field.
     pub fn validate(&self) -> Result<()> {
         if self.hidden.contains(&0) {
-            return Err(invalid("bc.hidden widths must be positive"));
+            return Err(invalid_setting("bc.hidden", "widths must be positive"));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(invalid("bc.learning_rate must be positive"));
+            return Err(invalid_setting("bc.learning_rate", "must be positive"));
         }
         if self.batch_size == 0 || self.epochs == 0 {
-            return Err(invalid("bc.batch_size and bc.epochs must be positive"));
+            return Err(invalid_setting(
+                "bc.batch_size and bc.epochs",
+                "must be positive",
+            ));
         }
         Ok(())
     }
@@ -90,17 +93,18 @@ impl BcConfig {
 /// ranges `[start, end)`, in order.
 fn check_keep(keep: &[[usize; 2]], observation_dim: usize) -> Result<usize> {
     if keep.is_empty() {
-        return Err(invalid(
-            "the student must see at least one observation range",
+        return Err(invalid_setting(
+            "student observation ranges",
+            "the student must see at least one range",
         ));
     }
     let mut width = 0;
     for [a, b] in keep {
         if a >= b || *b > observation_dim {
-            return Err(invalid(format!(
-                "student range {a}..{b} is empty or outside the observation (width \
-                 {observation_dim})"
-            )));
+            return Err(invalid_setting(
+                "student observation ranges",
+                format!("{a}..{b} is empty or outside the observation (width {observation_dim})"),
+            ));
         }
         width += b - a;
     }

@@ -26,7 +26,7 @@ use candle_core::{D, Module, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, invalid};
+use crate::error::{Result, invalid_setting};
 use crate::fused;
 use crate::nets::Activation;
 
@@ -100,12 +100,13 @@ impl CnnConfig {
     ///
     /// # Errors
     ///
-    /// [`crate::Error::InvalidInput`] for mismatched list lengths, zero sizes, an
+    /// [`crate::Error::InvalidSetting`] for mismatched list lengths, zero sizes, an
     /// image smaller than a kernel, or a stride that leaves pixels over.
     pub fn feature_map(&self) -> Result<(usize, usize, usize)> {
         let n = self.channels.len();
         if n == 0 || self.kernels.len() != n || self.strides.len() != n {
-            return Err(invalid(
+            return Err(invalid_setting(
+                "CNN config",
                 "CNN: channels, kernels and strides need one entry per convolution",
             ));
         }
@@ -115,25 +116,34 @@ impl CnnConfig {
             || self.kernels.contains(&0)
             || self.strides.contains(&0)
         {
-            return Err(invalid(format!("CNN sizes must be positive: {self:?}")));
+            return Err(invalid_setting(
+                "CNN config",
+                format!("CNN sizes must be positive: {self:?}"),
+            ));
         }
         let (mut h, mut w) = (self.height, self.width);
         for (k, s) in self.kernels.iter().zip(&self.strides) {
             if h < *k || w < *k {
-                return Err(invalid(format!(
-                    "CNN: a {h}×{w} feature map is smaller than a {k}×{k} kernel \
+                return Err(invalid_setting(
+                    "CNN config",
+                    format!(
+                        "CNN: a {h}×{w} feature map is smaller than a {k}×{k} kernel \
                      (input {}×{})",
-                    self.height, self.width
-                )));
+                        self.height, self.width
+                    ),
+                ));
             }
             // candle 0.11's conv2d backward mis-sizes the input gradient when the stride
             // leaves pixels over (its transposed convolution has no output padding):
             // such shapes would train with a shape error, so they are refused here.
             if !(h - k).is_multiple_of(*s) || !(w - k).is_multiple_of(*s) {
-                return Err(invalid(format!(
-                    "CNN: a {h}×{w} feature map with kernel {k} and stride {s} leaves \
+                return Err(invalid_setting(
+                    "CNN config",
+                    format!(
+                        "CNN: a {h}×{w} feature map with kernel {k} and stride {s} leaves \
                      pixels over; choose sizes with (size − kernel) divisible by the stride"
-                )));
+                    ),
+                ));
             }
             h = (h - k) / s + 1;
             w = (w - k) / s + 1;
@@ -282,12 +292,18 @@ impl PointNet {
     /// A bad config or a tensor error.
     pub fn new(config: &PointNetConfig, vb: &VarBuilder<'_>) -> Result<Self> {
         if config.input == 0 || config.output == 0 || config.hidden.is_empty() {
-            return Err(invalid(format!(
-                "PointNet needs positive widths and at least one per-point layer: {config:?}"
-            )));
+            return Err(invalid_setting(
+                "PointNet config",
+                format!(
+                    "PointNet needs positive widths and at least one per-point layer: {config:?}"
+                ),
+            ));
         }
         if config.hidden.contains(&0) {
-            return Err(invalid("PointNet hidden widths must be positive"));
+            return Err(invalid_setting(
+                "PointNet config",
+                "PointNet hidden widths must be positive",
+            ));
         }
         let mut layers = Vec::with_capacity(config.hidden.len());
         let mut width = config.input;
@@ -455,15 +471,19 @@ impl TransformerEncoder {
     /// A bad config (zero sizes, heads not dividing the width) or a tensor error.
     pub fn new(config: &TransformerConfig, vb: &VarBuilder<'_>) -> Result<Self> {
         if config.width == 0 || config.heads == 0 || config.feed_forward == 0 {
-            return Err(invalid(format!(
-                "transformer sizes must be positive: {config:?}"
-            )));
+            return Err(invalid_setting(
+                "transformer config",
+                format!("transformer sizes must be positive: {config:?}"),
+            ));
         }
         if !config.width.is_multiple_of(config.heads) {
-            return Err(invalid(format!(
-                "transformer: {} heads do not divide the width {}",
-                config.heads, config.width
-            )));
+            return Err(invalid_setting(
+                "transformer config",
+                format!(
+                    "transformer: {} heads do not divide the width {}",
+                    config.heads, config.width
+                ),
+            ));
         }
         let blocks = (0..config.layers)
             .map(|i| EncoderBlock::new(config, &vb.pp(format!("b{i}"))))

@@ -5,7 +5,7 @@ use candle_core::{Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, invalid};
+use crate::error::{Result, invalid_setting};
 pub use crate::fused::Activation;
 pub use crate::vars::{frozen_builder, init_seeded, new_store};
 
@@ -37,7 +37,10 @@ impl MlpConfig {
     /// [`crate::Error::InvalidInput`] for a zero width.
     pub fn validate(&self) -> Result<()> {
         if self.input == 0 || self.output == 0 || self.hidden.contains(&0) {
-            return Err(invalid(format!("MLP widths must be positive: {self:?}")));
+            return Err(invalid_setting(
+                "MLP config",
+                format!("widths must be positive: {self:?}"),
+            ));
         }
         Ok(())
     }

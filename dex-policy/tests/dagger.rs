@@ -182,7 +182,7 @@ fn dagger_is_deterministic_and_rejects_bad_settings() {
             toml::Table::new(),
             |_, _| Ok(ControlFlow::Continue(()))
         ),
-        Err(Error::InvalidInput(_))
+        Err(Error::InvalidSetting { .. })
     ));
     let mut narrow = ScriptedPolicy::new(2, 1, |_: &[f32]| vec![0.0]);
     assert!(

@@ -252,7 +252,7 @@ fn adaptive_schedule_moves_the_rate_and_resumes_it() {
     };
     assert!(matches!(
         PpoTrainer::new(point_envs(16), bad, toml::Table::new()),
-        Err(Error::InvalidInput(_))
+        Err(Error::InvalidSetting { .. })
     ));
     let mut t = PpoTrainer::new(point_envs(16), config.clone(), toml::Table::new()).unwrap();
     let mut rates = Vec::new();

@@ -300,7 +300,7 @@ fn bad_sac_settings_are_errors() {
         },
     ] {
         assert!(
-            matches!(bad.validate(), Err(Error::InvalidInput(_))),
+            matches!(bad.validate(), Err(Error::InvalidSetting { .. })),
             "{bad:?}"
         );
     }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, invalid};
+use crate::error::{Result, invalid_setting};
 
 use crate::nets::Activation;
 
@@ -143,7 +143,7 @@ impl PpoConfig {
         ];
         for (ok, msg) in checks {
             if !ok {
-                return Err(invalid(msg));
+                return Err(invalid_setting("PPO config", msg));
             }
         }
         Ok(())

@@ -3,7 +3,7 @@
 use dex_sim::{ActionMode, TaskConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, invalid};
+use crate::error::{Result, invalid_setting};
 use crate::ppo::{LrSchedule, PpoConfig};
 use crate::sac::SacConfig;
 
@@ -40,16 +40,18 @@ impl RunSettings {
     ///
     /// # Errors
     ///
-    /// [`crate::Error::InvalidInput`] for a zero count.
+    /// [`crate::Error::InvalidSetting`] for a zero count.
     pub fn validate(&self) -> Result<()> {
         if self.eval_episodes == 0 || self.eval_envs == 0 {
-            return Err(invalid(
-                "run.eval_episodes and run.eval_envs must be positive",
+            return Err(invalid_setting(
+                "run.eval_episodes and run.eval_envs",
+                "must be positive",
             ));
         }
         if self.checkpoint_every == 0 || self.success_window == 0 {
-            return Err(invalid(
-                "run.checkpoint_every and run.success_window must be positive",
+            return Err(invalid_setting(
+                "run.checkpoint_every and run.success_window",
+                "must be positive",
             ));
         }
         Ok(())

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::encoders::CnnConfig;
-use crate::error::{Result, invalid};
+use crate::error::{Result, invalid_setting};
 use crate::nets::Activation;
 
 /// Bounds of the actor's log standard deviation (before the tanh squashing).
@@ -139,7 +139,7 @@ impl SacConfig {
         ];
         for (ok, msg) in checks {
             if !ok {
-                return Err(invalid(msg));
+                return Err(invalid_setting("SAC config", msg));
             }
         }
         Ok(())
