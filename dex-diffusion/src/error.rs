@@ -22,6 +22,9 @@ pub enum Error {
         /// The length given.
         got: usize,
     },
+    /// From the tensor library.
+    #[error("tensor error: {0}")]
+    Tensor(#[from] candle_core::Error),
     /// A value is NaN or infinite.
     #[error("{what}: value {index} is not finite")]
     NotFinite {

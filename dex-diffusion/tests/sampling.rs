@@ -178,3 +178,25 @@ fn bad_commands_and_shapes_are_errors_not_nan_samples() {
     );
     assert!(DdimSampler::new(s, 21).is_err());
 }
+
+#[test]
+fn the_clip_bounds_every_denoised_estimate() {
+    let s = NoiseSchedule::cosine(30).unwrap();
+    let sampler = DdimSampler::new(s.clone(), 5)
+        .unwrap()
+        .with_clip(0.5)
+        .unwrap();
+    let target = Array2::from_elem((2, 6), 3.0f32);
+    let mut p = MockPredictor::exact(s.clone(), target);
+    let x = sampler
+        .sample(&mut p, Array2::zeros((2, 1)).view(), 6, None, &mut rng(5))
+        .unwrap();
+    assert!(x.iter().all(|v| *v <= 0.5 + 1e-6), "{x:?}");
+    assert!(
+        DdimSampler::new(s.clone(), 5)
+            .unwrap()
+            .with_clip(0.0)
+            .is_err()
+    );
+    assert!(DdimSampler::new(s, 5).unwrap().with_clip(f32::NAN).is_err());
+}

@@ -1,0 +1,247 @@
+//! DDPM training of a [`Denoiser`] (ε-prediction, mean squared error) and the trained
+//! network as a [`NoisePredictor`] for the sampler.
+
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use dex_policy::nets::{frozen_builder, init_seeded, new_store};
+use ndarray::{Array2, ArrayView2};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::denoiser::{Denoiser, DenoiserConfig, timestep_embedding};
+use crate::error::{Error, Result, check_finite, check_len};
+use crate::sampler::{NoisePredictor, gaussian_noise};
+use crate::schedule::NoiseSchedule;
+
+/// Settings of DDPM training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// AdamW's learning rate (DexGen trains with AdamW; its rate is not given).
+    pub learning_rate: f64,
+    /// AdamW's weight decay.
+    pub weight_decay: f64,
+    /// Seed of the initial weights and of the steps and noise drawn.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            learning_rate: 1e-3,
+            weight_decay: 1e-4,
+            seed: 0,
+        }
+    }
+}
+
+fn to_tensor(a: ArrayView2<'_, f32>) -> Result<Tensor> {
+    let (r, c) = a.dim();
+    Ok(Tensor::from_vec(
+        a.iter().copied().collect::<Vec<f32>>(),
+        (r, c),
+        &Device::Cpu,
+    )?)
+}
+
+fn to_array(t: &Tensor) -> Result<Array2<f32>> {
+    let (r, c) = t.dims2()?;
+    let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
+    Array2::from_shape_vec((r, c), v).map_err(|e| Error::InvalidSetting {
+        what: "tensor shape",
+        reason: e.to_string(),
+    })
+}
+
+fn time_tensor(steps: &[f32], dim: usize) -> Result<Tensor> {
+    Ok(Tensor::from_vec(
+        timestep_embedding(steps, dim),
+        (steps.len(), dim),
+        &Device::Cpu,
+    )?)
+}
+
+/// Trains a [`Denoiser`] by DDPM: for each clean motion of a batch a step `t` is drawn
+/// uniformly and the noise ε ~ N(0, I); the network predicts ε from the noised motion,
+/// `t` and the condition; the loss is the mean squared error (DexGen's "standard
+/// diffusion model loss" with ε-prediction).
+pub struct DiffusionTrainer {
+    varmap: VarMap,
+    net: Denoiser,
+    optimizer: AdamW,
+    schedule: NoiseSchedule,
+    rng: ChaCha8Rng,
+    steps: usize,
+}
+
+impl std::fmt::Debug for DiffusionTrainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiffusionTrainer")
+            .field("net", &self.net)
+            .field("steps", &self.steps)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiffusionTrainer {
+    /// A fresh network of `config`'s sizes, seeded.
+    ///
+    /// # Errors
+    ///
+    /// A bad config or a tensor error.
+    pub fn new(
+        config: &DenoiserConfig,
+        schedule: NoiseSchedule,
+        train: &TrainConfig,
+    ) -> Result<Self> {
+        if !(train.learning_rate.is_finite() && train.learning_rate > 0.0) {
+            return Err(Error::InvalidSetting {
+                what: "learning_rate",
+                reason: format!("must be positive, got {}", train.learning_rate),
+            });
+        }
+        let (varmap, vb) = new_store();
+        let net = Denoiser::new(config, &vb)?;
+        init_seeded(&varmap, train.seed, |_| 1.0).map_err(|e| Error::InvalidSetting {
+            what: "initialisation",
+            reason: e.to_string(),
+        })?;
+        let optimizer = AdamW::new(
+            varmap.all_vars(),
+            ParamsAdamW {
+                lr: train.learning_rate,
+                weight_decay: train.weight_decay,
+                ..ParamsAdamW::default()
+            },
+        )?;
+        Ok(Self {
+            varmap,
+            net,
+            optimizer,
+            schedule,
+            rng: ChaCha8Rng::seed_from_u64(train.seed ^ 0xD1FF),
+            steps: 0,
+        })
+    }
+
+    /// Gradient steps taken.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// The network's variables (for checkpoints).
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// The DDPM loss of a batch of clean motions `x0` (`B × motion_dim`) with their
+    /// conditions (`B × condition_dim`), for steps `t` and noise `noise` given; returns
+    /// the loss tensor (for gradients) and its value.
+    ///
+    /// # Errors
+    ///
+    /// Shape errors.
+    pub fn loss(
+        &self,
+        x0: ArrayView2<'_, f32>,
+        condition: ArrayView2<'_, f32>,
+        t: &[usize],
+        noise: ArrayView2<'_, f32>,
+    ) -> Result<Tensor> {
+        let rows = x0.nrows();
+        check_len("condition rows", rows, condition.nrows())?;
+        check_len("steps", rows, t.len())?;
+        check_len("noise rows", rows, noise.nrows())?;
+        check_len("noise width", x0.ncols(), noise.ncols())?;
+        if let Some(&bad) = t.iter().find(|&&s| s >= self.schedule.steps()) {
+            return Err(Error::InvalidSetting {
+                what: "diffusion step",
+                reason: format!(
+                    "{bad} is past the schedule's {} steps",
+                    self.schedule.steps()
+                ),
+            });
+        }
+        // q(xₜ | x₀) row by row, each row at its own step.
+        let xt = Array2::from_shape_fn(x0.dim(), |(i, j)| {
+            let a = self.schedule.alpha_bar(t[i]);
+            a.sqrt() as f32 * x0[(i, j)] + (1.0 - a).sqrt() as f32 * noise[(i, j)]
+        });
+        let steps: Vec<f32> = t.iter().map(|&s| s as f32).collect();
+        let code = self.net.encode_condition(&to_tensor(condition)?)?;
+        let pred = self.net.forward(
+            &to_tensor(xt.view())?,
+            &time_tensor(&steps, self.net.config().time_dim)?,
+            &code,
+        )?;
+        Ok((pred - to_tensor(noise)?)?.sqr()?.mean_all()?)
+    }
+
+    /// One gradient step on a batch of clean motions and their conditions, with steps
+    /// and noise drawn from the trainer's generator. Returns the batch's loss.
+    ///
+    /// # Errors
+    ///
+    /// Shapes, NaN in the batch, a diverged loss.
+    pub fn step(&mut self, x0: ArrayView2<'_, f32>, condition: ArrayView2<'_, f32>) -> Result<f64> {
+        check_finite("motions", x0.iter())?;
+        check_finite("conditions", condition.iter())?;
+        let total = self.schedule.steps();
+        let t: Vec<usize> = (0..x0.nrows())
+            .map(|_| self.rng.random_range(0..total))
+            .collect();
+        let noise = gaussian_noise(x0.nrows(), x0.ncols(), &mut self.rng);
+        let loss = self.loss(x0, condition, &t, noise.view())?;
+        let value = f64::from(loss.to_scalar::<f32>()?);
+        if !value.is_finite() {
+            return Err(Error::InvalidSetting {
+                what: "training",
+                reason: format!("the loss diverged at step {}", self.steps),
+            });
+        }
+        self.optimizer.backward_step(&loss)?;
+        self.steps += 1;
+        Ok(value)
+    }
+
+    /// The current network, detached from training, as a [`NoisePredictor`].
+    ///
+    /// # Errors
+    ///
+    /// Tensor errors.
+    pub fn predictor(&self) -> Result<DenoiserPredictor> {
+        let vb = frozen_builder(&self.varmap).map_err(|e| Error::InvalidSetting {
+            what: "variable store",
+            reason: e.to_string(),
+        })?;
+        let net = Denoiser::new(self.net.config(), &vb)?;
+        Ok(DenoiserPredictor { net })
+    }
+}
+
+/// A trained [`Denoiser`] behind the sampler's [`NoisePredictor`] interface.
+#[derive(Debug)]
+pub struct DenoiserPredictor {
+    net: Denoiser,
+}
+
+impl NoisePredictor for DenoiserPredictor {
+    fn predict_noise(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        t: usize,
+        condition: ArrayView2<'_, f32>,
+    ) -> Result<Array2<f32>> {
+        let cfg = self.net.config();
+        check_len("motion width", cfg.motion_dim, x.ncols())?;
+        check_len("condition width", cfg.condition_dim, condition.ncols())?;
+        check_len("condition rows", x.nrows(), condition.nrows())?;
+        let code = self.net.encode_condition(&to_tensor(condition)?)?;
+        let steps = vec![t as f32; x.nrows()];
+        let eps = self
+            .net
+            .forward(&to_tensor(x)?, &time_tensor(&steps, cfg.time_dim)?, &code)?;
+        to_array(&eps)
+    }
+}
