@@ -32,7 +32,7 @@
 
 mod batch;
 mod checkpoint;
-mod dataset;
+pub mod dataset;
 mod error;
 mod eval;
 pub mod experts;

@@ -45,7 +45,7 @@ pub trait Trainer {
     ///
     /// # Errors
     ///
-    /// [`Error::Checkpoint`] for a missing, corrupt or mismatched checkpoint.
+    /// [`crate::Error::Checkpoint`] for a missing, corrupt or mismatched checkpoint.
     fn resume(&mut self, dir: &Path) -> Result<()>;
     /// The current policy, detached from training.
     ///

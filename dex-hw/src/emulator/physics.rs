@@ -15,7 +15,7 @@ use crate::error::Result;
 /// A physics engine driving the joints behind the servos.
 ///
 /// Joint `i` of the engine is driven by the servo at position `i` of
-/// [`PhysicsLink::ids`]. Angles are joint radians (the engine's convention); the
+/// the link's servo ids ([`PhysicsLink`]). Angles are joint radians (the engine's convention); the
 /// link converts them to and from servo angles.
 pub trait JointPhysics: Send {
     /// Number of joints.

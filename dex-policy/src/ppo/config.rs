@@ -111,7 +111,7 @@ impl PpoConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] naming the bad field.
+    /// [`crate::Error::InvalidSetting`] naming the bad field.
     pub fn validate(&self) -> Result<()> {
         let unit = |v: f64| (0.0..=1.0).contains(&v);
         let pos = |v: f64| v.is_finite() && v > 0.0;

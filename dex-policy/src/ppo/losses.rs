@@ -187,7 +187,7 @@ pub fn ppo_losses(
 }
 
 /// One gradient step of PPO on a minibatch: losses, backward, global gradient-norm clip
-/// (when `config.max_grad_norm > 0`), optimiser step. This is what [`PpoTrainer`] does
+/// (when `config.max_grad_norm > 0`), optimiser step. This is what [`crate::PpoTrainer`] does
 /// for each minibatch; it is public so the update can be measured on its own.
 ///
 /// # Errors

@@ -78,12 +78,12 @@ impl std::fmt::Debug for GaussianPolicy {
 }
 
 impl GaussianPolicy {
-    /// Loads a checkpoint directory written by [`PpoTrainer::save`]; returns the policy
+    /// Loads a checkpoint directory written by [`crate::PpoTrainer::save`]; returns the policy
     /// and the metadata.
     ///
     /// # Errors
     ///
-    /// [`Error::Checkpoint`] for a missing, unreadable, corrupt or mismatched file.
+    /// [`crate::Error::Checkpoint`] for a missing, unreadable, corrupt or mismatched file.
     pub fn load(dir: &Path) -> Result<(Self, CheckpointMeta)> {
         let fail = |reason: String| checkpoint_error(dir, reason);
         let meta = read_meta(dir)?;

@@ -14,7 +14,7 @@ use crate::error::{Result, invalid};
 ///
 /// # Errors
 ///
-/// [`Error::InvalidInput`] for mismatched lengths or a support that is not increasing.
+/// [`crate::Error::InvalidInput`] for mismatched lengths or a support that is not increasing.
 pub fn c51_project(
     support: &[f32],
     next_probs: ArrayView2<'_, f32>,

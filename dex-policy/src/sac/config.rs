@@ -101,7 +101,7 @@ impl SacConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] naming the bad field.
+    /// [`crate::Error::InvalidSetting`] naming the bad field.
     pub fn validate(&self) -> Result<()> {
         let pos = |v: f64| v.is_finite() && v > 0.0;
         let checks = [

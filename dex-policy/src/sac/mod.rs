@@ -11,7 +11,7 @@
 //! is `H × W`), the last `H·W` values of every state vector are the image, row by row,
 //! in `[0, 1]` (dex-sim's squinted depth, see [`dex_sim::DepthView`]). The replay
 //! buffer stores them as `u8` (`round(255·v)`), the policy acts on the same quantised
-//! values, and a [`CnnEncoder`] ([`SacConfig::cnn`]) turns them into features that are
+//! values, and a [`crate::CnnEncoder`] ([`SacConfig::cnn`]) turns them into features that are
 //! concatenated with the rest of the state. The encoder belongs to the critics (both
 //! share it, trained by the critic loss, Polyak-averaged into a target copy); the actor
 //! reads its features detached, as in DrQ.

@@ -56,12 +56,12 @@ impl std::fmt::Debug for SacPolicy {
 }
 
 impl SacPolicy {
-    /// Loads a checkpoint directory written by [`SacTrainer::save`] (only the actor's
+    /// Loads a checkpoint directory written by [`crate::SacTrainer::save`] (only the actor's
     /// weights are read).
     ///
     /// # Errors
     ///
-    /// [`Error::Checkpoint`] for a missing, unreadable, corrupt or mismatched file.
+    /// [`crate::Error::Checkpoint`] for a missing, unreadable, corrupt or mismatched file.
     pub fn load(dir: &Path) -> Result<(Self, SacCheckpointMeta)> {
         let meta = read_sac_meta(dir)?;
         let fail = |reason: String| checkpoint_error(dir, reason);

@@ -28,7 +28,7 @@ use super::policy::*;
 use super::replay::*;
 
 /// Trains a tanh-Gaussian policy with SAC on a [`VecEnv`] of state observations, or of
-/// state and image observations (see the [module docs](self)).
+/// state and image observations (see the [module docs](crate::sac)).
 pub struct SacTrainer {
     pub(super) config: SacConfig,
     pub(super) venv: VecEnv,

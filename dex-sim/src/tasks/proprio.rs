@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 /// the targets in force; [`Proprioception::write`] appends the last `history` records
 /// (newest first) of positions and targets normalised to `[-1, 1]` over the joint
 /// ranges, then the joint velocities × 0.1 — the layout the tasks use (see the
-/// [module docs](self)). The first record after [`Proprioception::reset`] fills the
+/// [module docs](crate::tasks)). The first record after [`Proprioception::reset`] fills the
 /// whole history.
 #[derive(Debug, Clone)]
 pub struct Proprioception {
