@@ -1,8 +1,8 @@
 //! DDPM training of a [`Denoiser`] (ε-prediction, mean squared error) and the trained
 //! network as a [`NoisePredictor`] for the sampler.
 
-use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use dex_policy::nets::{frozen_builder, init_seeded, new_store};
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
@@ -24,6 +24,10 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Seed of the initial weights and of the steps and noise drawn.
     pub seed: u64,
+    /// Decay of the exponential moving average of the weights kept beside the trained
+    /// ones (`ema ← decay·ema + (1 − decay)·w` after every step); the predictor samples
+    /// with the average. 0 turns it off (the predictor uses the trained weights).
+    pub ema_decay: f64,
 }
 
 impl Default for TrainConfig {
@@ -32,8 +36,20 @@ impl Default for TrainConfig {
             learning_rate: 1e-3,
             weight_decay: 1e-4,
             seed: 0,
+            ema_decay: 0.995,
         }
     }
+}
+
+/// A detached copy of every variable of `varmap`, by name.
+fn snapshot(varmap: &VarMap) -> Result<std::collections::HashMap<String, Tensor>> {
+    let data = varmap.data().lock().map_err(|_| Error::InvalidSetting {
+        what: "variable store",
+        reason: "its lock was poisoned by a panic in another thread".into(),
+    })?;
+    data.iter()
+        .map(|(name, var)| Ok((name.clone(), var.as_tensor().detach().copy()?)))
+        .collect()
 }
 
 fn to_tensor(a: ArrayView2<'_, f32>) -> Result<Tensor> {
@@ -68,6 +84,8 @@ fn time_tensor(steps: &[f32], dim: usize) -> Result<Tensor> {
 /// diffusion model loss" with ε-prediction).
 pub struct DiffusionTrainer {
     varmap: VarMap,
+    /// The moving average: one tensor per variable, by name.
+    ema: Option<(f64, std::collections::HashMap<String, Tensor>)>,
     net: Denoiser,
     optimizer: AdamW,
     schedule: NoiseSchedule,
@@ -95,6 +113,12 @@ impl DiffusionTrainer {
         schedule: NoiseSchedule,
         train: &TrainConfig,
     ) -> Result<Self> {
+        if !(train.ema_decay.is_finite() && (0.0..1.0).contains(&train.ema_decay)) {
+            return Err(Error::InvalidSetting {
+                what: "ema_decay",
+                reason: format!("must lie in [0, 1), got {}", train.ema_decay),
+            });
+        }
         if !(train.learning_rate.is_finite() && train.learning_rate > 0.0) {
             return Err(Error::InvalidSetting {
                 what: "learning_rate",
@@ -115,8 +139,14 @@ impl DiffusionTrainer {
                 ..ParamsAdamW::default()
             },
         )?;
+        let ema = if train.ema_decay > 0.0 {
+            Some((train.ema_decay, snapshot(&varmap)?))
+        } else {
+            None
+        };
         Ok(Self {
             varmap,
+            ema,
             net,
             optimizer,
             schedule,
@@ -201,20 +231,37 @@ impl DiffusionTrainer {
             });
         }
         self.optimizer.backward_step(&loss)?;
+        if let Some((decay, ema)) = &mut self.ema {
+            let weights = snapshot(&self.varmap)?;
+            for (name, w) in weights {
+                if let Some(e) = ema.get_mut(&name) {
+                    *e = ((&*e * *decay)? + (w * (1.0 - *decay))?)?;
+                }
+            }
+        }
         self.steps += 1;
         Ok(value)
     }
 
-    /// The current network, detached from training, as a [`NoisePredictor`].
+    /// The moving average of the weights, by variable name, if kept.
+    pub fn ema_weights(&self) -> Option<&std::collections::HashMap<String, Tensor>> {
+        self.ema.as_ref().map(|(_, e)| e)
+    }
+
+    /// The current network, detached from training, as a [`NoisePredictor`]: with the
+    /// moving average of the weights when [`TrainConfig::ema_decay`] is on.
     ///
     /// # Errors
     ///
     /// Tensor errors.
     pub fn predictor(&self) -> Result<DenoiserPredictor> {
-        let vb = frozen_builder(&self.varmap).map_err(|e| Error::InvalidSetting {
-            what: "variable store",
-            reason: e.to_string(),
-        })?;
+        let vb = match &self.ema {
+            Some((_, ema)) => VarBuilder::from_tensors(ema.clone(), DType::F32, &Device::Cpu),
+            None => frozen_builder(&self.varmap).map_err(|e| Error::InvalidSetting {
+                what: "variable store",
+                reason: e.to_string(),
+            })?,
+        };
         let net = Denoiser::new(self.net.config(), &vb)?;
         Ok(DenoiserPredictor { net })
     }

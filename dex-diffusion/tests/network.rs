@@ -209,3 +209,82 @@ fn bad_sizes_are_refused_and_the_paper_preset_is_the_papers() {
         assert!(bad.validate().is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn the_moving_average_follows_the_weights_at_its_decay() {
+    let config = DenoiserConfig {
+        motion_dim: 2,
+        condition_dim: 1,
+        hidden: 8,
+        blocks: 1,
+        state_layers: 1,
+        state_hidden: 8,
+        group_size: 4,
+        time_dim: 4,
+    };
+    let schedule = NoiseSchedule::cosine(10).unwrap();
+    let decay = 0.9;
+    let train = TrainConfig {
+        ema_decay: decay,
+        seed: 3,
+        ..TrainConfig::default()
+    };
+    let mut trainer = DiffusionTrainer::new(&config, schedule.clone(), &train).unwrap();
+    let weights = |t: &DiffusionTrainer| -> std::collections::HashMap<String, Vec<f32>> {
+        t.varmap()
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.clone(),
+                    v.as_tensor().flatten_all().unwrap().to_vec1().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let before = weights(&trainer);
+    let x0 = Array2::from_elem((8, 2), 0.5f32);
+    let cond = Array2::<f32>::zeros((8, 1));
+    trainer.step(x0.view(), cond.view()).unwrap();
+    let after = weights(&trainer);
+    let ema = trainer.ema_weights().unwrap();
+    let mut moved = 0;
+    for (name, w1) in &after {
+        let w0 = &before[name];
+        let e: Vec<f32> = ema[name].flatten_all().unwrap().to_vec1().unwrap();
+        for k in 0..w1.len() {
+            let want = decay as f32 * w0[k] + (1.0 - decay as f32) * w1[k];
+            assert!(
+                (e[k] - want).abs() < 1e-6,
+                "{name}[{k}]: {} vs {want}",
+                e[k]
+            );
+            moved += usize::from(w1[k] != w0[k]);
+        }
+    }
+    assert!(moved > 0, "the step changed the weights");
+    // Off: no average kept; a decay of 1 or more is refused.
+    let off = DiffusionTrainer::new(
+        &config,
+        schedule.clone(),
+        &TrainConfig {
+            ema_decay: 0.0,
+            ..train.clone()
+        },
+    )
+    .unwrap();
+    assert!(off.ema_weights().is_none());
+    assert!(
+        DiffusionTrainer::new(
+            &config,
+            schedule,
+            &TrainConfig {
+                ema_decay: 1.0,
+                ..train
+            }
+        )
+        .is_err()
+    );
+}
