@@ -22,6 +22,9 @@ pub enum Error {
         /// The length given.
         got: usize,
     },
+    /// From dex-policy's network building blocks.
+    #[error(transparent)]
+    Policy(#[from] dex_policy::Error),
     /// From the tensor library.
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),

@@ -18,8 +18,9 @@
 //!   command beyond (the raw rule would oscillate and diverge there). With α → ∞ the
 //!   sample is the command; with α = 0 it is the prior's.
 
+use dex_policy::random::standard_normal;
 use ndarray::{Array2, ArrayView2, Zip};
-use rand::{Rng, RngCore};
+use rand::RngCore;
 
 use crate::error::{Error, Result, check_finite, check_len};
 use crate::schedule::NoiseSchedule;
@@ -49,13 +50,6 @@ impl<P: NoisePredictor + ?Sized> NoisePredictor for Box<P> {
     ) -> Result<Array2<f32>> {
         (**self).predict_noise(x, t, condition)
     }
-}
-
-/// A standard normal draw (Box–Muller) from the caller's generator.
-fn standard_normal(rng: &mut dyn RngCore) -> f64 {
-    let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 /// `rows × cols` standard normal values.

@@ -3,6 +3,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use dex_policy::convert::{to_array, to_tensor};
 use dex_policy::nets::{frozen_builder, init_seeded, new_store};
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
@@ -50,24 +51,6 @@ fn snapshot(varmap: &VarMap) -> Result<std::collections::HashMap<String, Tensor>
     data.iter()
         .map(|(name, var)| Ok((name.clone(), var.as_tensor().detach().copy()?)))
         .collect()
-}
-
-fn to_tensor(a: ArrayView2<'_, f32>) -> Result<Tensor> {
-    let (r, c) = a.dim();
-    Ok(Tensor::from_vec(
-        a.iter().copied().collect::<Vec<f32>>(),
-        (r, c),
-        &Device::Cpu,
-    )?)
-}
-
-fn to_array(t: &Tensor) -> Result<Array2<f32>> {
-    let (r, c) = t.dims2()?;
-    let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
-    Array2::from_shape_vec((r, c), v).map_err(|e| Error::InvalidSetting {
-        what: "tensor shape",
-        reason: e.to_string(),
-    })
 }
 
 fn time_tensor(steps: &[f32], dim: usize) -> Result<Tensor> {
@@ -127,10 +110,7 @@ impl DiffusionTrainer {
         }
         let (varmap, vb) = new_store();
         let net = Denoiser::new(config, &vb)?;
-        init_seeded(&varmap, train.seed, |_| 1.0).map_err(|e| Error::InvalidSetting {
-            what: "initialisation",
-            reason: e.to_string(),
-        })?;
+        init_seeded(&varmap, train.seed, |_| 1.0)?;
         let optimizer = AdamW::new(
             varmap.all_vars(),
             ParamsAdamW {
@@ -257,10 +237,7 @@ impl DiffusionTrainer {
     pub fn predictor(&self) -> Result<DenoiserPredictor> {
         let vb = match &self.ema {
             Some((_, ema)) => VarBuilder::from_tensors(ema.clone(), DType::F32, &Device::Cpu),
-            None => frozen_builder(&self.varmap).map_err(|e| Error::InvalidSetting {
-                what: "variable store",
-                reason: e.to_string(),
-            })?,
+            None => frozen_builder(&self.varmap)?,
         };
         let net = Denoiser::new(self.net.config(), &vb)?;
         Ok(DenoiserPredictor { net })
@@ -289,6 +266,6 @@ impl NoisePredictor for DenoiserPredictor {
         let eps = self
             .net
             .forward(&to_tensor(x)?, &time_tensor(&steps, cfg.time_dim)?, &code)?;
-        to_array(&eps)
+        Ok(to_array(&eps)?)
     }
 }

@@ -42,7 +42,7 @@ mod policy;
 #[cfg(feature = "candle")]
 pub mod bc;
 #[cfg(feature = "candle")]
-mod convert;
+pub mod convert;
 #[cfg(feature = "candle")]
 pub mod encoders;
 #[cfg(feature = "candle")]
@@ -56,7 +56,7 @@ pub mod nets;
 #[cfg(feature = "candle")]
 pub mod ppo;
 #[cfg(feature = "candle")]
-mod random;
+pub mod random;
 #[cfg(feature = "candle")]
 pub mod run;
 #[cfg(feature = "candle")]

@@ -8,7 +8,7 @@ use crate::error::Result;
 
 /// One standard normal draw (Box–Muller) from the caller's generator: candle's CPU
 /// random tensors cannot be seeded, so every trainer draws its noise here.
-pub(crate) fn standard_normal(rng: &mut dyn RngCore) -> f64 {
+pub fn standard_normal(rng: &mut dyn RngCore) -> f64 {
     use rand::Rng;
     let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
     let u2: f64 = rng.random();
@@ -16,7 +16,7 @@ pub(crate) fn standard_normal(rng: &mut dyn RngCore) -> f64 {
 }
 
 /// A tensor of standard normal draws.
-pub(crate) fn normal_tensor(rng: &mut dyn RngCore, shape: (usize, usize)) -> Result<Tensor> {
+pub fn normal_tensor(rng: &mut dyn RngCore, shape: (usize, usize)) -> Result<Tensor> {
     let v: Vec<f32> = (0..shape.0 * shape.1)
         .map(|_| standard_normal(rng) as f32)
         .collect();

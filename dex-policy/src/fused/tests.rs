@@ -1,4 +1,5 @@
 //! Tests of the fused kernels against candle's unfused ops and finite differences.
+//! Compiled only in tests: `mod.rs` declares this module under `#[cfg(test)]`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use candle_core::{DType, Device, Module, Tensor};

@@ -1,4 +1,5 @@
 //! Tests of SAC: C51, the replay buffer, losses and gradients, training.
+//! Compiled only in tests: `mod.rs` declares this module under `#[cfg(test)]`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use candle_core::{Module, Tensor};
