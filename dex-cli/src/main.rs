@@ -4,6 +4,7 @@
 //! argument or input exits with code 2.
 
 mod demo;
+mod diffusion;
 mod hand;
 mod hw;
 mod plot;
@@ -51,6 +52,9 @@ enum Command {
     Train(train::TrainCommand),
     /// Evaluate a checkpoint written by `dex train`; ends with `success <fraction>`.
     Eval(train::EvalArgs),
+    /// DexGen: collect its dataset, train it, evaluate it around a command source.
+    #[command(subcommand)]
+    Diffusion(diffusion::DiffusionCommand),
     /// The whole stack in one run: a simulated LEAP Hand behind an emulated servo bus,
     /// the real driver and safety layer, a policy, a grasp, point tracking.
     Demo(demo::DemoArgs),
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Train(cmd) => train::run(cmd),
         Command::Eval(args) => train::run_eval(args),
         Command::Demo(args) => demo::run(args),
+        Command::Diffusion(cmd) => diffusion::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

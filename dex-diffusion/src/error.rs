@@ -25,6 +25,17 @@ pub enum Error {
     /// From dex-policy's network building blocks.
     #[error(transparent)]
     Policy(#[from] dex_policy::Error),
+    /// From the simulation (task construction, stepping).
+    #[error(transparent)]
+    Sim(#[from] dex_sim::Error),
+    /// A dataset or checkpoint file is missing, truncated or inconsistent.
+    #[error("{path}: {reason}")]
+    Data {
+        /// The file or directory.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// From the tensor library.
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),

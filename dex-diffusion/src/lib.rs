@@ -1,21 +1,41 @@
 #![doc = include_str!("../README.md")]
 
+mod collect;
+mod controller;
+pub mod dataset;
 mod denoiser;
 mod error;
+mod eval;
+mod expert;
+mod fit;
+mod idm;
 mod mock;
+mod model;
 mod sampler;
 mod schedule;
 mod train;
 
+pub use collect::{CollectConfig, CollectReport, collect, object_for};
+pub use controller::DexGenController;
 pub use denoiser::{Denoiser, DenoiserConfig, timestep_embedding};
 pub use error::{Error, Result};
+pub use eval::{CommandSpec, EpisodeOutcome, EvalConfig, EvalReport, evaluate};
+pub use expert::{GraspExpert, TaskSettings};
+pub use fit::{FitConfig, FitEvent, FitReport, fit};
+pub use idm::{IdmConfig, IdmTrainer, InverseDynamics};
 pub use mock::MockPredictor;
+pub use model::{DexGen, DexGenConfig, MODEL_FILE, ModelFile, Normalizer};
 pub use sampler::{
     DdimSampler, Guidance, NoisePredictor, add_noise, command_distance, command_distance_gradient,
     gaussian_noise,
 };
 pub use schedule::NoiseSchedule;
 pub use train::{DenoiserPredictor, DiffusionTrainer, TrainConfig};
+
+/// The directory of the shipped checkpoint (`builtin:dexgen-leap`).
+pub fn builtin_checkpoint_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/dexgen-leap")
+}
 
 // Foreign crates whose types appear in our signatures.
 pub use candle_core;

@@ -228,6 +228,18 @@ impl DiffusionTrainer {
         self.ema.as_ref().map(|(_, e)| e)
     }
 
+    /// The weights to sample with: the moving average when kept, else the trained ones.
+    ///
+    /// # Errors
+    ///
+    /// A poisoned variable store.
+    pub fn sampling_weights(&self) -> Result<std::collections::HashMap<String, Tensor>> {
+        match &self.ema {
+            Some((_, ema)) => Ok(ema.clone()),
+            None => snapshot(&self.varmap),
+        }
+    }
+
     /// The current network, detached from training, as a [`NoisePredictor`]: with the
     /// moving average of the weights when [`TrainConfig::ema_decay`] is on.
     ///
@@ -240,14 +252,29 @@ impl DiffusionTrainer {
             None => frozen_builder(&self.varmap)?,
         };
         let net = Denoiser::new(self.net.config(), &vb)?;
-        Ok(DenoiserPredictor { net })
+        Ok(DenoiserPredictor::new(net))
     }
 }
 
-/// A trained [`Denoiser`] behind the sampler's [`NoisePredictor`] interface.
+/// A trained [`Denoiser`] behind the sampler's [`NoisePredictor`] interface. The
+/// condition's code is computed once and reused while the same condition comes back
+/// (every DDIM step of one control step), since only the time embedding changes.
 #[derive(Debug)]
 pub struct DenoiserPredictor {
     net: Denoiser,
+    cache: Option<(Array2<f32>, Tensor)>,
+}
+
+impl DenoiserPredictor {
+    /// Wraps a network (built from detached weights for inference).
+    pub fn new(net: Denoiser) -> Self {
+        Self { net, cache: None }
+    }
+
+    /// The network.
+    pub fn net(&self) -> &Denoiser {
+        &self.net
+    }
 }
 
 impl NoisePredictor for DenoiserPredictor {
@@ -261,7 +288,14 @@ impl NoisePredictor for DenoiserPredictor {
         check_len("motion width", cfg.motion_dim, x.ncols())?;
         check_len("condition width", cfg.condition_dim, condition.ncols())?;
         check_len("condition rows", x.nrows(), condition.nrows())?;
-        let code = self.net.encode_condition(&to_tensor(condition)?)?;
+        let code = match &self.cache {
+            Some((c, code)) if c.view() == condition => code.clone(),
+            _ => {
+                let code = self.net.encode_condition(&to_tensor(condition)?)?;
+                self.cache = Some((condition.to_owned(), code.clone()));
+                code
+            }
+        };
         let steps = vec![t as f32; x.nrows()];
         let eps = self
             .net

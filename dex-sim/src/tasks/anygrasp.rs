@@ -39,6 +39,11 @@ pub struct AnygraspConfig {
     pub grasp_seed: u64,
     /// A grasp is kept if the object moves less than this (m) under each gravity direction.
     pub stability_tolerance: f64,
+    /// The object is placed at a yaw drawn from `[-yaw_range, yaw_range]` (rad) before
+    /// the hand closes; π (the default) draws every yaw. A small range gives a grasp
+    /// set whose grasps hold the object in similar orientations, so that a goal is a
+    /// change of finger configuration more than a reorientation.
+    pub yaw_range: f64,
     /// Goals are drawn among this many nearest grasps.
     pub neighbours: usize,
     /// A goal is reached when every joint is within this (rad) of the goal configuration…
@@ -59,6 +64,7 @@ impl Default for AnygraspConfig {
             max_attempts: 60,
             grasp_seed: 0,
             stability_tolerance: 0.01,
+            yaw_range: std::f64::consts::PI,
             neighbours: 4,
             joint_tolerance: 0.15,
             position_tolerance: 0.01,
@@ -96,7 +102,7 @@ fn gravity_directions() -> [Vector3<f64>; 6] {
 }
 
 /// Generates stable grasps of `params.object` with `sim` (whose first object is replaced):
-/// the object rests on the palm at a random yaw and offset; the hand closes from open
+/// the object rests on the palm at a random yaw (within `yaw_range`) and offset; the hand closes from open
 /// towards a random flexed configuration (upper 30–90% of each range) under its PD
 /// controllers, which stop at contact by the effort limits; after settling, the grasp is
 /// kept if the object moves less than `stability_tolerance` when gravity is turned to
@@ -117,7 +123,11 @@ pub fn generate_grasps(sim: &mut dyn Simulator, params: &AnygraspConfig) -> Resu
         if grasps.len() >= params.num_grasps {
             break;
         }
-        let yaw = rng.random_range(-std::f64::consts::PI..std::f64::consts::PI);
+        let yaw = if params.yaw_range > 0.0 {
+            rng.random_range(-params.yaw_range..params.yaw_range)
+        } else {
+            0.0
+        };
         let offset = Vector3::new(
             rng.random_range(-0.01..=0.01),
             rng.random_range(-0.01..=0.01),
@@ -226,6 +236,12 @@ impl AnygraspToAnygrasp {
         params: AnygraspConfig,
     ) -> Result<Self> {
         params.object.validate()?;
+        if !(0.0..=std::f64::consts::PI).contains(&params.yaw_range) {
+            return Err(Error::InvalidParameter {
+                what: "yaw_range",
+                reason: format!("must be in 0..=π, got {}", params.yaw_range),
+            });
+        }
         let grasps = generate_grasps(sim.as_mut(), &params)?;
         if grasps.len() < 2 {
             return Err(Error::InvalidParameter {

@@ -1,0 +1,364 @@
+//! The dataset, the model bundle, the controller and the evaluation's inputs.
+
+use candle_nn::VarMap;
+use dex_core::HandModel;
+use dex_diffusion::dataset::{
+    DROP_DISCARD_STEPS, DataReader, DataWriter, KeypointSet, SampleSpec, Samples, StepLayout,
+};
+use dex_diffusion::{
+    CollectConfig, CommandSpec, Denoiser, DexGen, DexGenConfig, DexGenController, Error, IdmConfig,
+    InverseDynamics, ModelFile, Normalizer, TaskSettings, collect,
+};
+use dex_policy::{ActMode, MockPolicy, Policy};
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("dex-diffusion-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// An episode of `len` rows whose every value encodes (episode, step, column).
+fn episode(layout: &StepLayout, id: usize, len: usize) -> Vec<f32> {
+    (0..len * layout.width())
+        .map(|i| (id * 10_000 + (i / layout.width()) * 100 + i % layout.width()) as f32 * 1e-3)
+        .collect()
+}
+
+#[test]
+fn a_dataset_round_trips_and_a_drop_loses_its_last_two_seconds() -> anyhow::Result<()> {
+    let hand = HandModel::leap_right();
+    let layout = StepLayout::for_model(&hand);
+    assert_eq!(layout.keypoints, 8);
+    assert_eq!(layout.tips, vec![1, 3, 5, 7]);
+    let dir = tmp("roundtrip");
+    let mut w = DataWriter::create(&dir, &hand, 10.0, 50, toml::Table::new())?;
+    w.push_episode(&episode(&layout, 0, 30), false, 2)?;
+    w.push_episode(&episode(&layout, 1, 40), true, 1)?; // 70 rows pending: a chunk
+    w.push_episode(&episode(&layout, 2, 10), true, 0)?; // shorter than the cut: gone
+    w.push_episode(&episode(&layout, 3, 25), false, 0)?;
+    let manifest = w.finish()?;
+    assert_eq!(manifest.chunks.len(), 2);
+    assert_eq!(manifest.rows(), 30 + (40 - DROP_DISCARD_STEPS) + 25);
+    let reader = DataReader::open(&dir)?;
+    let c0 = reader.chunk(0)?;
+    assert_eq!(c0.episodes.len(), 2);
+    assert_eq!((c0.episodes[1].first, c0.episodes[1].len), (30, 20));
+    assert!(c0.episodes[1].dropped);
+    assert_eq!(c0.episodes[0].goals, 2);
+    // Row 35 of the chunk is step 5 of episode 1, column 3.
+    assert_eq!(c0.steps[[35, 3]], (10_000 + 500 + 3) as f32 * 1e-3);
+    let c1 = reader.chunk(1)?;
+    assert_eq!(c1.steps.nrows(), 25);
+    assert!(matches!(reader.chunk(2), Err(Error::InvalidSetting { .. })));
+    // A second writer refuses the directory.
+    assert!(matches!(
+        DataWriter::create(&dir, &hand, 10.0, 50, toml::Table::new()),
+        Err(Error::Data { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn a_truncated_chunk_is_an_error_naming_its_file() -> anyhow::Result<()> {
+    let hand = HandModel::leap_right();
+    let layout = StepLayout::for_model(&hand);
+    let dir = tmp("truncated");
+    let mut w = DataWriter::create(&dir, &hand, 10.0, 10, toml::Table::new())?;
+    w.push_episode(&episode(&layout, 0, 12), false, 0)?;
+    w.finish()?;
+    let file = dir.join("steps-000000.npy");
+    let bytes = std::fs::read(&file)?;
+    std::fs::write(&file, &bytes[..bytes.len() / 2])?;
+    let err = DataReader::open(&dir)?.chunk(0).unwrap_err();
+    assert!(matches!(err, Error::Data { .. }));
+    assert!(err.to_string().contains("steps-000000.npy"), "{err}");
+    let err = DataReader::open(&dir.join("missing")).unwrap_err();
+    assert!(err.to_string().contains("dexgen.toml"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn samples_hold_the_history_the_future_motion_and_the_target_change() -> anyhow::Result<()> {
+    let hand = HandModel::leap_right();
+    let layout = StepLayout::for_model(&hand);
+    let dir = tmp("samples");
+    let mut w = DataWriter::create(&dir, &hand, 10.0, 100, toml::Table::new())?;
+    w.push_episode(&episode(&layout, 0, 6), false, 0)?;
+    w.finish()?;
+    let chunk = DataReader::open(&dir)?.chunk(0)?;
+    let spec = SampleSpec::default();
+    let s = Samples::from_chunk(&chunk, &layout, &spec)?;
+    // Steps 0..=3 have two future steps in an episode of 6.
+    assert_eq!(s.len(), 4);
+    assert_eq!(s.condition.ncols(), spec.condition_dim(&layout));
+    assert_eq!(spec.condition_dim(&layout), 4 * (12 + 48) + 2);
+    assert_eq!(s.motion.ncols(), 2 * 8 * 3);
+    let v = |step: usize, col: usize| chunk.steps[[step, col]];
+    // Sample 2: Δx₁ of keypoint 0, x = x₃ − x₂; Δx₂ of keypoint 7, z.
+    assert!((s.motion[[2, 0]] - (v(3, 0) - v(2, 0))).abs() < 1e-6);
+    assert!((s.motion[[2, 24 + 23]] - (v(4, 23) - v(2, 23))).abs() < 1e-6);
+    // Sample 1's history: steps 1, 0, 0, 0 (the start repeats); first value: tip 1 x.
+    let step_dim = spec.step_dim(&layout);
+    assert_eq!(s.condition[[1, 0]], v(1, 3));
+    assert_eq!(s.condition[[1, step_dim]], v(0, 3));
+    assert_eq!(s.condition[[1, 3 * step_dim]], v(0, 3));
+    // The target change: targets in force at t + 1 minus those at t.
+    let t = layout.targets();
+    assert!((s.target_change[[2, 5]] - (v(3, t + 5) - v(2, t + 5))).abs() < 1e-6);
+    // Tips only: K = 4.
+    let tips = SampleSpec {
+        keypoints: KeypointSet::Tips,
+        ..SampleSpec::default()
+    };
+    assert_eq!(
+        Samples::from_chunk(&chunk, &layout, &tips)?.motion.ncols(),
+        24
+    );
+    Ok(())
+}
+
+/// A DexGen model with random weights and identity normalisation.
+fn random_model(hand: &HandModel) -> anyhow::Result<DexGen> {
+    let layout = StepLayout::for_model(hand);
+    let mut config = DexGenConfig::default();
+    config.denoiser.hidden = 32;
+    config.denoiser.state_hidden = 32;
+    config.denoiser.time_dim = 16;
+    config.idm = IdmConfig {
+        hidden: 32,
+        blocks: 1,
+        ..IdmConfig::default()
+    };
+    config.fit_to(&layout)?;
+    let (cd, dof) = (config.denoiser.condition_dim, layout.dof);
+    let normalizer = Normalizer {
+        condition_mean: vec![0.0; cd],
+        condition_std: vec![1.0; cd],
+        motion_scale: 0.01,
+        change_mean: vec![0.0; dof],
+        change_std: vec![0.01; dof],
+    };
+    let varmap = VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(
+        &varmap,
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    );
+    let denoiser = Denoiser::new(&config.denoiser, &vb.pp("d"))?;
+    let idm = InverseDynamics::new(&config.idm, &vb.pp("i"))?;
+    Ok(DexGen::new(
+        ModelFile {
+            config,
+            layout,
+            normalizer,
+            recommended_guidance: None,
+            meta: toml::Table::new(),
+        },
+        denoiser,
+        idm,
+    )?)
+}
+
+/// An anygrasp-shaped observation row (history 1) at the hand's mid configuration.
+fn observation(hand: &HandModel, width: usize) -> Array2<f32> {
+    let mut row = vec![0.0f32; width];
+    // q and targets at mid range are 0 in normalised units; give them a little spread.
+    for j in 0..hand.dof() {
+        row[j] = 0.1 * (j as f32 / 16.0);
+        row[hand.dof() + j] = 0.1 * (j as f32 / 16.0) + 0.02;
+    }
+    Array2::from_shape_vec((1, width), row).unwrap_or_else(|_| Array2::zeros((1, width)))
+}
+
+#[test]
+fn with_unbounded_guidance_the_motion_is_the_command() -> anyhow::Result<()> {
+    let hand = HandModel::leap_right();
+    let mut model = random_model(&hand)?;
+    let cd = model.file().config.denoiser.condition_dim;
+    let condition = Array2::from_shape_fn((3, cd), |(i, j)| ((i * 7 + j) % 11) as f32 * 0.1);
+    let command =
+        Array2::from_shape_fn((3, 24), |(i, j)| (i as f32 - 1.0) * 0.004 + j as f32 * 1e-4);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let (motion, change) =
+        model.control(condition.view(), Some((command.view(), 1e12)), &mut rng)?;
+    assert_eq!(change.dim(), (3, 16));
+    for i in 0..3 {
+        for step in 0..2 {
+            for j in 0..24 {
+                let got = motion[[i, 24 * step + j]];
+                assert!(
+                    (got - command[[i, j]]).abs() < 1e-6,
+                    "{got} vs {}",
+                    command[[i, j]]
+                );
+            }
+        }
+    }
+    // Without guidance the motion is the prior's, not the command.
+    let (free, _) = model.control(condition.view(), None, &mut rng)?;
+    let far = (0..24).any(|j| (free[[0, j]] - command[[0, j]]).abs() > 1e-4);
+    assert!(far);
+    Ok(())
+}
+
+#[test]
+fn the_controller_refuses_nan_commands_and_is_deterministic_for_a_seed() -> anyhow::Result<()> {
+    let hand = HandModel::leap_right();
+    let width = 100;
+    let source = MockPolicy::new(width, vec![0.5; 16]);
+    let mut c = DexGenController::new(random_model(&hand)?, source, hand.clone(), 0.4, 100.0)?;
+    let obs = observation(&hand, width);
+    let a1 = c.act(
+        obs.view(),
+        ActMode::Deterministic,
+        &mut ChaCha8Rng::seed_from_u64(3),
+    )?;
+    c.reset(0);
+    let a2 = c.act(
+        obs.view(),
+        ActMode::Deterministic,
+        &mut ChaCha8Rng::seed_from_u64(3),
+    )?;
+    assert_eq!(a1, a2);
+    assert!(a1.iter().all(|v| v.is_finite() && (-1.0..=1.0).contains(v)));
+    // A NaN keypoint command is an error, not a NaN target.
+    let mut cmd = Array2::zeros((1, 24));
+    cmd[[0, 5]] = f32::NAN;
+    let err = c
+        .act_with_command(obs.view(), cmd.view(), &mut ChaCha8Rng::seed_from_u64(0))
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFinite { .. }), "{err}");
+    // A source that emits NaN is refused too.
+    let nan = MockPolicy::new(width, vec![f32::NAN; 16]);
+    let mut c = DexGenController::new(random_model(&hand)?, nan, hand.clone(), 0.4, 1.0)?;
+    assert!(
+        c.act(
+            obs.view(),
+            ActMode::Deterministic,
+            &mut ChaCha8Rng::seed_from_u64(0)
+        )
+        .is_err()
+    );
+    // Wrong widths and strengths.
+    assert!(
+        c.act(
+            Array2::zeros((1, 7)).view(),
+            ActMode::Deterministic,
+            &mut ChaCha8Rng::seed_from_u64(0)
+        )
+        .is_err()
+    );
+    assert!(c.set_guidance(-1.0).is_err());
+    assert!(c.set_guidance(f64::NAN).is_err());
+    let short = MockPolicy::new(width, vec![0.0; 3]);
+    assert!(DexGenController::new(random_model(&hand)?, short, hand.clone(), 0.4, 1.0).is_err());
+    // A model trained on another hand layout.
+    let allegro = HandModel::allegro_right();
+    let src = MockPolicy::new(width, vec![0.0; 16]);
+    let ok = DexGenController::new(random_model(&hand)?, src, allegro, 0.4, 1.0);
+    // Allegro also has 16 joints and 8 keypoints: the layouts agree, so it is accepted.
+    assert!(ok.is_ok());
+    Ok(())
+}
+
+#[test]
+fn command_specs_parse_and_bad_ones_are_typed_errors() {
+    assert_eq!(
+        "expert".parse::<CommandSpec>().ok(),
+        Some(CommandSpec::Expert)
+    );
+    assert_eq!(
+        "noisy:1.5".parse::<CommandSpec>().ok(),
+        Some(CommandSpec::Noisy(1.5))
+    );
+    assert_eq!(
+        "slow:0.5".parse::<CommandSpec>().ok(),
+        Some(CommandSpec::Slow(0.5))
+    );
+    for bad in ["", "noisy", "noisy:x", "noisy:-1", "fast:1", "slow:nan"] {
+        let err = bad.parse::<CommandSpec>().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidSetting {
+                    what: "command",
+                    ..
+                }
+            ),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn collection_writes_a_readable_dataset_the_same_for_a_seed() -> anyhow::Result<()> {
+    let hand = HandModel::leap_right();
+    let config = CollectConfig {
+        episodes: 3,
+        seed: 5,
+        workers: 2,
+        chunk_rows: 40,
+        task: TaskSettings {
+            episode_steps: 30,
+            ..TaskSettings::default()
+        },
+        ..CollectConfig::default()
+    };
+    let (a, b) = (tmp("collect-a"), tmp("collect-b"));
+    let mut seen = 0;
+    let ra = collect(&hand, &config, &a, &mut |n| seen = n)?;
+    assert_eq!(seen, 3);
+    collect(&hand, &config, &b, &mut |_| {})?;
+    assert_eq!(ra.episodes, 3);
+    let reader = DataReader::open(&a)?;
+    assert!((1..=3).contains(&reader.manifest().episodes()));
+    let rows: usize = (0..reader.chunks())
+        .map(|k| reader.chunk(k).map(|c| c.steps.nrows()))
+        .sum::<Result<usize, _>>()?;
+    assert_eq!(rows, reader.manifest().rows());
+    for k in 0..reader.chunks() {
+        let f = format!("steps-{k:06}.npy");
+        assert_eq!(std::fs::read(a.join(&f))?, std::fs::read(b.join(&f))?);
+    }
+    // Keypoints in the rows are the forward kinematics of the rows' joint positions.
+    let chunk = reader.chunk(0)?;
+    let layout = &reader.manifest().layout;
+    let q: Vec<f64> = (0..16)
+        .map(|j| f64::from(chunk.steps[[3, layout.q() + j]]))
+        .collect();
+    let kp = hand.keypoint_positions(&q)?;
+    assert!((kp.positions[7].z as f32 - chunk.steps[[3, 23]]).abs() < 1e-5);
+    assert!(
+        collect(&hand, &config, &a, &mut |_| {}).is_err(),
+        "refuses an existing dataset"
+    );
+    Ok(())
+}
+
+#[test]
+fn task_settings_refuse_bad_values() {
+    for bad in [
+        TaskSettings {
+            episode_steps: 0,
+            ..TaskSettings::default()
+        },
+        TaskSettings {
+            relative_scale: 0.0,
+            ..TaskSettings::default()
+        },
+        TaskSettings {
+            gravity_tilt: 4.0,
+            ..TaskSettings::default()
+        },
+        TaskSettings {
+            grasps: 1,
+            ..TaskSettings::default()
+        },
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+    }
+}
