@@ -10,7 +10,8 @@ use clap::{Args, Subcommand};
 use dex_core::HandModel;
 use dex_diffusion::dataset::DataReader;
 use dex_diffusion::{
-    CollectConfig, CommandSpec, DexGen, EvalConfig, EvalReport, FitConfig, collect, evaluate, fit,
+    CollectConfig, CommandReference, CommandSpec, DexGen, EvalConfig, EvalReport, FitConfig,
+    collect, evaluate, fit,
 };
 
 use crate::plot::{Panel, Series, write_png};
@@ -94,6 +95,13 @@ pub struct SourceArgs {
     /// Environments stepped together.
     #[arg(long, default_value_t = 4)]
     envs: usize,
+    /// The scripted expert's largest target change per step (rad).
+    #[arg(long, default_value_t = 0.03)]
+    expert_step: f64,
+    /// What a command's keypoint offset is measured from: the targets in force
+    /// (`targets`) or the measured joints (`measured`).
+    #[arg(long, default_value = "targets", value_parser = ["targets", "measured"])]
+    command_from: String,
 }
 
 /// Arguments of `dex diffusion eval`.
@@ -257,10 +265,32 @@ fn write_curve(dir: &Path) -> Result<()> {
     )
 }
 
-fn checkpoint_dir(spec: Option<&str>) -> PathBuf {
-    match spec {
-        None | Some("builtin:dexgen-leap") => dex_diffusion::builtin_checkpoint_dir(),
-        Some(path) => PathBuf::from(path),
+/// The checkpoint named on the command line: a directory, or the shipped one.
+enum Checkpoint {
+    Builtin,
+    Dir(PathBuf),
+}
+
+impl Checkpoint {
+    fn parse(spec: Option<&str>) -> Self {
+        match spec {
+            None | Some("builtin:dexgen-leap") => Self::Builtin,
+            Some(path) => Self::Dir(PathBuf::from(path)),
+        }
+    }
+
+    fn load(&self) -> Result<DexGen> {
+        Ok(match self {
+            Self::Builtin => DexGen::builtin()?,
+            Self::Dir(dir) => DexGen::load(dir)?,
+        })
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Self::Builtin => "builtin:dexgen-leap".into(),
+            Self::Dir(dir) => dir.display().to_string(),
+        }
     }
 }
 
@@ -271,6 +301,12 @@ fn eval_config(s: &SourceArgs) -> Result<EvalConfig> {
         episodes: s.episodes,
         envs: s.envs,
         seed: s.seed,
+        expert_step: s.expert_step,
+        reference: if s.command_from == "measured" {
+            CommandReference::Measured
+        } else {
+            CommandReference::Targets
+        },
         ..EvalConfig::default()
     })
 }
@@ -297,13 +333,13 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     let model = if a.no_controller {
         None
     } else {
-        let dir = checkpoint_dir(a.source.checkpoint.as_deref());
-        let model = DexGen::load(&dir)?;
+        let checkpoint = Checkpoint::parse(a.source.checkpoint.as_deref());
+        let model = checkpoint.load()?;
         let guidance = match (a.guidance, model.file().recommended_guidance) {
             (Some(g), _) | (None, Some(g)) => g,
             (None, None) => bail!(
                 "{} recommends no guidance strength: give --guidance",
-                dir.display()
+                checkpoint.name()
             ),
         };
         Some((model, guidance))
@@ -327,14 +363,17 @@ fn run_sweep(a: SweepArgs) -> Result<()> {
         bail!("--guidance: {g} is not a finite strength ≥ 0");
     }
     let hand = load_hand("leap")?;
-    let dir = checkpoint_dir(a.source.checkpoint.as_deref());
+    let checkpoint = Checkpoint::parse(a.source.checkpoint.as_deref());
+    if a.recommend && matches!(checkpoint, Checkpoint::Builtin) {
+        bail!("--recommend writes into a checkpoint directory: give --checkpoint DIR");
+    }
     // Fail on a bad checkpoint before the long raw run.
-    DexGen::load(&dir)?;
+    checkpoint.load()?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let raw = run_one(&hand, &config, None, &format!("{} raw", config.command))?;
     let mut rows = Vec::new();
     for &g in &a.guidance {
-        let model = DexGen::load(&dir)?;
+        let model = checkpoint.load()?;
         let r = run_one(
             &hand,
             &config,
@@ -407,8 +446,8 @@ fn run_sweep(a: SweepArgs) -> Result<()> {
                 .then(a.1.hold_s().total_cmp(&b.1.hold_s()))
         })
         .map(|(g, _)| *g);
-    if let (true, Some(g)) = (a.recommend, best) {
-        DexGen::recommend_guidance(&dir, g)?;
+    if let (true, Some(g), Checkpoint::Dir(dir)) = (a.recommend, best, &checkpoint) {
+        DexGen::recommend_guidance(dir, g)?;
     }
     let mut text = format!("raw: {}\n", raw.summary_line());
     for (g, r) in &rows {

@@ -11,6 +11,21 @@ use crate::dataset::{MODES, StepLayout};
 use crate::error::{Error, Result, check_finite, check_len};
 use crate::model::DexGen;
 
+/// What a joint-target command's keypoint offset is measured from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandReference {
+    /// `Δx_cmd = FK_K(q̃_cmd) − FK_K(q̃)`: the keypoint motion the command's change of
+    /// the targets in force asks for (dex's default). A finger pressing on an object
+    /// holds its target past its position; measured from the targets, that standing
+    /// offset is not read as a motion to make.
+    #[default]
+    Targets,
+    /// `Δx_cmd = FK_K(q̃_cmd) − FK_K(q)`, from the measured joints (the facts' proposal):
+    /// the standing offset of a grasp is part of every command.
+    Measured,
+}
+
 /// DexGen around a command source, acting on the observations of a task with relative
 /// joint-target actions and history 1 (the layout [`crate::TaskSettings`] builds):
 /// `[q, q̃, q̇·0.1, …]`, positions and targets normalised to `[-1, 1]`.
@@ -18,8 +33,9 @@ use crate::model::DexGen;
 /// Per control step and environment it (1) reads `q` and the targets in force `q̃` from
 /// the observation, computes the keypoints by forward kinematics and keeps a history of
 /// DexGen's state; (2) asks the source for its action, turns it into the targets it
-/// commands and those into a keypoint command `Δx_cmd = FK_K(q̃_cmd) − FK_K(q)` (dex's
-/// choice: the paper does not say how a joint-space command becomes a keypoint offset);
+/// commands and those into a keypoint command `Δx_cmd = FK_K(q̃_cmd) − FK_K(q̃)` (dex's
+/// choice, see [`CommandReference`]: the paper does not say how a joint-space command
+/// becomes a keypoint offset);
 /// (3) samples a motion with guidance of strength α towards the command; (4) turns it
 /// into target changes with the inverse dynamics model; (5) returns them as relative
 /// actions (clamped to `[-1, 1]`). A raw keypoint stream (teleoperation) goes through
@@ -33,6 +49,7 @@ pub struct DexGenController<P> {
     layout: StepLayout,
     relative_scale: f64,
     guidance: f64,
+    reference: CommandReference,
     history: Vec<VecDeque<Vec<f32>>>,
     observation_dim: usize,
 }
@@ -51,6 +68,7 @@ struct RowState {
     q: Vec<f64>,
     targets: Vec<f64>,
     keypoints: Vec<[f64; 3]>,
+    target_keypoints: Vec<[f64; 3]>,
 }
 
 impl<P: Policy> DexGenController<P> {
@@ -105,6 +123,7 @@ impl<P: Policy> DexGenController<P> {
             layout,
             relative_scale,
             guidance: 0.0,
+            reference: CommandReference::default(),
             history: Vec::new(),
         };
         controller.set_guidance(guidance)?;
@@ -127,6 +146,12 @@ impl<P: Policy> DexGenController<P> {
         Ok(())
     }
 
+    /// Measures commands from `reference` (default [`CommandReference::Targets`]).
+    pub fn with_reference(mut self, reference: CommandReference) -> Self {
+        self.reference = reference;
+        self
+    }
+
     /// The guidance strength.
     pub fn guidance(&self) -> f64 {
         self.guidance
@@ -146,10 +171,15 @@ impl<P: Policy> DexGenController<P> {
             .map(|j| self.limits[j].from_unit(f64::from(row[dof + j])))
             .collect();
         let keypoints = self.keypoints(&q)?;
+        let target_keypoints = match self.reference {
+            CommandReference::Targets => self.keypoints(&targets)?,
+            CommandReference::Measured => keypoints.clone(),
+        };
         Ok(RowState {
             q,
             targets,
             keypoints,
+            target_keypoints,
         })
     }
 
@@ -249,7 +279,7 @@ impl<P: Policy> DexGenController<P> {
             let goal = self.keypoints(&commanded)?;
             for (n, &k) in kp.iter().enumerate() {
                 for c in 0..3 {
-                    out[[i, 3 * n + c]] = (goal[k][c] - s.keypoints[k][c]) as f32;
+                    out[[i, 3 * n + c]] = (goal[k][c] - s.target_keypoints[k][c]) as f32;
                 }
             }
         }

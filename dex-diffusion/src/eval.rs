@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rayon::prelude::*;
 
 use crate::collect::object_for;
-use crate::controller::DexGenController;
+use crate::controller::{CommandReference, DexGenController};
 use crate::error::{Error, Result};
 use crate::expert::{GraspExpert, TaskSettings};
 use crate::model::DexGen;
@@ -79,6 +79,8 @@ pub struct EvalConfig {
     pub expert_step: f64,
     /// The task (its `episode_steps` is the cap on the hold time).
     pub task: TaskSettings,
+    /// What the controller measures a command from.
+    pub reference: CommandReference,
 }
 
 impl Default for EvalConfig {
@@ -90,6 +92,7 @@ impl Default for EvalConfig {
             seed: 1,
             expert_step: 0.03,
             task: TaskSettings::default(),
+            reference: CommandReference::default(),
         }
     }
 }
@@ -229,13 +232,10 @@ pub fn evaluate(
     let mut envs = build_envs(hand, &config)?;
     let raw = source(hand, &envs, &config)?;
     let mut policy: Box<dyn Policy> = match model {
-        Some((m, g)) => Box::new(DexGenController::new(
-            m,
-            raw,
-            hand.clone(),
-            config.task.relative_scale,
-            g,
-        )?),
+        Some((m, g)) => Box::new(
+            DexGenController::new(m, raw, hand.clone(), config.task.relative_scale, g)?
+                .with_reference(config.reference),
+        ),
         None => raw,
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed ^ 0x5EED);

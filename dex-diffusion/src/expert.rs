@@ -44,6 +44,9 @@ pub struct TaskSettings {
     pub position_tolerance: f64,
     /// …and this rotation (rad) of the goal grasp's object pose.
     pub rotation_tolerance: f64,
+    /// Control steps after which an unreached goal is replaced (uncounted), so the
+    /// expert keeps moving between grasps instead of waiting at one it cannot reach.
+    pub goal_timeout_steps: usize,
 }
 
 impl Default for TaskSettings {
@@ -56,8 +59,9 @@ impl Default for TaskSettings {
             grasps: 12,
             yaw_range: 0.0,
             joint_tolerance: 0.3,
-            position_tolerance: 0.02,
-            rotation_tolerance: 0.4,
+            position_tolerance: 0.03,
+            rotation_tolerance: 0.6,
+            goal_timeout_steps: 50,
         }
     }
 }
@@ -135,6 +139,7 @@ impl TaskSettings {
             joint_tolerance: self.joint_tolerance,
             position_tolerance: self.position_tolerance,
             rotation_tolerance: self.rotation_tolerance,
+            goal_timeout_steps: self.goal_timeout_steps,
             ..AnygraspConfig::default()
         };
         Ok(AnygraspToAnygrasp::new(model, self.task_config(), params)?)

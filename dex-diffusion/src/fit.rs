@@ -35,6 +35,8 @@ pub struct FitConfig {
     pub log_every: usize,
     /// Most gradient steps (0: until the time budget).
     pub max_steps: usize,
+    /// Chunks held in memory and mixed in every batch (the memory bound of training).
+    pub buffer_chunks: usize,
     /// The model.
     pub model: DexGenConfig,
 }
@@ -48,6 +50,7 @@ impl Default for FitConfig {
             ema_decay: 0.995,
             log_every: 100,
             max_steps: 0,
+            buffer_chunks: 6,
             model: DexGenConfig::default(),
         }
     }
@@ -85,10 +88,10 @@ pub struct FitReport {
     pub validation_idm_mse: Option<f64>,
 }
 
-fn model_inputs(
-    normalizer: &Normalizer,
-    samples: &Samples,
-) -> Result<(Array2<f32>, Array2<f32>, Array2<f32>)> {
+/// Normalised conditions, motions and target changes of a chunk's samples.
+type ModelInputs = (Array2<f32>, Array2<f32>, Array2<f32>);
+
+fn model_inputs(normalizer: &Normalizer, samples: &Samples) -> Result<ModelInputs> {
     let c = normalizer.condition(samples.condition.view());
     let m = samples.motion.mapv(|v| v / normalizer.motion_scale);
     let d = normalizer.change(samples.target_change.view());
@@ -122,10 +125,10 @@ pub fn fit(
     out: &Path,
     on_log: &mut dyn FnMut(&FitEvent),
 ) -> Result<FitReport> {
-    if config.batch == 0 || config.log_every == 0 {
+    if config.batch == 0 || config.log_every == 0 || config.buffer_chunks == 0 {
         return Err(Error::InvalidSetting {
             what: "training",
-            reason: "batch and log_every must be at least 1".into(),
+            reason: "batch, log_every and buffer_chunks must be at least 1".into(),
         });
     }
     let layout = reader.manifest().layout.clone();
@@ -175,52 +178,107 @@ pub fn fit(
         (config.max_steps > 0 && steps >= config.max_steps)
             || (config.max_steps == 0 && start.elapsed() >= budget)
     };
-    'outer: loop {
-        let mut order = train_chunks.clone();
-        order.shuffle(&mut rng);
-        let mut any = false;
-        for k in order {
-            let samples = Samples::from_chunk(&reader.chunk(k)?, &layout, &model.spec)?;
-            if samples.is_empty() {
-                continue;
+    // A shuffle buffer of `buffer_chunks` chunks: every batch is drawn from all of them
+    // (chunks hold a few objects each; batches from one chunk at a time made the
+    // losses swing from chunk to chunk), and the oldest chunk is replaced by the next
+    // once about its rows have been drawn. Memory: the buffer, whatever the dataset.
+    let mut order: Vec<usize> = Vec::new();
+    let mut next_chunk = || -> Result<Option<ModelInputs>> {
+        for _ in 0..=train_chunks.len() {
+            if order.is_empty() {
+                order = train_chunks.clone();
+                order.shuffle(&mut rng);
             }
-            any = true;
-            let (c, m, d) = model_inputs(&normalizer, &samples)?;
-            let mut rows: Vec<usize> = (0..samples.len()).collect();
-            rows.shuffle(&mut rng);
-            for batch in rows.chunks(config.batch) {
-                let (cb, mb, db) = (select(&c, batch), select(&m, batch), select(&d, batch));
-                sum_d += diffusion.step(mb.view(), cb.view())?;
-                sum_i += idm.step(join(&cb, &mb)?.view(), db.view())?;
-                count += 1;
-                samples_seen += batch.len();
-                let step = diffusion.steps();
-                if step.is_multiple_of(config.log_every) {
-                    last = FitEvent {
-                        step,
-                        seconds: start.elapsed().as_secs_f64(),
-                        diffusion_loss: sum_d / count as f64,
-                        idm_mse: sum_i / count as f64,
-                    };
-                    writeln!(
-                        metrics,
-                        "{},{:.3},{:.6},{:.6}",
-                        last.step, last.seconds, last.diffusion_loss, last.idm_mse
-                    )
-                    .map_err(io)?;
-                    on_log(&last);
-                    (sum_d, sum_i, count) = (0.0, 0.0, 0);
-                }
-                if done(step) {
-                    break 'outer;
-                }
+            let Some(k) = order.pop() else { break };
+            let samples = Samples::from_chunk(&reader.chunk(k)?, &layout, &model.spec)?;
+            if !samples.is_empty() {
+                return Ok(Some(model_inputs(&normalizer, &samples)?));
             }
         }
-        if !any {
-            return Err(Error::Data {
-                path: "dataset".into(),
-                reason: "no chunk yields a training sample".into(),
-            });
+        Ok(None)
+    };
+    let mut buffer = std::collections::VecDeque::new();
+    for _ in 0..config.buffer_chunks.clamp(1, train_chunks.len().max(1)) {
+        match next_chunk()? {
+            Some(c) => buffer.push_back(c),
+            None => break,
+        }
+    }
+    if buffer.is_empty() {
+        return Err(Error::Data {
+            path: "dataset".into(),
+            reason: "no chunk yields a training sample".into(),
+        });
+    }
+    let mut batch_rng = ChaCha8Rng::seed_from_u64(seed ^ 0xBA7C);
+    let mut drawn_since_refresh = 0usize;
+    loop {
+        let total: usize = buffer.iter().map(|(c, _, _)| c.nrows()).sum();
+        let mut picks: Vec<(usize, usize)> = (0..config.batch)
+            .map(|_| {
+                let mut r = rand::Rng::random_range(&mut batch_rng, 0..total);
+                let mut k = 0;
+                while r >= buffer[k].0.nrows() {
+                    r -= buffer[k].0.nrows();
+                    k += 1;
+                }
+                (k, r)
+            })
+            .collect();
+        picks.sort_unstable();
+        let gather = |which: usize| -> Result<Array2<f32>> {
+            let width = match which {
+                0 => buffer[0].0.ncols(),
+                1 => buffer[0].1.ncols(),
+                _ => buffer[0].2.ncols(),
+            };
+            let mut out = Vec::with_capacity(picks.len() * width);
+            for &(k, r) in &picks {
+                let (c, m, d) = &buffer[k];
+                let x = match which {
+                    0 => c,
+                    1 => m,
+                    _ => d,
+                };
+                out.extend(x.row(r).iter());
+            }
+            Array2::from_shape_vec((picks.len(), width), out).map_err(|e| Error::InvalidSetting {
+                what: "batch",
+                reason: e.to_string(),
+            })
+        };
+        let (cb, mb, db) = (gather(0)?, gather(1)?, gather(2)?);
+        sum_d += diffusion.step(mb.view(), cb.view())?;
+        sum_i += idm.step(join(&cb, &mb)?.view(), db.view())?;
+        count += 1;
+        samples_seen += picks.len();
+        let step = diffusion.steps();
+        if step.is_multiple_of(config.log_every) {
+            last = FitEvent {
+                step,
+                seconds: start.elapsed().as_secs_f64(),
+                diffusion_loss: sum_d / count as f64,
+                idm_mse: sum_i / count as f64,
+            };
+            writeln!(
+                metrics,
+                "{},{:.3},{:.6},{:.6}",
+                last.step, last.seconds, last.diffusion_loss, last.idm_mse
+            )
+            .map_err(io)?;
+            on_log(&last);
+            (sum_d, sum_i, count) = (0.0, 0.0, 0);
+        }
+        if done(step) {
+            break;
+        }
+        drawn_since_refresh += picks.len();
+        if train_chunks.len() > buffer.len() && drawn_since_refresh >= total / buffer.len().max(1) {
+            if let Some(c) = next_chunk()? {
+                buffer.pop_front();
+                buffer.push_back(c);
+            }
+            drawn_since_refresh = 0;
         }
     }
     if count > 0 {

@@ -16,7 +16,7 @@ mod schedule;
 mod train;
 
 pub use collect::{CollectConfig, CollectReport, collect, object_for};
-pub use controller::DexGenController;
+pub use controller::{CommandReference, DexGenController};
 pub use denoiser::{Denoiser, DenoiserConfig, timestep_embedding};
 pub use error::{Error, Result};
 pub use eval::{CommandSpec, EpisodeOutcome, EvalConfig, EvalReport, evaluate};
@@ -31,11 +31,6 @@ pub use sampler::{
 };
 pub use schedule::NoiseSchedule;
 pub use train::{DenoiserPredictor, DiffusionTrainer, TrainConfig};
-
-/// The directory of the shipped checkpoint (`builtin:dexgen-leap`).
-pub fn builtin_checkpoint_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/dexgen-leap")
-}
 
 // Foreign crates whose types appear in our signatures.
 pub use candle_core;

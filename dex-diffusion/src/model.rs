@@ -42,7 +42,8 @@ pub struct DexGenConfig {
     pub diffusion_steps: usize,
     /// DDIM steps when sampling (DexGen tried 8 and 12).
     pub ddim_steps: usize,
-    /// Bound of the denoised estimate, in normalised motion units.
+    /// Bound of the denoised estimate, in normalised motion units; 0 (the default): the
+    /// largest |value| of the training motions ([`Normalizer::motion_bound`]).
     pub clip: f32,
 }
 
@@ -54,7 +55,7 @@ impl Default for DexGenConfig {
             idm: IdmConfig::default(),
             diffusion_steps: 100,
             ddim_steps: 10,
-            clip: 5.0,
+            clip: 0.0,
         }
     }
 }
@@ -98,6 +99,10 @@ pub struct Normalizer {
     pub condition_std: Vec<f32>,
     /// Root mean square of the motion values (m).
     pub motion_scale: f32,
+    /// The 99.9th percentile of |motion value| in the data, in units of `motion_scale`
+    /// (the default clip of the denoised estimate: the rare larger values are fingers
+    /// snapping off an object, which the clip keeps the sampler from amplifying).
+    pub motion_bound: f32,
     /// Target change means (rad).
     pub change_mean: Vec<f32>,
     /// Target change standard deviations (floored).
@@ -120,6 +125,8 @@ impl Normalizer {
         let mut d_sum = vec![0.0f64; dof];
         let mut d_sq = vec![0.0f64; dof];
         let mut m_sq = 0.0f64;
+        // |Δx| in metres, binned at 0.1 mm up to 10 cm, for the percentile.
+        let mut m_hist = vec![0u64; 1001];
         let mut m_count = 0usize;
         let mut n = 0usize;
         for k in 0..reader.chunks() {
@@ -127,6 +134,9 @@ impl Normalizer {
             accumulate(s.condition.view(), &mut c_sum, &mut c_sq);
             accumulate(s.target_change.view(), &mut d_sum, &mut d_sq);
             m_sq += s.motion.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>();
+            for v in &s.motion {
+                m_hist[((v.abs() * 1e4) as usize).min(1000)] += 1;
+            }
             m_count += s.motion.len();
             n += s.len();
         }
@@ -148,10 +158,12 @@ impl Normalizer {
         };
         let (condition_mean, condition_std) = finish(&c_sum, &c_sq);
         let (change_mean, change_std) = finish(&d_sum, &d_sq);
+        let motion_scale = (m_sq / m_count.max(1) as f64).sqrt().max(STD_FLOOR) as f32;
         Ok(Self {
             condition_mean,
             condition_std,
-            motion_scale: (m_sq / m_count.max(1) as f64).sqrt().max(STD_FLOOR) as f32,
+            motion_scale,
+            motion_bound: (percentile(&m_hist, 0.999) * 1e-4 / motion_scale).max(1.0),
             change_mean,
             change_std,
         })
@@ -177,6 +189,19 @@ impl Normalizer {
         }
         out
     }
+}
+
+/// The upper edge of the bin where the cumulative count passes `q` of the total.
+fn percentile(hist: &[u64], q: f64) -> f32 {
+    let total: u64 = hist.iter().sum();
+    let mut seen = 0u64;
+    for (i, n) in hist.iter().enumerate() {
+        seen += n;
+        if seen as f64 >= q * total as f64 {
+            return (i + 1) as f32;
+        }
+    }
+    hist.len() as f32
 }
 
 fn accumulate(x: ArrayView2<'_, f32>, sum: &mut [f64], sq: &mut [f64]) {
@@ -256,14 +281,56 @@ impl DexGen {
     /// [`Error::InvalidSetting`] for a schedule or step count the config rejects.
     pub fn new(file: ModelFile, denoiser: Denoiser, idm: InverseDynamics) -> Result<Self> {
         let schedule = NoiseSchedule::cosine(file.config.diffusion_steps)?;
-        let sampler =
-            DdimSampler::new(schedule, file.config.ddim_steps)?.with_clip(file.config.clip)?;
+        let clip = if file.config.clip > 0.0 {
+            file.config.clip
+        } else {
+            file.normalizer.motion_bound
+        };
+        let sampler = DdimSampler::new(schedule, file.config.ddim_steps)?.with_clip(clip)?;
         Ok(Self {
             file,
             predictor: DenoiserPredictor::new(denoiser),
             idm,
             sampler,
         })
+    }
+
+    /// An untrained model of `config`'s sizes for `layout`, with seeded weights and
+    /// identity normalisation (motion scale 1 cm, target-change scale 0.01 rad): for
+    /// timing, tests and examples, not for control.
+    ///
+    /// # Errors
+    ///
+    /// Bad sizes; tensor errors.
+    pub fn untrained(mut config: DexGenConfig, layout: &StepLayout, seed: u64) -> Result<Self> {
+        config.fit_to(layout)?;
+        let (cd, dof) = (config.denoiser.condition_dim, layout.dof);
+        let normalizer = Normalizer {
+            condition_mean: vec![0.0; cd],
+            condition_std: vec![1.0; cd],
+            motion_scale: 0.01,
+            motion_bound: 5.0,
+            change_mean: vec![0.0; dof],
+            change_std: vec![0.01; dof],
+        };
+        let (varmap, vb) = dex_policy::nets::new_store();
+        Denoiser::new(&config.denoiser, &vb.pp("denoiser"))?;
+        InverseDynamics::new(&config.idm, &vb.pp("idm"))?;
+        dex_policy::nets::init_seeded(&varmap, seed, |_| 1.0)?;
+        let frozen = dex_policy::nets::frozen_builder(&varmap)?;
+        let denoiser = Denoiser::new(&config.denoiser, &frozen.pp("denoiser"))?;
+        let idm = InverseDynamics::new(&config.idm, &frozen.pp("idm"))?;
+        Self::new(
+            ModelFile {
+                config,
+                layout: layout.clone(),
+                normalizer,
+                recommended_guidance: None,
+                meta: toml::Table::new(),
+            },
+            denoiser,
+            idm,
+        )
     }
 
     /// Loads a checkpoint directory.
@@ -287,6 +354,45 @@ impl DexGen {
         )
         .map_err(|e| data_error(&dir.join("idm.safetensors"), e))?;
         Self::new(file, denoiser, idm)
+    }
+
+    /// Loads a checkpoint from the contents of its three files (the model file's text,
+    /// then the denoiser's and the inverse dynamics model's safetensors bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Data`] for contents that do not parse or do not fit the sizes.
+    pub fn from_bytes(model: &str, denoiser: &[u8], idm: &[u8]) -> Result<Self> {
+        let file: ModelFile =
+            toml::from_str(model).map_err(|e| data_error(Path::new(MODEL_FILE), e))?;
+        let builder = |bytes: &[u8], name: &str| -> Result<VarBuilder<'static>> {
+            let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+                .map_err(|e| data_error(Path::new(name), e))?;
+            Ok(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
+        };
+        let denoiser = Denoiser::new(
+            &file.config.denoiser,
+            &builder(denoiser, "denoiser.safetensors")?,
+        )
+        .map_err(|e| data_error(Path::new("denoiser.safetensors"), e))?;
+        let idm = InverseDynamics::new(&file.config.idm, &builder(idm, "idm.safetensors")?)
+            .map_err(|e| data_error(Path::new("idm.safetensors"), e))?;
+        Self::new(file, denoiser, idm)
+    }
+
+    /// The checkpoint shipped with dex (`builtin:dexgen-leap`, in
+    /// `dex-diffusion/assets/dexgen-leap/`, whose README gives the commands that made
+    /// it), compiled into the library.
+    ///
+    /// # Errors
+    ///
+    /// As [`DexGen::from_bytes`] (not expected: the files are checked by the tests).
+    pub fn builtin() -> Result<Self> {
+        Self::from_bytes(
+            include_str!("../assets/dexgen-leap/dexgen-model.toml"),
+            include_bytes!("../assets/dexgen-leap/denoiser.safetensors"),
+            include_bytes!("../assets/dexgen-leap/idm.safetensors"),
+        )
     }
 
     /// Writes `file` and the weights to `dir` (created if needed).

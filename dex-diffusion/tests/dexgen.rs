@@ -1,13 +1,12 @@
 //! The dataset, the model bundle, the controller and the evaluation's inputs.
 
-use candle_nn::VarMap;
 use dex_core::HandModel;
 use dex_diffusion::dataset::{
     DROP_DISCARD_STEPS, DataReader, DataWriter, KeypointSet, SampleSpec, Samples, StepLayout,
 };
 use dex_diffusion::{
-    CollectConfig, CommandSpec, Denoiser, DexGen, DexGenConfig, DexGenController, Error, IdmConfig,
-    InverseDynamics, ModelFile, Normalizer, TaskSettings, collect,
+    CollectConfig, CommandSpec, DexGen, DexGenConfig, DexGenController, Error, IdmConfig,
+    TaskSettings, collect,
 };
 use dex_policy::{ActMode, MockPolicy, Policy};
 use ndarray::Array2;
@@ -121,9 +120,8 @@ fn samples_hold_the_history_the_future_motion_and_the_target_change() -> anyhow:
     Ok(())
 }
 
-/// A DexGen model with random weights and identity normalisation.
+/// A small DexGen model with random weights and identity normalisation.
 fn random_model(hand: &HandModel) -> anyhow::Result<DexGen> {
-    let layout = StepLayout::for_model(hand);
     let mut config = DexGenConfig::default();
     config.denoiser.hidden = 32;
     config.denoiser.state_hidden = 32;
@@ -133,34 +131,7 @@ fn random_model(hand: &HandModel) -> anyhow::Result<DexGen> {
         blocks: 1,
         ..IdmConfig::default()
     };
-    config.fit_to(&layout)?;
-    let (cd, dof) = (config.denoiser.condition_dim, layout.dof);
-    let normalizer = Normalizer {
-        condition_mean: vec![0.0; cd],
-        condition_std: vec![1.0; cd],
-        motion_scale: 0.01,
-        change_mean: vec![0.0; dof],
-        change_std: vec![0.01; dof],
-    };
-    let varmap = VarMap::new();
-    let vb = candle_nn::VarBuilder::from_varmap(
-        &varmap,
-        candle_core::DType::F32,
-        &candle_core::Device::Cpu,
-    );
-    let denoiser = Denoiser::new(&config.denoiser, &vb.pp("d"))?;
-    let idm = InverseDynamics::new(&config.idm, &vb.pp("i"))?;
-    Ok(DexGen::new(
-        ModelFile {
-            config,
-            layout,
-            normalizer,
-            recommended_guidance: None,
-            meta: toml::Table::new(),
-        },
-        denoiser,
-        idm,
-    )?)
+    Ok(DexGen::untrained(config, &StepLayout::for_model(hand), 7)?)
 }
 
 /// An anygrasp-shaped observation row (history 1) at the hand's mid configuration.
@@ -361,4 +332,66 @@ fn task_settings_refuse_bad_values() {
     ] {
         assert!(bad.validate().is_err(), "{bad:?}");
     }
+}
+
+/// Mean cosine between the controller's target changes and the expert's over an episode
+/// of the shipped controller at guidance `alpha`, on steps where the expert moves.
+fn agreement_with_the_expert(alpha: f64) -> anyhow::Result<(f64, usize)> {
+    use dex_diffusion::GraspExpert;
+    use dex_sim::Env;
+    let hand = HandModel::leap_right();
+    let settings = TaskSettings::default();
+    let mut task = settings.build(hand.clone(), dex_sim::ObjectSpec::cube(0.05, 0.1), 0)?;
+    let od = task.observation_spec().state.dim();
+    let expert = GraspExpert::new(
+        &hand,
+        vec![task.grasps().to_vec()],
+        od,
+        settings.relative_scale,
+        0.03,
+    )?;
+    let mut probe = expert.clone();
+    let mut controller = DexGenController::new(
+        DexGen::builtin()?,
+        expert,
+        hand.clone(),
+        settings.relative_scale,
+        alpha,
+    )?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let (mut obs, _) = task.reset(Some(4))?;
+    let (mut agree, mut moving) = (0.0, 0usize);
+    for _ in 0..150 {
+        let x = Array2::from_shape_vec((1, od), obs.state.clone())?;
+        let wanted = probe.act(x.view(), ActMode::Deterministic, &mut rng)?;
+        let got = controller.act(x.view(), ActMode::Deterministic, &mut rng)?;
+        let norm = |a: &Array2<f32>| a.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm(&wanted) > 0.05 && norm(&got) > 1e-6 {
+            let dot: f32 = wanted.iter().zip(got.iter()).map(|(a, b)| a * b).sum();
+            agree += f64::from(dot / (norm(&wanted) * norm(&got)));
+            moving += 1;
+        }
+        let step = task.step(got.as_slice().unwrap_or(&[0.0; 16]))?;
+        obs = step.obs;
+        if step.terminated || step.truncated {
+            break;
+        }
+    }
+    Ok((agree / moving.max(1) as f64, moving))
+}
+
+#[test]
+fn with_unbounded_guidance_the_shipped_controller_follows_the_expert() -> anyhow::Result<()> {
+    let (followed, moving) = agreement_with_the_expert(1e9)?;
+    let (free, _) = agreement_with_the_expert(0.0)?;
+    eprintln!(
+        "cosine with the expert's target changes: α → ∞ {followed:.3} over {moving} steps, α = 0 {free:.3}"
+    );
+    assert!(moving >= 10, "the expert moved on {moving} steps only");
+    assert!(followed > 0.15, "α → ∞: mean cosine {followed}");
+    assert!(
+        followed > free + 0.1,
+        "α → ∞ {followed} against α = 0 {free}"
+    );
+    Ok(())
 }

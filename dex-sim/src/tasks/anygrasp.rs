@@ -54,6 +54,9 @@ pub struct AnygraspConfig {
     pub rotation_tolerance: f64,
     /// Bonus per goal reached.
     pub goal_bonus: f64,
+    /// Control steps after which an unreached goal is replaced by a new one (drawn
+    /// among the old goal's neighbours; not counted as reached); 0 never replaces it.
+    pub goal_timeout_steps: usize,
 }
 
 impl Default for AnygraspConfig {
@@ -70,6 +73,7 @@ impl Default for AnygraspConfig {
             position_tolerance: 0.01,
             rotation_tolerance: 0.25,
             goal_bonus: 10.0,
+            goal_timeout_steps: 0,
         }
     }
 }
@@ -188,7 +192,8 @@ pub fn generate_grasps(sim: &mut dyn Simulator, params: &AnygraspConfig) -> Resu
 /// **Construction:** [`generate_grasps`] builds the object's grasp set (an error if none
 /// is found). **Reset:** a random grasp of the set is the start (hand and object placed
 /// there, at rest); the goal is a random one of the start's `neighbours` nearest other
-/// grasps ([`grasp_distance`]). **Goal reached:** joints within `joint_tolerance` and the
+/// grasps ([`grasp_distance`]). A goal not reached within `goal_timeout_steps` (when
+/// set) is replaced the same way, uncounted. **Goal reached:** joints within `joint_tolerance` and the
 /// object within `position_tolerance` and `rotation_tolerance` of the goal; the next goal
 /// is then drawn among the reached goal's neighbours.
 ///
@@ -206,6 +211,7 @@ pub struct AnygraspToAnygrasp {
     grasps: Vec<Grasp>,
     goal: usize,
     reached: usize,
+    goal_age: usize,
 }
 
 impl AnygraspToAnygrasp {
@@ -265,6 +271,7 @@ impl AnygraspToAnygrasp {
             grasps,
             goal: 0,
             reached: 0,
+            goal_age: 0,
         })
     }
 
@@ -354,6 +361,7 @@ impl Task for AnygraspToAnygrasp {
         self.core.begin_episode(None)?;
         self.goal = self.next_goal(start);
         self.reached = 0;
+        self.goal_age = 0;
         let mut info = Info::default();
         info.set("goals_reached", 0.0);
         info.set("dropped", 0.0);
@@ -366,10 +374,15 @@ impl Task for AnygraspToAnygrasp {
         let reached =
             dq_max <= p.joint_tolerance && dp <= p.position_tolerance && dr <= p.rotation_tolerance;
         let mut reward = -dq - 10.0 * dp - dr;
+        self.goal_age += 1;
+        let timed_out = p.goal_timeout_steps > 0 && self.goal_age >= p.goal_timeout_steps;
         if reached {
             reward += p.goal_bonus;
             self.reached += 1;
+        }
+        if reached || timed_out {
             self.goal = self.next_goal(self.goal);
+            self.goal_age = 0;
         }
         let dropped = dp > 0.1;
         let mut info = Info::default();
