@@ -253,7 +253,9 @@ pub fn fit(
         count += 1;
         samples_seen += picks.len();
         let step = diffusion.steps();
-        if step.is_multiple_of(config.log_every) {
+        let finished = done(step);
+        // Every `log_every` steps, and the last (partial) window.
+        if step.is_multiple_of(config.log_every) || finished {
             last = FitEvent {
                 step,
                 seconds: start.elapsed().as_secs_f64(),
@@ -269,7 +271,7 @@ pub fn fit(
             on_log(&last);
             (sum_d, sum_i, count) = (0.0, 0.0, 0);
         }
-        if done(step) {
+        if finished {
             break;
         }
         drawn_since_refresh += picks.len();
@@ -280,21 +282,6 @@ pub fn fit(
             }
             drawn_since_refresh = 0;
         }
-    }
-    if count > 0 {
-        last = FitEvent {
-            step: diffusion.steps(),
-            seconds: start.elapsed().as_secs_f64(),
-            diffusion_loss: sum_d / count as f64,
-            idm_mse: sum_i / count as f64,
-        };
-        writeln!(
-            metrics,
-            "{},{:.3},{:.6},{:.6}",
-            last.step, last.seconds, last.diffusion_loss, last.idm_mse
-        )
-        .map_err(io)?;
-        on_log(&last);
     }
     let (mut validation_diffusion_loss, mut validation_idm_mse) = (None, None);
     if chunks > 1 {
