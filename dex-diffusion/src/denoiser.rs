@@ -175,9 +175,9 @@ impl FilmBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, condition: &Tensor) -> candle_core::Result<Tensor> {
+    /// The block, with the FiLM projection of its condition given.
+    fn forward_film(&self, x: &Tensor, film: &Tensor) -> candle_core::Result<Tensor> {
         let h = self.layer.norm(&fused::linear(x, &self.layer.linear)?)?;
-        let film = fused::linear(condition, &self.film)?;
         let hidden = h.dim(D::Minus1)?;
         let gamma = film.narrow(D::Minus1, 0, hidden)?;
         let beta = film.narrow(D::Minus1, hidden, hidden)?;
@@ -278,23 +278,103 @@ impl Denoiser {
     ///
     /// Tensor errors (shapes).
     pub fn forward(&self, x: &Tensor, time: &Tensor, condition_code: &Tensor) -> Result<Tensor> {
-        let t = fused::linear(
+        let c = (condition_code + self.time_code(time)?)?;
+        let films = self
+            .down
+            .iter()
+            .chain(&self.up)
+            .map(|b| fused::linear(&c, &b.film))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        self.forward_films(x, &films)
+    }
+
+    /// The embedded timestep code (`B × hidden`) of sinusoidal features `time`.
+    fn time_code(&self, time: &Tensor) -> Result<Tensor> {
+        Ok(fused::linear(
             &fused::elu(&fused::linear(time, &self.time1)?, 1.0)?,
             &self.time2,
-        )?;
-        let c = (condition_code + t)?;
+        )?)
+    }
+
+    /// The condition-code part of every block's FiLM projection (encoder blocks, then
+    /// decoder blocks; `B × 2·hidden` each, without the bias). The projection is linear
+    /// in `code + time`, so this part plus [`Denoiser::film_time_parts`] is what
+    /// [`Denoiser::forward`] computes: at inference the code part is computed once per
+    /// control step and the time part once per DDIM step index, instead of every block's
+    /// projection at every step.
+    ///
+    /// # Errors
+    ///
+    /// Tensor errors (shapes).
+    pub fn film_code_parts(&self, condition_code: &Tensor) -> Result<Vec<Tensor>> {
+        self.down
+            .iter()
+            .chain(&self.up)
+            .map(|b| Ok(condition_code.matmul(&b.film.weight().t()?)?))
+            .collect()
+    }
+
+    /// The timestep part of every block's FiLM projection (`1 × 2·hidden` each, with the
+    /// bias) for sinusoidal features `time` of one step (see
+    /// [`Denoiser::film_code_parts`]).
+    ///
+    /// # Errors
+    ///
+    /// Tensor errors (shapes).
+    pub fn film_time_parts(&self, time: &Tensor) -> Result<Vec<Tensor>> {
+        let t = self.time_code(time)?;
+        self.down
+            .iter()
+            .chain(&self.up)
+            .map(|b| Ok(fused::linear(&t, &b.film)?))
+            .collect()
+    }
+
+    /// As [`Denoiser::forward`], from the two parts of the FiLM projections
+    /// ([`Denoiser::film_code_parts`], [`Denoiser::film_time_parts`]); the time parts
+    /// broadcast over the batch.
+    ///
+    /// # Errors
+    ///
+    /// Tensor errors (shapes, a wrong number of parts).
+    pub fn forward_parts(
+        &self,
+        x: &Tensor,
+        code_parts: &[Tensor],
+        time_parts: &[Tensor],
+    ) -> Result<Tensor> {
+        let films = code_parts
+            .iter()
+            .zip(time_parts)
+            .map(|(c, t)| c.broadcast_add(t))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        self.forward_films(x, &films)
+    }
+
+    fn forward_films(&self, x: &Tensor, films: &[Tensor]) -> Result<Tensor> {
+        if films.len() != self.down.len() + self.up.len() {
+            return Err(Error::InvalidSetting {
+                what: "denoiser",
+                reason: format!(
+                    "{} FiLM projections for {} blocks",
+                    films.len(),
+                    self.down.len() + self.up.len()
+                ),
+            });
+        }
+        let (down_films, up_films) = films.split_at(self.down.len());
         let mut h = fused::linear(x, &self.input)?;
         let mut skips = Vec::with_capacity(self.down.len());
-        for block in &self.down {
-            h = block.forward(&h, &c)?;
+        for (block, film) in self.down.iter().zip(down_films) {
+            h = block.forward_film(&h, film)?;
             skips.push(h.clone());
         }
-        for block in &self.up {
+        for (block, film) in self.up.iter().zip(up_films) {
             let skip = skips.pop().ok_or(Error::InvalidSetting {
                 what: "denoiser",
                 reason: "more decoder than encoder blocks".into(),
             })?;
-            h = block.forward(&Tensor::cat(&[&h, &skip], D::Minus1)?, &c)?;
+            h = block.forward_film(&Tensor::cat(&[&h, &skip], D::Minus1)?, film)?;
         }
         Ok(fused::linear(&h, &self.output)?)
     }

@@ -262,13 +262,20 @@ impl DiffusionTrainer {
 #[derive(Debug)]
 pub struct DenoiserPredictor {
     net: Denoiser,
-    cache: Option<(Array2<f32>, Tensor)>,
+    /// The last condition, its code's FiLM parts.
+    cache: Option<(Array2<f32>, Vec<Tensor>)>,
+    /// The timestep FiLM parts, by diffusion step.
+    time_parts: std::collections::HashMap<usize, Vec<Tensor>>,
 }
 
 impl DenoiserPredictor {
     /// Wraps a network (built from detached weights for inference).
     pub fn new(net: Denoiser) -> Self {
-        Self { net, cache: None }
+        Self {
+            net,
+            cache: None,
+            time_parts: std::collections::HashMap::new(),
+        }
     }
 
     /// The network.
@@ -278,6 +285,9 @@ impl DenoiserPredictor {
 }
 
 impl NoisePredictor for DenoiserPredictor {
+    /// The network's prediction, through [`Denoiser::forward_parts`]: the condition's
+    /// FiLM parts are computed once while the same condition comes back (every DDIM step
+    /// of a control step), the timestep's once per step index.
     fn predict_noise(
         &mut self,
         x: ArrayView2<'_, f32>,
@@ -288,18 +298,28 @@ impl NoisePredictor for DenoiserPredictor {
         check_len("motion width", cfg.motion_dim, x.ncols())?;
         check_len("condition width", cfg.condition_dim, condition.ncols())?;
         check_len("condition rows", x.nrows(), condition.nrows())?;
-        let code = match &self.cache {
-            Some((c, code)) if c.view() == condition => code.clone(),
+        let code_parts = match &self.cache {
+            Some((c, parts)) if c.view() == condition => parts.clone(),
             _ => {
                 let code = self.net.encode_condition(&to_tensor(condition)?)?;
-                self.cache = Some((condition.to_owned(), code.clone()));
-                code
+                let parts = self.net.film_code_parts(&code)?;
+                self.cache = Some((condition.to_owned(), parts.clone()));
+                parts
             }
         };
-        let steps = vec![t as f32; x.nrows()];
+        let time_parts = match self.time_parts.get(&t) {
+            Some(parts) => parts.clone(),
+            None => {
+                let parts = self
+                    .net
+                    .film_time_parts(&time_tensor(&[t as f32], cfg.time_dim)?)?;
+                self.time_parts.insert(t, parts.clone());
+                parts
+            }
+        };
         let eps = self
             .net
-            .forward(&to_tensor(x)?, &time_tensor(&steps, cfg.time_dim)?, &code)?;
+            .forward_parts(&to_tensor(x)?, &code_parts, &time_parts)?;
         Ok(to_array(&eps)?)
     }
 }

@@ -288,3 +288,31 @@ fn the_moving_average_follows_the_weights_at_its_decay() {
         .is_err()
     );
 }
+
+#[test]
+fn the_split_film_projections_give_the_full_forward() {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let net = Denoiser::new(&tiny(), &vb).unwrap();
+    dex_policy::nets::init_seeded(&varmap, 3, |_| 1.0).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut values =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let x = Tensor::from_vec(values(3 * 4), (3, 4), &Device::Cpu).unwrap();
+    let cond = Tensor::from_vec(values(3 * 3), (3, 3), &Device::Cpu).unwrap();
+    let code = net.encode_condition(&cond).unwrap();
+    let t = 17.0f32;
+    let time3 = Tensor::from_vec(timestep_embedding(&[t; 3], 4), (3, 4), &Device::Cpu).unwrap();
+    let time1 = Tensor::from_vec(timestep_embedding(&[t], 4), (1, 4), &Device::Cpu).unwrap();
+    let full = net.forward(&x, &time3, &code).unwrap();
+    let parts = net
+        .forward_parts(
+            &x,
+            &net.film_code_parts(&code).unwrap(),
+            &net.film_time_parts(&time1).unwrap(),
+        )
+        .unwrap();
+    let diff = (full - parts).unwrap().abs().unwrap().max_all().unwrap();
+    assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+    assert!(net.forward_parts(&x, &[], &[]).is_err());
+}
