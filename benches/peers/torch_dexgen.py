@@ -40,42 +40,17 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+from torch_policy import ensure_torch, time_calls  # noqa: E402  (the sibling peer script)
 
 PRESETS = {
     "default": dict(hidden=256, blocks=2, state_layers=3, state_hidden=256),
     "paper": dict(hidden=768, blocks=3, state_layers=6, state_hidden=1024),
 }
 MOTION, CONDITION, TIME_DIM, GROUP = 48, 242, 64, 8
-
-
-def ensure_torch(venv):
-    """Re-runs this script inside a virtual environment that has torch."""
-    try:
-        import torch  # noqa: F401
-
-        return
-    except ImportError:
-        pass
-    py = os.path.join(venv, "bin", "python")
-    if not os.path.exists(py):
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    subprocess.run([py, "-m", "pip", "install", "--quiet", "torch", "numpy"], check=True)
-    os.execv(py, [py] + sys.argv)
-
-
-def time_calls(f, seconds):
-    for _ in range(3):
-        f()
-    t0 = time.perf_counter()
-    calls = 0
-    while calls < 3 or time.perf_counter() - t0 < seconds:
-        f()
-        calls += 1
-    return (time.perf_counter() - t0) * 1e3 / calls
 
 
 def build(torch, hidden, blocks, state_layers, state_hidden):

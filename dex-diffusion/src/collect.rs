@@ -118,9 +118,9 @@ fn worker(
             let object = object_for(config.seed, slot);
             match config
                 .task
-                .build(model.clone(), object, config.seed ^ slot as u64)
+                .try_build(model.clone(), object, config.seed ^ slot as u64)?
             {
-                Ok(task) => {
+                Some(task) => {
                     let od = task.observation_spec().state.dim();
                     let expert = GraspExpert::new(
                         model,
@@ -131,13 +131,12 @@ fn worker(
                     )?;
                     current = Some((slot, task, expert));
                 }
-                Err(Error::Sim(dex_sim::Error::InvalidParameter { .. })) => {
+                None => {
                     // Too few stable grasps: the slot's episodes are skipped.
                     failed = Some(slot);
                     current = None;
                     continue;
                 }
-                Err(e) => return Err(e),
             }
         }
         let Some((_, task, expert)) = current.as_mut() else {

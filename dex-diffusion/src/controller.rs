@@ -48,6 +48,8 @@ pub struct DexGenController<P> {
     limits: Vec<JointLimits>,
     layout: StepLayout,
     relative_scale: f64,
+    /// Relative targets of `relative_scale`: the mapping the task applies to actions.
+    mapping: dex_sim::TaskConfig,
     guidance: f64,
     reference: CommandReference,
     history: Vec<VecDeque<Vec<f32>>>,
@@ -122,6 +124,11 @@ impl<P: Policy> DexGenController<P> {
             hand,
             layout,
             relative_scale,
+            mapping: dex_sim::TaskConfig {
+                action_mode: dex_sim::ActionMode::Relative,
+                relative_scale,
+                ..dex_sim::TaskConfig::default()
+            },
             guidance: 0.0,
             reference: CommandReference::default(),
             history: Vec::new(),
@@ -270,12 +277,11 @@ impl<P: Policy> DexGenController<P> {
         let kp = self.model.motion_keypoints();
         let mut out = Array2::zeros((states.len(), 3 * kp.len()));
         for (i, s) in states.iter().enumerate() {
-            let commanded: Vec<f64> = (0..self.layout.dof)
-                .map(|j| {
-                    let a = f64::from(actions[[i, j]]).clamp(-1.0, 1.0);
-                    clamp_to(&self.limits[j], s.targets[j] + a * self.relative_scale)
-                })
-                .collect();
+            let action: Vec<f32> = actions.row(i).iter().map(|a| a.clamp(-1.0, 1.0)).collect();
+            // The targets the source commands, through the task's own action mapping.
+            let commanded = self
+                .mapping
+                .action_targets(&self.limits, &action, &s.targets, None)?;
             let goal = self.keypoints(&commanded)?;
             for (n, &k) in kp.iter().enumerate() {
                 for c in 0..3 {

@@ -166,13 +166,11 @@ fn build_envs(hand: &HandModel, config: &EvalConfig) -> Result<Vec<AnygraspToAny
             });
         }
         let object = object_for(config.seed ^ 0xE7A1, slot);
-        match config
+        if let Some(t) = config
             .task
-            .build(hand.clone(), object, config.seed ^ slot as u64)
+            .try_build(hand.clone(), object, config.seed ^ slot as u64)?
         {
-            Ok(t) => envs.push(t),
-            Err(Error::Sim(dex_sim::Error::InvalidParameter { .. })) => {}
-            Err(e) => return Err(e),
+            envs.push(t);
         }
         slot += 1;
     }

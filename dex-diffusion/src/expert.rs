@@ -109,6 +109,12 @@ impl TaskSettings {
                 format!("must be positive, got {}", self.relative_scale),
             );
         }
+        if !(0.0..=std::f64::consts::PI).contains(&self.yaw_range) {
+            return bad(
+                "yaw_range",
+                format!("must be in 0..=π, got {}", self.yaw_range),
+            );
+        }
         if !(0.0..=std::f64::consts::PI).contains(&self.gravity_tilt) {
             return bad(
                 "gravity_tilt",
@@ -116,6 +122,29 @@ impl TaskSettings {
             );
         }
         Ok(())
+    }
+
+    /// As [`TaskSettings::build`], with `None` when the object has fewer than two stable
+    /// grasps (collection and evaluation move on to the next object then); every other
+    /// error is returned.
+    ///
+    /// # Errors
+    ///
+    /// As [`TaskSettings::build`], but for too few grasps.
+    pub fn try_build(
+        &self,
+        model: HandModel,
+        object: dex_sim::ObjectSpec,
+        grasp_seed: u64,
+    ) -> Result<Option<AnygraspToAnygrasp>> {
+        match self.build(model, object, grasp_seed) {
+            Ok(task) => Ok(Some(task)),
+            Err(Error::Sim(dex_sim::Error::InvalidParameter {
+                what: "grasp generation",
+                ..
+            })) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The task on `model` with `object`, its grasp set generated with `grasp_seed`.

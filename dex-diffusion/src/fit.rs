@@ -98,6 +98,23 @@ fn model_inputs(normalizer: &Normalizer, samples: &Samples) -> Result<ModelInput
     Ok((c, m, d))
 }
 
+/// One part (`part`) of the buffered chunks' rows `picks` (chunk, row), stacked.
+fn gather(
+    buffer: &std::collections::VecDeque<ModelInputs>,
+    picks: &[(usize, usize)],
+    part: fn(&ModelInputs) -> &Array2<f32>,
+) -> Result<Array2<f32>> {
+    let width = buffer.front().map_or(0, |b| part(b).ncols());
+    let mut out = Vec::with_capacity(picks.len() * width);
+    for &(k, r) in picks {
+        out.extend(part(&buffer[k]).row(r).iter());
+    }
+    Array2::from_shape_vec((picks.len(), width), out).map_err(|e| Error::InvalidSetting {
+        what: "batch",
+        reason: e.to_string(),
+    })
+}
+
 fn select(x: &Array2<f32>, rows: &[usize]) -> Array2<f32> {
     x.select(Axis(0), rows)
 }
@@ -226,28 +243,11 @@ pub fn fit(
             })
             .collect();
         picks.sort_unstable();
-        let gather = |which: usize| -> Result<Array2<f32>> {
-            let width = match which {
-                0 => buffer[0].0.ncols(),
-                1 => buffer[0].1.ncols(),
-                _ => buffer[0].2.ncols(),
-            };
-            let mut out = Vec::with_capacity(picks.len() * width);
-            for &(k, r) in &picks {
-                let (c, m, d) = &buffer[k];
-                let x = match which {
-                    0 => c,
-                    1 => m,
-                    _ => d,
-                };
-                out.extend(x.row(r).iter());
-            }
-            Array2::from_shape_vec((picks.len(), width), out).map_err(|e| Error::InvalidSetting {
-                what: "batch",
-                reason: e.to_string(),
-            })
-        };
-        let (cb, mb, db) = (gather(0)?, gather(1)?, gather(2)?);
+        let (cb, mb, db) = (
+            gather(&buffer, &picks, |x| &x.0)?,
+            gather(&buffer, &picks, |x| &x.1)?,
+            gather(&buffer, &picks, |x| &x.2)?,
+        );
         sum_d += diffusion.step(mb.view(), cb.view())?;
         sum_i += idm.step(join(&cb, &mb)?.view(), db.view())?;
         count += 1;

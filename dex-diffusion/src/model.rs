@@ -27,6 +27,8 @@ use crate::train::DenoiserPredictor;
 
 /// The checkpoint's settings file.
 pub const MODEL_FILE: &str = "dexgen-model.toml";
+const DENOISER_FILE: &str = "denoiser.safetensors";
+const IDM_FILE: &str = "idm.safetensors";
 
 /// Everything that defines a DexGen model but its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,14 +260,6 @@ impl std::fmt::Debug for DexGen {
     }
 }
 
-fn load_weights(path: &Path) -> Result<VarBuilder<'static>> {
-    let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| Error::Data {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    Ok(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
-}
-
 fn data_error(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::Data {
         path: path.display().to_string(),
@@ -339,21 +333,13 @@ impl DexGen {
     ///
     /// [`Error::Data`] naming the file that is missing or unreadable.
     pub fn load(dir: &Path) -> Result<Self> {
-        let path = dir.join(MODEL_FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| data_error(&path, format!("cannot read the model file: {e}")))?;
-        let file: ModelFile = toml::from_str(&text).map_err(|e| data_error(&path, e))?;
-        let denoiser = Denoiser::new(
-            &file.config.denoiser,
-            &load_weights(&dir.join("denoiser.safetensors"))?,
-        )
-        .map_err(|e| data_error(&dir.join("denoiser.safetensors"), e))?;
-        let idm = InverseDynamics::new(
-            &file.config.idm,
-            &load_weights(&dir.join("idm.safetensors"))?,
-        )
-        .map_err(|e| data_error(&dir.join("idm.safetensors"), e))?;
-        Self::new(file, denoiser, idm)
+        let read = |name: &str| -> Result<Vec<u8>> {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| data_error(&path, format!("cannot read: {e}")))
+        };
+        let model = read(MODEL_FILE)?;
+        let model = String::from_utf8(model).map_err(|e| data_error(&dir.join(MODEL_FILE), e))?;
+        Self::from_contents(&model, &read(DENOISER_FILE)?, &read(IDM_FILE)?, dir)
     }
 
     /// Loads a checkpoint from the contents of its three files (the model file's text,
@@ -363,20 +349,22 @@ impl DexGen {
     ///
     /// [`Error::Data`] for contents that do not parse or do not fit the sizes.
     pub fn from_bytes(model: &str, denoiser: &[u8], idm: &[u8]) -> Result<Self> {
+        Self::from_contents(model, denoiser, idm, Path::new(""))
+    }
+
+    /// [`DexGen::from_bytes`], errors naming the files as in `dir`.
+    fn from_contents(model: &str, denoiser: &[u8], idm: &[u8], dir: &Path) -> Result<Self> {
         let file: ModelFile =
-            toml::from_str(model).map_err(|e| data_error(Path::new(MODEL_FILE), e))?;
+            toml::from_str(model).map_err(|e| data_error(&dir.join(MODEL_FILE), e))?;
         let builder = |bytes: &[u8], name: &str| -> Result<VarBuilder<'static>> {
             let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
-                .map_err(|e| data_error(Path::new(name), e))?;
+                .map_err(|e| data_error(&dir.join(name), e))?;
             Ok(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
         };
-        let denoiser = Denoiser::new(
-            &file.config.denoiser,
-            &builder(denoiser, "denoiser.safetensors")?,
-        )
-        .map_err(|e| data_error(Path::new("denoiser.safetensors"), e))?;
-        let idm = InverseDynamics::new(&file.config.idm, &builder(idm, "idm.safetensors")?)
-            .map_err(|e| data_error(Path::new("idm.safetensors"), e))?;
+        let denoiser = Denoiser::new(&file.config.denoiser, &builder(denoiser, DENOISER_FILE)?)
+            .map_err(|e| data_error(&dir.join(DENOISER_FILE), e))?;
+        let idm = InverseDynamics::new(&file.config.idm, &builder(idm, IDM_FILE)?)
+            .map_err(|e| data_error(&dir.join(IDM_FILE), e))?;
         Self::new(file, denoiser, idm)
     }
 
@@ -410,9 +398,9 @@ impl DexGen {
         let path = dir.join(MODEL_FILE);
         let text = toml::to_string_pretty(file).map_err(|e| data_error(&path, e))?;
         std::fs::write(&path, text).map_err(|e| data_error(&path, e))?;
-        let path = dir.join("denoiser.safetensors");
+        let path = dir.join(DENOISER_FILE);
         candle_core::safetensors::save(denoiser, &path).map_err(|e| data_error(&path, e))?;
-        let path = dir.join("idm.safetensors");
+        let path = dir.join(IDM_FILE);
         idm.save(&path).map_err(|e| data_error(&path, e))
     }
 

@@ -329,6 +329,10 @@ fn task_settings_refuse_bad_values() {
             grasps: 1,
             ..TaskSettings::default()
         },
+        TaskSettings {
+            yaw_range: -0.1,
+            ..TaskSettings::default()
+        },
     ] {
         assert!(bad.validate().is_err(), "{bad:?}");
     }
