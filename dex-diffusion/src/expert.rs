@@ -9,7 +9,7 @@
 
 use dex_core::{HandModel, JointLimits};
 use dex_policy::{ActMode, Policy, check_observations};
-use dex_sim::tasks::{AnygraspConfig, AnygraspToAnygrasp, Grasp};
+use dex_sim::tasks::{AnygraspConfig, AnygraspOptions, AnygraspToAnygrasp, Grasp};
 use dex_sim::{ActionMode, Randomization, TaskConfig};
 use ndarray::{Array2, ArrayView2};
 use rand::RngCore;
@@ -81,6 +81,15 @@ impl TaskSettings {
             randomization: Randomization {
                 gravity_tilt: self.gravity_tilt,
                 ..Randomization::default()
+            },
+            anygrasp: AnygraspOptions {
+                num_grasps: self.grasps,
+                max_attempts: self.grasp_attempts,
+                yaw_range: self.yaw_range,
+                joint_tolerance: self.joint_tolerance,
+                position_tolerance: self.position_tolerance,
+                rotation_tolerance: self.rotation_tolerance,
+                goal_timeout_steps: self.goal_timeout_steps,
             },
             ..TaskConfig::default()
         }
@@ -159,19 +168,13 @@ impl TaskSettings {
         grasp_seed: u64,
     ) -> Result<AnygraspToAnygrasp> {
         self.validate()?;
-        let params = AnygraspConfig {
+        let config = self.task_config();
+        let params = config.anygrasp.apply(AnygraspConfig {
             object,
-            num_grasps: self.grasps,
-            max_attempts: self.grasp_attempts,
             grasp_seed,
-            yaw_range: self.yaw_range,
-            joint_tolerance: self.joint_tolerance,
-            position_tolerance: self.position_tolerance,
-            rotation_tolerance: self.rotation_tolerance,
-            goal_timeout_steps: self.goal_timeout_steps,
             ..AnygraspConfig::default()
-        };
-        Ok(AnygraspToAnygrasp::new(model, self.task_config(), params)?)
+        });
+        Ok(AnygraspToAnygrasp::new(model, config, params)?)
     }
 }
 

@@ -50,9 +50,10 @@ pub use simulator::{
 };
 pub use spec::EnvSpec;
 pub use tasks::{
-    ActionMode, AnygraspConfig, AnygraspToAnygrasp, AnyposeConfig, AnyposeToAnypose, DepthView,
-    FingertipReach, InHandRotation, PalmOrientation, Proprioception, Randomization, ReachConfig,
-    RotateConfig, TASK_NAMES, TaskConfig, make_env, make_simulator, reach_state,
+    ActionMode, AnygraspConfig, AnygraspOptions, AnygraspToAnygrasp, AnyposeConfig,
+    AnyposeToAnypose, DepthView, FingertipReach, InHandRotation, PalmOrientation, Proprioception,
+    Randomization, ReachConfig, RotateConfig, TASK_NAMES, TaskConfig, make_env, make_simulator,
+    reach_state,
 };
 
 #[cfg(feature = "rapier")]

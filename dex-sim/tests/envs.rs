@@ -573,3 +573,35 @@ fn the_mock_env_records_what_it_is_asked_and_refuses_bad_steps() {
     );
     assert!(env.simulator().is_none());
 }
+
+#[test]
+fn anygrasp_options_come_from_the_task_table_and_are_checked() {
+    let config: TaskConfig = toml::from_str(
+        "substeps = 50\n[anygrasp]\nyaw_range = 0.0\ngoal_timeout_steps = 50\njoint_tolerance = 0.3\n",
+    )
+    .unwrap();
+    assert_eq!(config.substeps, 50);
+    assert_eq!(config.anygrasp.yaw_range, 0.0);
+    assert_eq!(config.anygrasp.goal_timeout_steps, 50);
+    let params = config.anygrasp.apply(dex_sim::AnygraspConfig::default());
+    assert_eq!((params.yaw_range, params.joint_tolerance), (0.0, 0.3));
+    assert_eq!(
+        params.num_grasps,
+        dex_sim::AnygraspConfig::default().num_grasps
+    );
+    config.validate().unwrap();
+    assert!(toml::from_str::<TaskConfig>("[anygrasp]\nyaw = 1.0\n").is_err());
+    for bad in [
+        "[anygrasp]\nyaw_range = 4.0\n",
+        "[anygrasp]\nnum_grasps = 1\n",
+        "[anygrasp]\nnum_grasps = 20\nmax_attempts = 10\n",
+        "[anygrasp]\nrotation_tolerance = 0.0\n",
+    ] {
+        let config: TaskConfig = toml::from_str(bad).unwrap();
+        assert!(
+            matches!(config.validate(), Err(Error::Config { .. })),
+            "{bad}"
+        );
+        assert!(make_env("anygrasp", HandModel::leap_right(), config).is_err());
+    }
+}

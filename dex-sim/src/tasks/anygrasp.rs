@@ -5,6 +5,7 @@ use dex_core::HandModel;
 use dex_core::geometry::rotation_distance;
 use nalgebra::{Isometry3, Translation3, UnitQuaternion, Vector3};
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 use super::config::TaskConfig;
 use super::hand_core::{HandCore, make_simulator, push_pose};
@@ -75,6 +76,93 @@ impl Default for AnygraspConfig {
             goal_bonus: 10.0,
             goal_timeout_steps: 0,
         }
+    }
+}
+
+/// The settings of [`AnygraspConfig`] a task config file may set (its `[task.anygrasp]`
+/// table): the tasks built by name ([`crate::tasks::make_env`], `dex train --task
+/// anygrasp`) take them from [`crate::TaskConfig::anygrasp`]; the rest (object, seeds,
+/// stability test, neighbours, bonus) keep their defaults. The defaults are
+/// [`AnygraspConfig::default`]'s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnygraspOptions {
+    /// [`AnygraspConfig::num_grasps`].
+    pub num_grasps: usize,
+    /// [`AnygraspConfig::max_attempts`].
+    pub max_attempts: usize,
+    /// [`AnygraspConfig::yaw_range`] (rad, `0..=π`).
+    pub yaw_range: f64,
+    /// [`AnygraspConfig::joint_tolerance`] (rad).
+    pub joint_tolerance: f64,
+    /// [`AnygraspConfig::position_tolerance`] (m).
+    pub position_tolerance: f64,
+    /// [`AnygraspConfig::rotation_tolerance`] (rad).
+    pub rotation_tolerance: f64,
+    /// [`AnygraspConfig::goal_timeout_steps`] (0: never).
+    pub goal_timeout_steps: usize,
+}
+
+impl Default for AnygraspOptions {
+    fn default() -> Self {
+        let d = AnygraspConfig::default();
+        Self {
+            num_grasps: d.num_grasps,
+            max_attempts: d.max_attempts,
+            yaw_range: d.yaw_range,
+            joint_tolerance: d.joint_tolerance,
+            position_tolerance: d.position_tolerance,
+            rotation_tolerance: d.rotation_tolerance,
+            goal_timeout_steps: d.goal_timeout_steps,
+        }
+    }
+}
+
+impl AnygraspOptions {
+    /// `base` with these options in place of its fields of the same names.
+    pub fn apply(&self, base: AnygraspConfig) -> AnygraspConfig {
+        AnygraspConfig {
+            num_grasps: self.num_grasps,
+            max_attempts: self.max_attempts,
+            yaw_range: self.yaw_range,
+            joint_tolerance: self.joint_tolerance,
+            position_tolerance: self.position_tolerance,
+            rotation_tolerance: self.rotation_tolerance,
+            goal_timeout_steps: self.goal_timeout_steps,
+            ..base
+        }
+    }
+
+    /// Checks the fields.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for fewer than 2 grasps, fewer attempts than grasps, a yaw
+    /// range outside `0..=π` or a tolerance that is not positive.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |message: String| Err(Error::Config { message });
+        if self.num_grasps < 2 || self.max_attempts < self.num_grasps {
+            return bad(format!(
+                "anygrasp: num_grasps ≥ 2 and max_attempts ≥ num_grasps needed, got {} and {}",
+                self.num_grasps, self.max_attempts
+            ));
+        }
+        if !(0.0..=std::f64::consts::PI).contains(&self.yaw_range) {
+            return bad(format!(
+                "anygrasp.yaw_range = {}: needs 0..=π",
+                self.yaw_range
+            ));
+        }
+        for (name, v) in [
+            ("joint_tolerance", self.joint_tolerance),
+            ("position_tolerance", self.position_tolerance),
+            ("rotation_tolerance", self.rotation_tolerance),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(format!("anygrasp.{name} = {v}: must be positive"));
+            }
+        }
+        Ok(())
     }
 }
 

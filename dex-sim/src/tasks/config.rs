@@ -4,6 +4,7 @@
 use dex_core::{HandModel, JointLimits};
 use serde::{Deserialize, Serialize};
 
+use super::anygrasp::AnygraspOptions;
 use super::depth_view::DepthView;
 use crate::error::{Error, Result};
 use crate::simulator::SimConfig;
@@ -140,6 +141,9 @@ pub struct TaskConfig {
     pub mock_physics: bool,
     /// The depth camera of the tasks that observe depth (`reach-depth`).
     pub depth_view: DepthView,
+    /// The `anygrasp` task's grasp-set and goal settings (`[task.anygrasp]`; other
+    /// tasks ignore them).
+    pub anygrasp: AnygraspOptions,
 }
 
 impl Default for TaskConfig {
@@ -156,6 +160,7 @@ impl Default for TaskConfig {
             randomization: Randomization::default(),
             mock_physics: false,
             depth_view: DepthView::default(),
+            anygrasp: AnygraspOptions::default(),
         }
     }
 }
@@ -186,6 +191,7 @@ impl TaskConfig {
         }
         self.randomization.validate()?;
         self.depth_view.validate()?;
+        self.anygrasp.validate()?;
         SimConfig {
             dt: self.dt,
             substeps: self.substeps,

@@ -20,7 +20,9 @@ mod registry;
 mod rotate;
 mod task;
 
-pub use anygrasp::{AnygraspConfig, AnygraspToAnygrasp, Grasp, generate_grasps, grasp_distance};
+pub use anygrasp::{
+    AnygraspConfig, AnygraspOptions, AnygraspToAnygrasp, Grasp, generate_grasps, grasp_distance,
+};
 pub use anypose::{AnyposeConfig, AnyposeToAnypose};
 pub use config::{ActionMode, Randomization, TaskConfig};
 pub use depth_view::DepthView;

@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 pub const TASK_NAMES: &[&str] = &["reach", "reach-depth", "rotate", "anypose", "anygrasp"];
 
 /// Builds a task by name (`reach`, `reach-depth`, `rotate`, `anypose`, `anygrasp`) for
-/// `model` with default task-specific settings. `reach-depth` is `reach` observed
+/// `model` with default task-specific settings (but `anygrasp`'s, which come from
+/// [`TaskConfig::anygrasp`]). `reach-depth` is `reach` observed
 /// through [`TaskConfig::depth_view`]: the targets are seen only as spheres in the depth
 /// image (see [`ReachConfig::depth`]).
 pub fn make_env(name: &str, model: HandModel, config: TaskConfig) -> Result<Box<dyn crate::Env>> {
@@ -33,11 +34,10 @@ pub fn make_env(name: &str, model: HandModel, config: TaskConfig) -> Result<Box<
             config,
             AnyposeConfig::default(),
         )?),
-        "anygrasp" => Box::new(AnygraspToAnygrasp::new(
-            model,
-            config,
-            AnygraspConfig::default(),
-        )?),
+        "anygrasp" => {
+            let params = config.anygrasp.apply(AnygraspConfig::default());
+            Box::new(AnygraspToAnygrasp::new(model, config, params)?)
+        }
         other => {
             return Err(Error::UnknownName {
                 kind: "task",
