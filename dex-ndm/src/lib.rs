@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+
+pub mod dataset;
+mod error;
+mod fit;
+mod mock;
+mod model;
+mod neural;
+mod pd;
+pub mod synthetic;
+
+pub use dataset::{Batch, DataWriter, Dataset, Segment};
+pub use error::{Error, Result};
+pub use fit::{FitConfig, FitEvent, FitReport};
+pub use mock::MockDynamics;
+pub use model::{
+    Accuracy, DynamicsModel, MODEL_FILE, ModelKind, Scales, WEIGHTS_FILE, accuracy, load_model,
+};
+pub use neural::{JointWise, JointWiseConfig, WholeHand, WholeHandConfig};
+pub use pd::{FirstOrderPd, JointLag, PdConfig};
+
+// Foreign crates whose types appear in our signatures.
+pub use candle_core;
+pub use ndarray;
