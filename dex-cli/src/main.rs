@@ -7,6 +7,7 @@ mod demo;
 mod diffusion;
 mod hand;
 mod hw;
+mod ndm;
 mod plot;
 mod sim;
 mod stdout;
@@ -55,6 +56,9 @@ enum Command {
     /// DexGen: collect its dataset, train it, evaluate it around a command source.
     #[command(subcommand)]
     Diffusion(diffusion::DiffusionCommand),
+    /// DexNDM: train and score joint dynamics models.
+    #[command(subcommand)]
+    Ndm(ndm::NdmCommand),
     /// The whole stack in one run: a simulated LEAP Hand behind an emulated servo bus,
     /// the real driver and safety layer, a policy, a grasp, point tracking.
     Demo(demo::DemoArgs),
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => train::run_eval(args),
         Command::Demo(args) => demo::run(args),
         Command::Diffusion(cmd) => diffusion::run(cmd),
+        Command::Ndm(cmd) => ndm::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

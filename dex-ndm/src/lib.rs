@@ -8,6 +8,7 @@ mod model;
 mod neural;
 mod pd;
 pub mod synthetic;
+mod train;
 
 pub use dataset::{Batch, DataWriter, Dataset, Segment};
 pub use error::{Error, Result};
@@ -18,6 +19,7 @@ pub use model::{
 };
 pub use neural::{JointWise, JointWiseConfig, WholeHand, WholeHandConfig};
 pub use pd::{FirstOrderPd, JointLag, PdConfig};
+pub use train::{Phase, TrainReport, TrainSettings, train_model};
 
 // Foreign crates whose types appear in our signatures.
 pub use candle_core;

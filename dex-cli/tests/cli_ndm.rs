@@ -1,0 +1,142 @@
+//! `dex ndm train` and `dex ndm eval` end to end on synthetic joint data, and their bad
+//! inputs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::dex;
+use dex_ndm::synthetic::{Plant, joint_data};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn last_line(out: &std::process::Output) -> String {
+    text(&out.stdout).lines().last().unwrap_or("").to_string()
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dex-ndm-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn parse_eval(line: &str) -> (f64, f64) {
+    let parts: Vec<&str> = line.split(' ').collect();
+    assert_eq!(parts.len(), 4, "{line}");
+    assert_eq!((parts[0], parts[2]), ("rmse_rad", "p95_rad"), "{line}");
+    (parts[1].parse().unwrap(), parts[3].parse().unwrap())
+}
+
+#[test]
+fn train_then_eval_ends_with_the_error_line_and_learning_beats_first_order_on_a_servo() {
+    let dir = tmp("train");
+    let (data, test, sim) = (dir.join("data"), dir.join("test"), dir.join("sim"));
+    joint_data(3, 24, 100, Plant::servo(), 1)
+        .unwrap()
+        .save(&data, 500)
+        .unwrap();
+    joint_data(3, 6, 100, Plant::servo(), 2)
+        .unwrap()
+        .save(&test, 500)
+        .unwrap();
+    joint_data(3, 12, 100, Plant::FirstOrder { gain: 0.4 }, 3)
+        .unwrap()
+        .save(&sim, 500)
+        .unwrap();
+    let mut scores = Vec::new();
+    for model in ["pd", "joint"] {
+        let out = dir.join(model);
+        let r = dex(&[
+            "ndm",
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--pretrain",
+            sim.to_str().unwrap(),
+            "--model",
+            model,
+            "--seed",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "joint.hidden=[32,32]",
+            // ~1,900 training samples: 10 epochs would be 80 steps.
+            "--set",
+            "fit.epochs=40",
+        ]);
+        assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+        assert!(out.join("metrics.csv").exists() && out.join("config.toml").exists());
+        let r = dex(&[
+            "ndm",
+            "eval",
+            "--model",
+            out.to_str().unwrap(),
+            "--data",
+            test.to_str().unwrap(),
+        ]);
+        assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+        let (rmse, p95) = parse_eval(&last_line(&r));
+        assert!(rmse > 0.0 && p95 > 0.0);
+        scores.push(rmse);
+    }
+    assert!(
+        scores[1] < scores[0],
+        "joint {} vs pd {}",
+        scores[1],
+        scores[0]
+    );
+}
+
+#[test]
+fn bad_inputs_exit_with_code_2_and_say_why() {
+    let dir = tmp("bad");
+    let data = dir.join("data");
+    joint_data(3, 4, 50, Plant::servo(), 1)
+        .unwrap()
+        .save(&data, 100)
+        .unwrap();
+    let out = dir.join("out");
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let r = dex(&["ndm", "train", "--data", d, "--model", "linear", "--out", o]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(text(&r.stderr).contains("linear"), "{}", text(&r.stderr));
+    let r = dex(&[
+        "ndm",
+        "train",
+        "--data",
+        d,
+        "--out",
+        o,
+        "--set",
+        "holdout=1.5",
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    let r = dex(&[
+        "ndm",
+        "eval",
+        "--model",
+        dir.join("nothing").to_str().unwrap(),
+        "--data",
+        d,
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        text(&r.stderr).contains("model.toml"),
+        "{}",
+        text(&r.stderr)
+    );
+    // A truncated chunk is named.
+    let chunk = data.join("steps-000000.npy");
+    let bytes = std::fs::read(&chunk).unwrap();
+    std::fs::write(&chunk, &bytes[..bytes.len() - 40]).unwrap();
+    let r = dex(&["ndm", "train", "--data", d, "--model", "pd", "--out", o]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        text(&r.stderr).contains("steps-000000.npy"),
+        "{}",
+        text(&r.stderr)
+    );
+}
