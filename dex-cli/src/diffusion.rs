@@ -1,6 +1,5 @@
 //! `dex diffusion`: DexGen's dataset, training, evaluation and guidance sweep.
 
-use std::io::IsTerminal;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +14,7 @@ use dex_diffusion::{
 };
 
 use crate::plot::{Panel, Series, write_png};
+use crate::progress::bar;
 use crate::stdout::output;
 
 /// `dex diffusion ...`.
@@ -141,19 +141,6 @@ pub fn run(cmd: DiffusionCommand) -> Result<()> {
         DiffusionCommand::Train(a) => run_train(a),
         DiffusionCommand::Eval(a) => run_eval(a),
         DiffusionCommand::Sweep(a) => run_sweep(a),
-    }
-}
-
-fn bar(len: u64, template: &str) -> indicatif::ProgressBar {
-    if std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(len);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(template)
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
     }
 }
 

@@ -9,6 +9,7 @@ mod hand;
 mod hw;
 mod ndm;
 mod plot;
+mod progress;
 mod sim;
 mod stdout;
 mod track;

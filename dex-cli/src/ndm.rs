@@ -1,23 +1,78 @@
-//! `dex ndm`: DexNDM's joint dynamics models — train and score them.
+//! `dex ndm`: DexNDM's joint data collection and dynamics models.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use dex_ndm::{Dataset, ModelKind, Phase, TrainSettings, accuracy, load_model, train_model};
+use dex_core::HandModel;
+use dex_ndm::{
+    DataWriter, Dataset, ModelKind, Phase, PolicyRollouts, RandomTargets, ReplayConfig,
+    SequenceSource, TrainSettings, accuracy, load_model, replay, train_model,
+};
 
 use crate::stdout::output;
 
 /// `dex ndm ...`.
 #[derive(Debug, Subcommand)]
 pub enum NdmCommand {
+    /// Replay action sequences open-loop on a hand (over its port, or the ideal
+    /// simulation with --sim), noise on half the steps; writes a `dex-ndm-data` set.
+    Collect(CollectArgs),
     /// Fit a dynamics model (joint-wise, whole-hand or first-order) to a hand's data,
     /// pre-trained on simulated data when given.
     Train(TrainArgs),
     /// One-step joint-position error of a model on a dataset; ends with
     /// `rmse_rad <x> p95_rad <y>`.
     Eval(EvalArgs),
+}
+
+/// Arguments of `dex ndm collect`.
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// The hand's serial port (or an emulator's pty).
+    #[arg(long, required_unless_present = "sim", conflicts_with = "sim")]
+    port: Option<String>,
+    /// Bit rate of the port.
+    #[arg(long, default_value_t = 4_000_000)]
+    baud: u32,
+    /// Collect in the ideal simulation (dex-sim's PD joints) instead of over a port.
+    #[arg(long)]
+    sim: bool,
+    /// Built-in hand (`leap`).
+    #[arg(long, default_value = "leap")]
+    hand: String,
+    /// Where the action sequences come from: a checkpoint of `dex train` (rolled out in
+    /// ideal simulation) or `random` (smoothed random targets).
+    #[arg(long, default_value = "random")]
+    policy: String,
+    /// Hand time to collect (minutes of control steps at --rate).
+    #[arg(long)]
+    minutes: f64,
+    /// Seed of the sequences and the noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory (must not hold a dataset yet).
+    #[arg(long)]
+    out: PathBuf,
+    /// Control rate (Hz).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Steps per replayed sequence (DexNDM: 400, 20 s at 20 Hz).
+    #[arg(long, default_value_t = 400)]
+    sequence_steps: usize,
+    /// With --sim: the object on the palm (`cube`, `none`, any `dex sim` object).
+    #[arg(long, default_value = "none")]
+    object: String,
+    /// With --sim: gravity in the world frame, `X,Y,Z` (m/s²); the palm faces up.
+    #[arg(long, value_delimiter = ',', num_args = 3, allow_hyphen_values = true)]
+    gravity: Option<Vec<f64>>,
+    /// Noise standard deviation (half joint ranges) and the fraction of steps it hits.
+    #[arg(long, default_value_t = 0.01)]
+    noise_std: f64,
+    /// Fraction of steps with noise.
+    #[arg(long, default_value_t = 0.5)]
+    noise_fraction: f64,
 }
 
 /// Arguments of `dex ndm train`.
@@ -67,9 +122,141 @@ pub struct EvalArgs {
 /// Runs `dex ndm ...`.
 pub fn run(cmd: NdmCommand) -> Result<()> {
     match cmd {
+        NdmCommand::Collect(a) => run_collect(a),
         NdmCommand::Train(a) => run_train(a),
         NdmCommand::Eval(a) => run_eval(a),
     }
+}
+
+fn run_collect(a: CollectArgs) -> Result<()> {
+    if a.hand != "leap" {
+        bail!("--hand `{}`: only `leap` has a driver", a.hand);
+    }
+    if !(a.minutes.is_finite() && a.minutes > 0.0 && a.rate.is_finite() && a.rate > 0.0) {
+        bail!(
+            "--minutes and --rate must be positive, got {} and {}",
+            a.minutes,
+            a.rate
+        );
+    }
+    if a.sequence_steps == 0 {
+        bail!("--sequence-steps must be at least 1");
+    }
+    let model = HandModel::leap_right();
+    let limits = model.joint_limits();
+    let mut source: Box<dyn SequenceSource> = if a.policy == "random" {
+        Box::new(RandomTargets::new(limits.clone(), a.sequence_steps, a.seed))
+    } else {
+        let ck = dex_policy::load_checkpoint(std::path::Path::new(&a.policy))
+            .with_context(|| format!("--policy {}", a.policy))?;
+        let spec = dex_sim::EnvSpec::from_table(&ck.env)?;
+        if spec.model()?.joint_names() != model.joint_names() {
+            bail!(
+                "--policy {}: trained on hand `{}`, not leap",
+                a.policy,
+                spec.hand
+            );
+        }
+        let env = dex_sim::make_env(&spec.sim_task()?, spec.model()?, spec.config.clone())?;
+        Box::new(PolicyRollouts::new(
+            env,
+            ck.policy,
+            a.sequence_steps,
+            a.seed,
+        )?)
+    };
+    let mut meta = toml::Table::new();
+    meta.insert("policy".into(), a.policy.clone().into());
+    meta.insert("seed".into(), (a.seed as i64).into());
+    meta.insert("noise_std".into(), a.noise_std.into());
+    meta.insert("noise_fraction".into(), a.noise_fraction.into());
+    let config = ReplayConfig {
+        noise_std: a.noise_std,
+        noise_fraction: a.noise_fraction,
+        rate_hz: if a.sim { 0.0 } else { a.rate },
+        seed: a.seed,
+        ..ReplayConfig::default()
+    };
+    let max_steps = (a.minutes * 60.0 * a.rate).round() as usize;
+    let b = crate::progress::bar(
+        max_steps as u64,
+        "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} steps ({per_sec})",
+    );
+    let mut progress = |s: usize| b.set_position(s as u64);
+    let report = if a.sim {
+        let mut config_sim = dex_sim::SimConfig::for_hand(&model);
+        let substeps = (1.0 / (a.rate * config_sim.dt)).round();
+        if substeps < 1.0 {
+            bail!("--rate {} is faster than the physics step", a.rate);
+        }
+        config_sim.substeps = substeps as usize;
+        if let Some(g) = &a.gravity {
+            config_sim.gravity = nalgebra::Vector3::new(g[0], g[1], g[2]);
+        }
+        meta.insert("source".into(), "sim".into());
+        meta.insert("object".into(), a.object.clone().into());
+        meta.insert(
+            "gravity".into(),
+            toml::Value::Array(config_sim.gravity.iter().map(|&v| v.into()).collect()),
+        );
+        let mut driver = dex_hw::SimDriver::new(crate::hw::leap_sim_scene(&a.object, config_sim)?)?;
+        let mut writer = DataWriter::create(
+            &a.out,
+            model.name(),
+            joint_names(&model),
+            a.rate,
+            config.chunk_rows,
+            meta,
+        )?;
+        replay(
+            &mut driver,
+            &limits,
+            source.as_mut(),
+            max_steps,
+            &config,
+            &mut writer,
+            &mut progress,
+        )?
+    } else {
+        let port = a.port.clone().unwrap_or_default();
+        meta.insert("source".into(), format!("port {port}").into());
+        let transport = dex_hw::SerialTransport::open(&port, a.baud)?;
+        let mut driver = dex_hw::LeapHand::open(transport, dex_hw::LeapConfig::default())?;
+        let mut writer = DataWriter::create(
+            &a.out,
+            model.name(),
+            joint_names(&model),
+            a.rate,
+            config.chunk_rows,
+            meta,
+        )?;
+        replay(
+            &mut driver,
+            &limits,
+            source.as_mut(),
+            max_steps,
+            &config,
+            &mut writer,
+            &mut progress,
+        )?
+    };
+    b.finish_and_clear();
+    output(&format!(
+        "{} steps in {} segments in {:.1} s ({:.1} steps/s); bus cycle p50 {:.2} ms p99 {:.2} ms; {} overruns of the {} Hz period; data in {}",
+        report.steps,
+        report.segments,
+        report.seconds,
+        report.achieved_hz,
+        report.cycle_p50_ms,
+        report.cycle_p99_ms,
+        report.overruns,
+        a.rate,
+        a.out.display()
+    ))
+}
+
+fn joint_names(model: &HandModel) -> Vec<String> {
+    model.joint_names().into_iter().map(String::from).collect()
 }
 
 fn run_train(a: TrainArgs) -> Result<()> {

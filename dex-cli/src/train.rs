@@ -1,6 +1,6 @@
 //! `dex train` and `dex eval`: reinforcement learning on dex-sim tasks with dex-policy.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -437,16 +437,10 @@ fn train_loop(
             .context("cannot install the SIGINT/SIGTERM handler")?;
     }
     let budget = Duration::from_secs_f64(args.minutes * 60.0);
-    let bar = if std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(budget.as_secs().max(1));
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30.cyan/blue}] {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = crate::progress::bar(
+        budget.as_secs().max(1),
+        "{elapsed_precise} [{bar:30.cyan/blue}] {msg}",
+    );
     let run = TrainingRun {
         out,
         settings,

@@ -140,3 +140,89 @@ fn bad_inputs_exit_with_code_2_and_say_why() {
         text(&r.stderr)
     );
 }
+
+#[test]
+fn collect_in_simulation_writes_a_dataset_the_trainer_reads() {
+    let dir = tmp("collect");
+    let data = dir.join("data");
+    let r = dex(&[
+        "ndm",
+        "collect",
+        "--sim",
+        "--policy",
+        "random",
+        "--minutes",
+        "0.1",
+        "--sequence-steps",
+        "40",
+        "--seed",
+        "3",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    let set = dex_ndm::Dataset::load(&data).unwrap();
+    // 0.1 min at 20 Hz, in sequences of 40.
+    assert_eq!((set.steps(), set.segments.len(), set.dof()), (120, 3, 16));
+    assert_eq!(set.meta["source"].as_str(), Some("sim"));
+    // The joints answered the targets: the hand moved.
+    let first = set.segments[0].q(0).to_vec();
+    let last = set.segments[2].q(39).to_vec();
+    assert!(first.iter().zip(&last).any(|(a, b)| (a - b).abs() > 0.05));
+    // Same seed, same bytes.
+    let again = dir.join("again");
+    let r = dex(&[
+        "ndm",
+        "collect",
+        "--sim",
+        "--minutes",
+        "0.1",
+        "--sequence-steps",
+        "40",
+        "--seed",
+        "3",
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    assert_eq!(
+        std::fs::read(data.join("steps-000000.npy")).unwrap(),
+        std::fs::read(again.join("steps-000000.npy")).unwrap()
+    );
+    // Bad input.
+    let out = dir.join("bad");
+    let o = out.to_str().unwrap();
+    let r = dex(&["ndm", "collect", "--minutes", "0.1", "--out", o]);
+    assert_eq!(r.status.code(), Some(2), "needs --port or --sim");
+    let r = dex(&[
+        "ndm",
+        "collect",
+        "--sim",
+        "--policy",
+        dir.join("none").to_str().unwrap(),
+        "--minutes",
+        "0.1",
+        "--out",
+        o,
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    let r = dex(&[
+        "ndm",
+        "collect",
+        "--sim",
+        "--minutes",
+        "0.1",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        r.status.code(),
+        Some(2),
+        "the directory already holds a dataset"
+    );
+    assert!(
+        text(&r.stderr).contains("already holds a dataset"),
+        "{}",
+        text(&r.stderr)
+    );
+}

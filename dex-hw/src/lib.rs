@@ -10,6 +10,8 @@ mod leap;
 mod mock;
 pub mod protocol;
 pub mod safety;
+#[cfg(feature = "sim")]
+mod sim_driver;
 pub mod transport;
 
 pub use bus::{DynamixelBus, PingReply};
@@ -20,6 +22,8 @@ pub use error::{Error, Result, describe_hardware_error};
 pub use leap::{LeapConfig, LeapHand};
 pub use mock::MockDriver;
 pub use safety::{LimitPolicy, SafetyConfig, SafetyEvents, SafetyLimits, StallGuard};
+#[cfg(feature = "sim")]
+pub use sim_driver::SimDriver;
 #[cfg(feature = "serial")]
 pub use transport::SerialTransport;
 pub use transport::Transport;

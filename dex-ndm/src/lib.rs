@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod collect;
 pub mod dataset;
 mod error;
 mod fit;
@@ -10,6 +11,9 @@ mod pd;
 pub mod synthetic;
 mod train;
 
+pub use collect::{
+    PolicyRollouts, RandomTargets, ReplayConfig, ReplayReport, SequenceSource, replay,
+};
 pub use dataset::{Batch, DataWriter, Dataset, Segment};
 pub use error::{Error, Result};
 pub use fit::{FitConfig, FitEvent, FitReport};
