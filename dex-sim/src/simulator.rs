@@ -254,11 +254,46 @@ pub trait Simulator: Send {
     /// `<dynamics damping>` is the initial value.
     fn set_joint_damping(&mut self, damping: &[f64]) -> Result<()>;
 
+    /// Sets a feed-forward torque per joint (N·m) applied at every physics step until
+    /// changed, on top of the PD's; the sum is capped at the effort limit. With zero
+    /// gains ([`Simulator::set_pd_gains`]) the joints are torque-controlled: an
+    /// actuator model outside the engine (a servo's current loop) drives them. The
+    /// default is [`Error::Unsupported`].
+    fn set_joint_efforts(&mut self, efforts: &[f64]) -> Result<()> {
+        let _ = efforts;
+        Err(Error::Unsupported {
+            backend: self.backend(),
+            what: "feed-forward joint torques".into(),
+        })
+    }
+
+    /// Sets each joint's dry (Coulomb) friction (N·m), non-negative; the model's
+    /// `<dynamics friction>` is the initial value. The default is
+    /// [`Error::Unsupported`].
+    fn set_joint_friction(&mut self, friction: &[f64]) -> Result<()> {
+        let _ = friction;
+        Err(Error::Unsupported {
+            backend: self.backend(),
+            what: "joint friction".into(),
+        })
+    }
+
+    /// Sets each joint's armature (kg·m²; reflected rotor inertia added to the joint's
+    /// own), non-negative; initially 0. The default is [`Error::Unsupported`].
+    fn set_joint_armature(&mut self, armature: &[f64]) -> Result<()> {
+        let _ = armature;
+        Err(Error::Unsupported {
+            backend: self.backend(),
+            what: "joint armature".into(),
+        })
+    }
+
     /// Advances one control period. A non-finite state after the step is
     /// [`Error::Diverged`].
     fn step(&mut self) -> Result<()>;
 
-    /// Joint positions, velocities and the PD efforts applied during the last physics step.
+    /// Joint positions, velocities and the efforts (PD plus feed-forward) applied during
+    /// the last physics step.
     fn joint_state(&self) -> JointState;
 
     /// Teleports the hand to `q` at rest (targets = `q`); values outside the limits are an
@@ -375,6 +410,15 @@ impl<S: Simulator + ?Sized> Simulator for Box<S> {
     }
     fn set_joint_damping(&mut self, damping: &[f64]) -> Result<()> {
         (**self).set_joint_damping(damping)
+    }
+    fn set_joint_efforts(&mut self, efforts: &[f64]) -> Result<()> {
+        (**self).set_joint_efforts(efforts)
+    }
+    fn set_joint_friction(&mut self, friction: &[f64]) -> Result<()> {
+        (**self).set_joint_friction(friction)
+    }
+    fn set_joint_armature(&mut self, armature: &[f64]) -> Result<()> {
+        (**self).set_joint_armature(armature)
     }
     fn step(&mut self) -> Result<()> {
         (**self).step()

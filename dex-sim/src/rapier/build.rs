@@ -250,6 +250,7 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
                 kp,
                 kd,
                 effort,
+                feedforward: 0.0,
             });
         }
     }

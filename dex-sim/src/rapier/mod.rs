@@ -55,6 +55,7 @@ struct Snapshot {
     object_bodies: Vec<RigidBodyHandle>,
     kp: Vec<f64>,
     kd: Vec<f64>,
+    feedforward: Vec<f64>,
 }
 
 impl RapierSim {
@@ -168,16 +169,54 @@ impl RapierSim {
         }
     }
 
+    /// Sets joint `i`'s rapier motor to its PD plus feed-forward torque `ff`: with a
+    /// stiffness the position target is shifted by `ff/Kp`, with damping alone the
+    /// velocity target is `ff/Kd`; with neither, the motor chases an unreachable velocity
+    /// at a force capped at `|ff|`, which applies exactly `ff`.
     fn apply_motor(&mut self, i: usize) {
         let dof = self.dofs[i];
-        let target = self.targets[i] as f32;
+        let ff = dof.feedforward.clamp(-dof.effort, dof.effort);
+        let (pos, vel, kp, kd, max) = if dof.kp > 0.0 {
+            (
+                self.targets[i] + ff / dof.kp,
+                0.0,
+                dof.kp,
+                dof.kd,
+                dof.effort,
+            )
+        } else if dof.kd > 0.0 {
+            (self.targets[i], ff / dof.kd, 0.0, dof.kd, dof.effort)
+        } else {
+            (0.0, ff.signum() * 1e6, 0.0, 1e6, ff.abs())
+        };
         if let Some((mb, id)) = self.world.multibody_joints.get_mut(dof.joint)
             && let Some(link) = mb.link_mut(id)
         {
+            let axis = dof.axis().0;
             link.joint
                 .data
-                .set_motor_position(dof.axis().0, target, dof.kp as f32, dof.kd as f32);
+                .set_motor(axis, pos as f32, vel as f32, kp as f32, kd as f32)
+                .set_motor_max_force(axis, max.min(f64::from(f32::MAX)) as f32);
         }
+    }
+
+    /// Writes one value per joint into a per-DoF vector of the joint's multibody.
+    fn set_per_dof(
+        &mut self,
+        what: &'static str,
+        values: &[f64],
+        field: fn(&mut Multibody) -> &mut DVector,
+    ) -> Result<()> {
+        check_non_negative(what, values, self.dofs.len())?;
+        for (dof, v) in self.dofs.iter().zip(values) {
+            if let Some((mb, id)) = self.world.multibody_joints.get_mut(dof.joint)
+                && let Some(link) = mb.link(id)
+            {
+                let k = link.assembly_id();
+                field(mb)[k] = *v as f32;
+            }
+        }
+        Ok(())
     }
 
     fn object_handle(&self, index: usize) -> Result<RigidBodyHandle> {
@@ -263,16 +302,26 @@ impl Simulator for RapierSim {
     }
 
     fn set_joint_damping(&mut self, damping: &[f64]) -> Result<()> {
-        check_non_negative("joint damping", damping, self.dofs.len())?;
-        for (dof, d) in self.dofs.iter().zip(damping) {
-            if let Some((mb, id)) = self.world.multibody_joints.get_mut(dof.joint)
-                && let Some(link) = mb.link(id)
-            {
-                let k = link.assembly_id();
-                mb.damping_mut()[k] = *d as f32;
-            }
+        self.set_per_dof("joint damping", damping, Multibody::damping_mut)
+    }
+
+    fn set_joint_efforts(&mut self, efforts: &[f64]) -> Result<()> {
+        check_vector("joint efforts", efforts, self.dofs.len())?;
+        for (dof, e) in self.dofs.iter_mut().zip(efforts) {
+            dof.feedforward = *e;
+        }
+        for i in 0..self.dofs.len() {
+            self.apply_motor(i);
         }
         Ok(())
+    }
+
+    fn set_joint_friction(&mut self, friction: &[f64]) -> Result<()> {
+        self.set_per_dof("joint friction", friction, Multibody::frictions_mut)
+    }
+
+    fn set_joint_armature(&mut self, armature: &[f64]) -> Result<()> {
+        self.set_per_dof("joint armature", armature, Multibody::armature_mut)
     }
 
     fn step(&mut self) -> Result<()> {
@@ -286,7 +335,7 @@ impl Simulator for RapierSim {
             let (q, qd) = self.dof_value(dof);
             js.q[i] = q;
             js.qdot[i] = qd;
-            let tau = dof.kp * (self.targets[i] - q) - dof.kd * qd;
+            let tau = dof.kp * (self.targets[i] - q) - dof.kd * qd + dof.feedforward;
             js.effort[i] = tau.clamp(-dof.effort, dof.effort);
         }
         js
@@ -442,6 +491,7 @@ impl Simulator for RapierSim {
                 object_bodies: self.object_bodies.clone(),
                 kp: self.dofs.iter().map(|d| d.kp).collect(),
                 kd: self.dofs.iter().map(|d| d.kd).collect(),
+                feedforward: self.dofs.iter().map(|d| d.feedforward).collect(),
             },
         )
     }
@@ -475,6 +525,7 @@ impl Simulator for RapierSim {
         for (i, d) in self.dofs.iter_mut().enumerate() {
             d.kp = s.kp[i];
             d.kd = s.kd[i];
+            d.feedforward = s.feedforward[i];
         }
         Ok(())
     }

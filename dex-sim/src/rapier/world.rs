@@ -19,6 +19,8 @@ pub(crate) struct Dof {
     pub(crate) kp: f64,
     pub(crate) kd: f64,
     pub(crate) effort: f64,
+    /// Feed-forward torque (N·m) added to the PD's, [`crate::Simulator::set_joint_efforts`].
+    pub(crate) feedforward: f64,
 }
 
 impl Dof {
