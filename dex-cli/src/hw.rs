@@ -1,5 +1,6 @@
 //! `dex hw`: the servo-bus emulator and tools for a real (or emulated) LEAP Hand.
 
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,20 @@ pub struct EmulateArgs {
     /// With `--physics sim`: an object resting on the palm (`none`, `cube`, `mug`, ...).
     #[arg(long, default_value = "cube")]
     object: String,
+    /// With `--physics sim`: what drives the simulated joints, `pd` (the engine's PD
+    /// follows the goals: the ideal hand) or `servo` (each servo's control law as
+    /// torque, 1 ms steps, with the gap of --gap: the stand-in for a real hand).
+    #[arg(long, default_value = "pd", value_parser = ["pd", "servo"])]
+    actuator: String,
+    /// With `--actuator servo`: a TOML file of `GapConfig` keys (latency_ticks,
+    /// joint_friction, backlash, gain_error, seed, payload, friction_scale,
+    /// physics_dt); without it, the default gap.
+    #[arg(long)]
+    gap: Option<PathBuf>,
+    /// With `--physics sim`: gravity in the world frame, `X,Y,Z` (m/s²; the palm faces
+    /// up, so `0,0,9.81` is palm down).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    gravity: Option<Vec<f64>>,
 }
 
 /// Which serial port.
@@ -118,13 +133,34 @@ fn emulate(args: EmulateArgs) -> Result<()> {
     if !args.pty {
         bail!("give --pty: the emulator serves its bus on a new pseudo-terminal");
     }
+    if args.physics != "sim"
+        && (args.actuator != "pd" || args.gap.is_some() || args.gravity.is_some())
+    {
+        bail!("--actuator, --gap and --gravity need --physics sim");
+    }
+    let gravity = parse_gravity(args.gravity.as_deref())?;
     let bus = match args.physics.as_str() {
         "motor" => ServoBus::leap_hand(),
+        "sim" if args.actuator == "servo" => {
+            let gap = read_gap(args.gap.as_deref())?;
+            gap_scene_bus(
+                &args.object,
+                gravity,
+                &gap,
+                dex_hw::emulator::PhysicsClock::BusTime,
+            )?
+        }
         "sim" => {
+            if args.gap.is_some() {
+                bail!("--gap needs --actuator servo");
+            }
             // 2 ms physics steps, taken in real time as the bus clock advances.
             let mut config = dex_sim::SimConfig::for_hand(&dex_core::HandModel::leap_right());
             config.substeps = 1;
-            let sim = leap_sim_scene(&args.object, config)?;
+            if let Some(g) = gravity {
+                config.gravity = g;
+            }
+            let sim = leap_sim_scene(&args.object, config, None)?;
             let joints = dex_hw::emulator::SimJoints::new(sim);
             ServoBus::leap_hand_with_physics(
                 Box::new(joints),
@@ -137,25 +173,73 @@ fn emulate(args: EmulateArgs) -> Result<()> {
     let emulator = dex_hw::emulator::PtyEmulator::start(bus)?;
     crate::stdout::output(&format!("pty {}", emulator.path()))?;
     eprintln!(
-        "emulating 16 XC330-M288-T servos (IDs 0-15, physics: {}); Ctrl-C to stop",
-        args.physics
+        "emulating 16 XC330-M288-T servos (IDs 0-15, physics: {}, actuator: {}); Ctrl-C to stop",
+        args.physics, args.actuator
     );
     let _ = stop.recv();
     drop(emulator);
     Ok(())
 }
 
-/// The simulated LEAP Hand with `object` (or nothing for `none`) resting on its palm.
+/// `--gravity X,Y,Z` as a vector.
+pub(crate) fn parse_gravity(values: Option<&[f64]>) -> Result<Option<nalgebra::Vector3<f64>>> {
+    match values {
+        None => Ok(None),
+        Some([x, y, z]) if [x, y, z].iter().all(|v| v.is_finite()) => {
+            Ok(Some(nalgebra::Vector3::new(*x, *y, *z)))
+        }
+        Some(other) => bail!("--gravity needs three finite numbers X,Y,Z, got {other:?}"),
+    }
+}
+
+/// A gap file (`GapConfig` keys), or the default gap.
+pub(crate) fn read_gap(path: Option<&std::path::Path>) -> Result<dex_hw::emulator::GapConfig> {
+    let gap: dex_hw::emulator::GapConfig = match path {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("in {}", p.display()))?
+        }
+        None => dex_hw::emulator::GapConfig::default(),
+    };
+    gap.validate()?;
+    Ok(gap)
+}
+
+/// The gap hand (servo-driven simulated LEAP Hand, the gap applied) with `object` on
+/// its palm, behind an emulated bus on `clock`.
+pub(crate) fn gap_scene_bus(
+    object: &str,
+    gravity: Option<nalgebra::Vector3<f64>>,
+    gap: &dex_hw::emulator::GapConfig,
+    clock: dex_hw::emulator::PhysicsClock,
+) -> Result<ServoBus> {
+    let mut config = dex_sim::SimConfig::for_hand(&dex_core::HandModel::leap_right());
+    config.dt = gap.physics_dt;
+    config.substeps = 1;
+    if let Some(g) = gravity {
+        config.gravity = g;
+    }
+    let sim = leap_sim_scene(object, config, Some(gap))?;
+    Ok(dex_hw::emulator::gap_hand(sim, gap, clock)?)
+}
+
+/// The simulated LEAP Hand with `object` (or nothing for `none`) resting on its palm;
+/// with a gap, the object carries its payload and friction change.
 pub(crate) fn leap_sim_scene(
     object: &str,
     config: dex_sim::SimConfig,
+    gap: Option<&dex_hw::emulator::GapConfig>,
 ) -> Result<Box<dyn dex_sim::Simulator>> {
     let model = dex_core::HandModel::leap_right();
     let (objects, poses) = if object == "none" {
         (Vec::new(), Vec::new())
     } else {
-        let spec =
+        let mut spec =
             dex_sim::ObjectSpec::named(object).with_context(|| format!("--object `{object}`"))?;
+        if let Some(gap) = gap {
+            spec = gap.object(&spec);
+        }
         let pose =
             dex_sim::rest_pose_on_palm(&model, &config.hand_pose, spec.shape.half_height(), 0.002);
         (vec![spec], vec![pose])

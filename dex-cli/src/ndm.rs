@@ -22,6 +22,9 @@ pub enum NdmCommand {
     /// Fit a dynamics model (joint-wise, whole-hand or first-order) to a hand's data,
     /// pre-trained on simulated data when given.
     Train(TrainArgs),
+    /// How far the gap hand (servo-driven, `dex hw emulate --actuator servo`) is from
+    /// the ideal simulation on the same target sequences.
+    Gap(GapArgs),
     /// One-step joint-position error of a model on a dataset; ends with
     /// `rmse_rad <x> p95_rad <y>`.
     Eval(EvalArgs),
@@ -65,7 +68,7 @@ pub struct CollectArgs {
     #[arg(long, default_value = "none")]
     object: String,
     /// With --sim: gravity in the world frame, `X,Y,Z` (m/s²); the palm faces up.
-    #[arg(long, value_delimiter = ',', num_args = 3, allow_hyphen_values = true)]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     gravity: Option<Vec<f64>>,
     /// Noise standard deviation (half joint ranges) and the fraction of steps it hits.
     #[arg(long, default_value_t = 0.01)]
@@ -73,6 +76,32 @@ pub struct CollectArgs {
     /// Fraction of steps with noise.
     #[arg(long, default_value_t = 0.5)]
     noise_fraction: f64,
+}
+
+/// Arguments of `dex ndm gap`.
+#[derive(Debug, Args)]
+pub struct GapArgs {
+    /// A TOML file of gap settings (the default gap without it).
+    #[arg(long, conflicts_with = "no_gap")]
+    gap: Option<PathBuf>,
+    /// The servo model alone: no latency, friction, backlash, gain error or payload.
+    #[arg(long)]
+    no_gap: bool,
+    /// The object on the palm (`none`, `cube`, ...).
+    #[arg(long, default_value = "none")]
+    object: String,
+    /// Gravity in the world frame, `X,Y,Z` (m/s²; the palm faces up).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    gravity: Option<Vec<f64>>,
+    /// Hand time compared (minutes at --rate).
+    #[arg(long, default_value_t = 0.5)]
+    minutes: f64,
+    /// Control rate (Hz).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Seed of the random target sequences.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 /// Arguments of `dex ndm train`.
@@ -123,6 +152,7 @@ pub struct EvalArgs {
 pub fn run(cmd: NdmCommand) -> Result<()> {
     match cmd {
         NdmCommand::Collect(a) => run_collect(a),
+        NdmCommand::Gap(a) => run_gap(a),
         NdmCommand::Train(a) => run_train(a),
         NdmCommand::Eval(a) => run_eval(a),
     }
@@ -190,8 +220,8 @@ fn run_collect(a: CollectArgs) -> Result<()> {
             bail!("--rate {} is faster than the physics step", a.rate);
         }
         config_sim.substeps = substeps as usize;
-        if let Some(g) = &a.gravity {
-            config_sim.gravity = nalgebra::Vector3::new(g[0], g[1], g[2]);
+        if let Some(g) = crate::hw::parse_gravity(a.gravity.as_deref())? {
+            config_sim.gravity = g;
         }
         meta.insert("source".into(), "sim".into());
         meta.insert("object".into(), a.object.clone().into());
@@ -199,7 +229,8 @@ fn run_collect(a: CollectArgs) -> Result<()> {
             "gravity".into(),
             toml::Value::Array(config_sim.gravity.iter().map(|&v| v.into()).collect()),
         );
-        let mut driver = dex_hw::SimDriver::new(crate::hw::leap_sim_scene(&a.object, config_sim)?)?;
+        let mut driver =
+            dex_hw::SimDriver::new(crate::hw::leap_sim_scene(&a.object, config_sim, None)?)?;
         let mut writer = DataWriter::create(
             &a.out,
             model.name(),
@@ -253,6 +284,60 @@ fn run_collect(a: CollectArgs) -> Result<()> {
         a.rate,
         a.out.display()
     ))
+}
+
+fn run_gap(a: GapArgs) -> Result<()> {
+    if !(a.minutes.is_finite() && a.minutes > 0.0 && a.rate.is_finite() && a.rate > 0.0) {
+        bail!(
+            "--minutes and --rate must be positive, got {} and {}",
+            a.minutes,
+            a.rate
+        );
+    }
+    let gap = if a.no_gap {
+        dex_hw::emulator::GapConfig::zero()
+    } else {
+        crate::hw::read_gap(a.gap.as_deref())?
+    };
+    let gravity = crate::hw::parse_gravity(a.gravity.as_deref())?;
+    let model = HandModel::leap_right();
+    let mut ideal_config = dex_sim::SimConfig::for_hand(&model);
+    let substeps = (1.0 / (a.rate * ideal_config.dt)).round();
+    let gap_steps = (1.0 / (a.rate * gap.physics_dt)).round();
+    if substeps < 1.0 || gap_steps < 1.0 {
+        bail!("--rate {} is faster than the physics step", a.rate);
+    }
+    ideal_config.substeps = substeps as usize;
+    if let Some(g) = gravity {
+        ideal_config.gravity = g;
+    }
+    let mut ideal =
+        dex_hw::SimDriver::new(crate::hw::leap_sim_scene(&a.object, ideal_config, None)?)?;
+    let bus = crate::hw::gap_scene_bus(
+        &a.object,
+        gravity,
+        &gap,
+        dex_hw::emulator::PhysicsClock::StepsPerGoalWrite(gap_steps as usize),
+    )?;
+    let port = dex_hw::EmulatedPort::new(bus, 4_000_000);
+    let mut real = dex_hw::LeapHand::open(port, dex_hw::LeapConfig::default())?;
+    let limits = model.joint_limits();
+    let mut source = RandomTargets::new(limits.clone(), 400, a.seed);
+    let steps = (a.minutes * 60.0 * a.rate).round() as usize;
+    let g = dex_ndm::tracking_gap(&mut ideal, &mut real, &limits, &mut source, steps)?;
+    let names = model.joint_names();
+    let worst = g
+        .between_joint_rad
+        .iter()
+        .enumerate()
+        .max_by(|x, y| x.1.total_cmp(y.1))
+        .map(|(i, v)| format!("{} {v:.4} rad", names[i]))
+        .unwrap_or_default();
+    output(&format!(
+        "{} steps of random targets at {} Hz, object {}: ideal sim tracks them to {:.4} rad RMS, the gap hand to {:.4} rad; worst joint apart: {worst}",
+        g.steps, a.rate, a.object, g.first_tracking_rad, g.second_tracking_rad
+    ))?;
+    output(&format!("gap_rad {:.4}", g.between_rad))
 }
 
 fn joint_names(model: &HandModel) -> Vec<String> {

@@ -422,3 +422,100 @@ impl Run<'_> {
         std::thread::sleep(deadline - now);
     }
 }
+
+/// How closely a hand follows targets, and how far two hands are apart on the same
+/// targets (see [`tracking_gap`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackingGap {
+    /// Control steps compared.
+    pub steps: usize,
+    /// RMS of `a_t − q_{t+1}` on the first hand (rad): how well it tracks.
+    pub first_tracking_rad: f64,
+    /// The same on the second hand (rad).
+    pub second_tracking_rad: f64,
+    /// RMS of the difference of the two hands' joint positions (rad).
+    pub between_rad: f64,
+    /// That difference per joint (rad).
+    pub between_joint_rad: Vec<f64>,
+}
+
+/// Sends the same `steps` targets from `source` (no noise) to `first` and `second`,
+/// each from its own present pose, and compares where the joints went: the distance
+/// between an ideal and a real hand on the same commands.
+///
+/// # Errors
+///
+/// The drivers' and the source's errors; [`Error::LengthMismatch`] for drivers of
+/// different joint counts.
+pub fn tracking_gap(
+    first: &mut dyn HandDriver,
+    second: &mut dyn HandDriver,
+    limits: &[JointLimits],
+    source: &mut dyn SequenceSource,
+    steps: usize,
+) -> Result<TrackingGap> {
+    let dof = limits.len();
+    for d in [first.dof(), second.dof()] {
+        if d != dof {
+            return Err(Error::LengthMismatch {
+                what: "driver joints",
+                expected: dof,
+                got: d,
+            });
+        }
+    }
+    let mut targets = Vec::with_capacity(steps);
+    while targets.len() < steps {
+        let seq = source.next_sequence()?;
+        if seq.is_empty() {
+            break;
+        }
+        targets.extend(seq.into_iter().take(steps - targets.len()));
+    }
+    let run = |driver: &mut dyn HandDriver| -> Result<Vec<Vec<f64>>> {
+        if matches!(driver.state(), DriverState::Opened | DriverState::Faulted) {
+            driver.configure()?;
+        }
+        if driver.state() != DriverState::Enabled {
+            driver.enable()?;
+        }
+        let mut q = Vec::with_capacity(targets.len() + 1);
+        for t in &targets {
+            q.push(driver.read_state()?.q);
+            let clamped: Vec<f64> = t
+                .iter()
+                .zip(limits)
+                .map(|(v, l)| v.clamp(l.lower, l.upper))
+                .collect();
+            driver.write_targets(&JointTargets::new(clamped))?;
+        }
+        q.push(driver.read_state()?.q);
+        driver.disable()?;
+        Ok(q)
+    };
+    let qa = run(first)?;
+    let qb = run(second)?;
+    let n = targets.len().max(1) as f64;
+    let tracking = |q: &[Vec<f64>]| {
+        let se: f64 = targets
+            .iter()
+            .zip(&q[1..])
+            .flat_map(|(t, q)| t.iter().zip(q).map(|(a, b)| (a - b).powi(2)))
+            .sum();
+        (se / (n * dof as f64)).sqrt()
+    };
+    let mut joint = vec![0.0; dof];
+    for (a, b) in qa[1..].iter().zip(&qb[1..]) {
+        for i in 0..dof {
+            joint[i] += (a[i] - b[i]).powi(2);
+        }
+    }
+    let total: f64 = joint.iter().sum();
+    Ok(TrackingGap {
+        steps: targets.len(),
+        first_tracking_rad: tracking(&qa),
+        second_tracking_rad: tracking(&qb),
+        between_rad: (total / (n * dof as f64)).sqrt(),
+        between_joint_rad: joint.iter().map(|s| (s / n).sqrt()).collect(),
+    })
+}

@@ -12,7 +12,8 @@ pub mod synthetic;
 mod train;
 
 pub use collect::{
-    PolicyRollouts, RandomTargets, ReplayConfig, ReplayReport, SequenceSource, replay,
+    PolicyRollouts, RandomTargets, ReplayConfig, ReplayReport, SequenceSource, TrackingGap, replay,
+    tracking_gap,
 };
 pub use dataset::{Batch, DataWriter, Dataset, Segment};
 pub use error::{Error, Result};

@@ -63,7 +63,7 @@ fn dot(img: &mut RgbImage, x: f64, y: f64, r: i64, color: Rgb<u8>) {
 
 /// Renders each still from an overview camera on a fresh copy of the demo's scene.
 fn render_stills(stills: &[Still], config: &SimConfig) -> Result<Vec<RgbImage>> {
-    let mut scene = crate::hw::leap_sim_scene("cube", config.clone())?;
+    let mut scene = crate::hw::leap_sim_scene("cube", config.clone(), None)?;
     let model = HandModel::leap_right();
     let hand = scene.config().hand_pose;
     // Above the palm's centre (where the cube rests), from the wrist side, higher and

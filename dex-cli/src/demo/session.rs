@@ -82,7 +82,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let t0 = Instant::now();
     let sim_config = task.sim_config(&model);
     let rate_hz = 1.0 / sim_config.control_period();
-    let scene = crate::hw::leap_sim_scene("cube", sim_config.clone())?;
+    let scene = crate::hw::leap_sim_scene("cube", sim_config.clone(), None)?;
     let hand_pose = scene.config().hand_pose;
     let joints = SimJoints::new(scene);
     let sim = joints.handle();

@@ -97,7 +97,7 @@ impl Tracking {
         width: usize,
         height: usize,
     ) -> Result<Self> {
-        let scene = crate::hw::leap_sim_scene(object, config)?;
+        let scene = crate::hw::leap_sim_scene(object, config, None)?;
         let target = scene.object_state(0)?.pose.translation.vector;
         let k = dex_core::CameraIntrinsics::from_fov_y(width, height, 50f64.to_radians())?;
         let target = Point3::from(target);

@@ -10,6 +10,8 @@
 //! - `PtyEmulator` (Unix, feature `serial`): the bus on a pseudo-terminal, in real time, for any
 //!   client that opens a serial port (the official ROBOTIS SDK included).
 
+#[cfg(feature = "sim")]
+mod gap;
 mod physics;
 mod port;
 #[cfg(all(unix, feature = "serial"))]
@@ -17,8 +19,10 @@ mod pty;
 mod servo;
 
 #[cfg(feature = "sim")]
+pub use gap::{GapConfig, gap_hand};
+#[cfg(feature = "sim")]
 pub use physics::SimJoints;
-pub use physics::{JointPhysics, PhysicsClock, PhysicsLink};
+pub use physics::{JointPhysics, PhysicsClock, PhysicsLink, ServoActuation};
 pub use port::EmulatedPort;
 #[cfg(all(unix, feature = "serial"))]
 pub use pty::PtyEmulator;
@@ -158,6 +162,7 @@ impl ServoBus {
             pending: 0.0,
             steps: 0,
             failure: None,
+            servo_drive: None,
         });
         self.push_physics_state();
         for &id in ids {
@@ -171,6 +176,46 @@ impl ServoBus {
     /// Physics steps taken so far (0 without physics).
     pub fn physics_steps(&self) -> u64 {
         self.physics.as_ref().map_or(0, |p| p.steps)
+    }
+
+    /// Drives the physics with the servos' own control law: every physics step, each
+    /// servo computes its output torque from its control table (position PID, Goal
+    /// Current cap, Current Limit, torque–speed line: the motor model's law) at the
+    /// engine's joint angle and speed, with `actuation`'s latency, backlash and gain
+    /// errors, and the engine applies it ([`JointPhysics::set_efforts`]). Without this
+    /// the engine's own PD follows the goal positions.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::InvalidArgument`] without physics, for a gain scale of another
+    /// length or a negative, non-finite setting.
+    pub fn with_servo_actuation(mut self, actuation: ServoActuation) -> crate::Result<Self> {
+        let bad = |message: String| Err(crate::Error::InvalidArgument { message });
+        let Some(link) = &mut self.physics else {
+            return bad("servo actuation needs a physics engine (with_physics)".into());
+        };
+        if !actuation.gain_scale.is_empty() && actuation.gain_scale.len() != link.ids.len() {
+            return bad(format!(
+                "{} gain scales for {} joints",
+                actuation.gain_scale.len(),
+                link.ids.len()
+            ));
+        }
+        if !(actuation.backlash.is_finite() && actuation.backlash >= 0.0)
+            || actuation
+                .gain_scale
+                .iter()
+                .any(|g| !(g.is_finite() && *g >= 0.0))
+        {
+            return bad(format!(
+                "backlash and gain scales must be finite and ≥ 0: {actuation:?}"
+            ));
+        }
+        link.servo_drive = Some(physics::ServoDrive {
+            settings: actuation,
+            goals: std::collections::VecDeque::new(),
+        });
+        Ok(self)
     }
 
     /// The physics engine's first error, if it failed (it is then frozen).
@@ -194,13 +239,54 @@ impl ServoBus {
         }
     }
 
-    /// Hands the servos' goals and torque flags to the physics; `false` if it is frozen.
+    /// Hands the servos' goals and torque flags to the physics (or, under servo
+    /// actuation, their torques); `false` if it is frozen.
     fn apply_physics_targets(&mut self) -> bool {
         let Some(link) = &mut self.physics else {
             return false;
         };
         if link.failure.is_some() {
             return false;
+        }
+        if let Some(drive) = &mut link.servo_drive {
+            let mut goals = Vec::with_capacity(link.ids.len());
+            for id in &link.ids {
+                match self.servos.get(id) {
+                    Some(s) => goals.push(s.drive().goal),
+                    None => {
+                        let e = format!("servo {id} left the bus (its ID was changed)");
+                        tracing::warn!("servo emulator: the physics is frozen: {e}");
+                        link.failure = Some(e);
+                        return false;
+                    }
+                }
+            }
+            drive.goals.push_back(goals);
+            while drive.goals.len() > drive.settings.latency_steps + 1 {
+                drive.goals.pop_front();
+            }
+            let delayed = drive.goals.front().cloned().unwrap_or_default();
+            let dead_band = drive.settings.backlash / 2.0 / ct::RAD_PER_TICK;
+            let mut efforts = Vec::with_capacity(link.ids.len());
+            for (i, id) in link.ids.iter().enumerate() {
+                if let Some(s) = self.servos.get_mut(id) {
+                    let mut d = s.drive();
+                    d.goal = delayed.get(i).copied().unwrap_or(d.goal);
+                    d.dead_band = dead_band;
+                    if let Some(g) = drive.settings.gain_scale.get(i) {
+                        d.kp *= g;
+                        d.ki *= g;
+                        d.kd *= g;
+                    }
+                    efforts.push(s.drive_torque(&d, link.period));
+                }
+            }
+            if let Err(e) = link.physics.set_efforts(&efforts) {
+                tracing::warn!("servo emulator: the physics refused torques and is frozen: {e}");
+                link.failure = Some(e.to_string());
+                return false;
+            }
+            return true;
         }
         let mut targets = Vec::with_capacity(link.ids.len());
         let mut torque = Vec::with_capacity(link.ids.len());
@@ -516,8 +602,10 @@ impl ServoBus {
         let Some(clock) = self.physics.as_ref().map(|l| l.clock) else {
             return;
         };
-        if writes_goal && clock == PhysicsClock::PerGoalWrite {
-            self.step_physics();
+        if writes_goal && clock.steps_per_goal() > 0 {
+            for _ in 0..clock.steps_per_goal() {
+                self.step_physics();
+            }
         } else if writes_torque {
             // Torque on or off takes effect at once (limp, or holding the goal).
             self.apply_physics_targets();

@@ -43,6 +43,56 @@ pub trait JointPhysics: Send {
 
     /// Joint positions (rad), velocities (rad/s) and efforts (N·m).
     fn joint_state(&self) -> JointState;
+
+    /// Sets the torque (N·m) on each joint for the next [`JointPhysics::step`]: how the
+    /// bus drives an engine under [`ServoActuation`] (the servos' own control law,
+    /// computed by the bus). The default refuses: an engine that takes position
+    /// targets only.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::InvalidArgument`] by default; [`crate::Error::Physics`] with the
+    /// engine's error.
+    fn set_efforts(&mut self, efforts: &[f64]) -> Result<()> {
+        let _ = efforts;
+        Err(crate::Error::InvalidArgument {
+            message: "this physics takes position targets, not joint torques".into(),
+        })
+    }
+}
+
+/// The servos drive the engine's joints with torques from their own control law
+/// (position PID on ticks, current cap, torque–speed line) instead of handing it
+/// position targets, with the ways a real servo chain differs from its model as
+/// settings. See [`ServoBus::with_servo_actuation`](super::ServoBus::with_servo_actuation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServoActuation {
+    /// Physics steps between a goal reaching a servo and the servo acting on it.
+    pub latency_steps: usize,
+    /// Free play (rad): the control law ignores position errors within ±half of it,
+    /// so the joint floats in the gap under outside loads.
+    pub backlash: f64,
+    /// Factor on each servo's P, I and D gains (gain errors), one per joint; empty
+    /// for none.
+    pub gain_scale: Vec<f64>,
+}
+
+impl Default for ServoActuation {
+    fn default() -> Self {
+        Self {
+            latency_steps: 0,
+            backlash: 0.0,
+            gain_scale: Vec::new(),
+        }
+    }
+}
+
+/// The state of a [`ServoActuation`] on a bus.
+#[derive(Debug, Clone)]
+pub(crate) struct ServoDrive {
+    pub(crate) settings: ServoActuation,
+    /// Goal positions (ticks) of the last `latency_steps` physics steps, oldest first.
+    pub(crate) goals: std::collections::VecDeque<Vec<f64>>,
 }
 
 /// When the physics advances.
@@ -56,6 +106,21 @@ pub enum PhysicsClock {
     /// whatever the wall clock says: the same byte stream gives the same motion, bit
     /// for bit, however fast the client runs.
     PerGoalWrite,
+    /// As [`PhysicsClock::PerGoalWrite`], this many physics periods per goal write: a
+    /// fine physics step under a coarser control tick (a 1 ms servo loop, 20 Hz
+    /// commands: 50).
+    StepsPerGoalWrite(usize),
+}
+
+impl PhysicsClock {
+    /// Physics periods per goal write (0 on bus time).
+    pub(crate) fn steps_per_goal(self) -> usize {
+        match self {
+            Self::BusTime => 0,
+            Self::PerGoalWrite => 1,
+            Self::StepsPerGoalWrite(n) => n,
+        }
+    }
 }
 
 /// How the servos map onto the engine's joints.
@@ -77,6 +142,8 @@ pub struct PhysicsLink {
     pub(crate) steps: u64,
     /// The first error of the engine; once set, the physics is frozen.
     pub(crate) failure: Option<String>,
+    /// Torques from the servos' control law instead of position targets.
+    pub(crate) servo_drive: Option<ServoDrive>,
 }
 
 impl std::fmt::Debug for PhysicsLink {
@@ -141,6 +208,42 @@ mod sim {
             }
         }
 
+        /// Wraps `sim` for a bus that drives the joints with torques
+        /// ([`super::ServoActuation`]): the engine's PD is switched off (zero gains) and
+        /// each joint gets the geared motor's reflected inertia as armature and its
+        /// viscous friction on top of the model's damping (the [`MotorModel`]'s figures).
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Physics`] if the backend has no torque control or armature (the
+        /// kinematic mock has neither).
+        ///
+        /// [`MotorModel`]: crate::emulator::MotorModel
+        pub fn torque_driven(
+            mut sim: Box<dyn Simulator>,
+            motor: &crate::emulator::MotorModel,
+        ) -> Result<Self> {
+            let dof = sim.model().dof();
+            let damping: Vec<f64> = sim
+                .model()
+                .dof_joints()
+                .map(|j| j.dynamics.damping + motor.viscous_friction)
+                .collect();
+            sim.set_pd_gains(&vec![0.0; dof], &vec![0.0; dof])
+                .map_err(physics_error)?;
+            sim.set_joint_efforts(&vec![0.0; dof])
+                .map_err(physics_error)?;
+            sim.set_joint_armature(&vec![motor.inertia; dof])
+                .map_err(physics_error)?;
+            sim.set_joint_damping(&damping).map_err(physics_error)?;
+            Ok(Self {
+                sim: Arc::new(Mutex::new(sim)),
+                kp: vec![0.0; dof],
+                kd: vec![0.0; dof],
+                torque: vec![true; dof],
+            })
+        }
+
         /// The shared simulator.
         pub fn handle(&self) -> Arc<Mutex<Box<dyn Simulator>>> {
             Arc::clone(&self.sim)
@@ -183,6 +286,12 @@ mod sim {
 
         fn joint_state(&self) -> JointState {
             self.lock().joint_state()
+        }
+
+        fn set_efforts(&mut self, efforts: &[f64]) -> Result<()> {
+            self.lock()
+                .set_joint_efforts(efforts)
+                .map_err(physics_error)
         }
     }
 }

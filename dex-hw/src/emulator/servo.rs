@@ -58,6 +58,28 @@ impl Default for ServoInfo {
     }
 }
 
+/// A servo's control law at one instant (see [`Servo::drive`]); the bus may alter it
+/// (a delayed goal, gain errors, a dead band) before [`Servo::drive_torque`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Drive {
+    pub(crate) position_mode: bool,
+    pub(crate) current_mode: bool,
+    /// Position gains in mA per tick, mA per tick·s (×1000), mA per tick/ms.
+    pub(crate) kp: f64,
+    pub(crate) ki: f64,
+    pub(crate) kd: f64,
+    /// Current Limit and the cap in force (mA).
+    pub(crate) limit_ma: f64,
+    pub(crate) cap_ma: f64,
+    pub(crate) goal_current_ma: f64,
+    /// Goal Position (ticks).
+    pub(crate) goal: f64,
+    /// Position error (ticks) the law ignores, either side of the goal.
+    pub(crate) dead_band: f64,
+    /// The bus watchdog has stopped the servo.
+    pub(crate) stopped: bool,
+}
+
 /// One emulated servo.
 #[derive(Debug, Clone)]
 pub struct Servo {
@@ -487,12 +509,82 @@ impl Servo {
         self.set(ct::MOVING, i64::from(moving));
     }
 
-    /// Advances the motor by `dt` seconds.
+    /// The control law in force: mode, gains and current cap from the control table.
+    pub(crate) fn drive(&self) -> Drive {
+        let operating_mode = self.get(ct::OPERATING_MODE) as u8;
+        let limit_ma = self.get(ct::CURRENT_LIMIT) as f64;
+        let current_capped =
+            operating_mode == mode::CURRENT_BASED_POSITION || operating_mode == mode::CURRENT;
+        Drive {
+            position_mode: matches!(
+                operating_mode,
+                mode::POSITION | mode::EXTENDED_POSITION | mode::CURRENT_BASED_POSITION
+            ),
+            current_mode: operating_mode == mode::CURRENT,
+            kp: self.get(ct::POSITION_P_GAIN) as f64 / 128.0,
+            ki: self.get(ct::POSITION_I_GAIN) as f64 / 65536.0,
+            kd: self.get(ct::POSITION_D_GAIN) as f64 / 16.0,
+            limit_ma,
+            cap_ma: if current_capped {
+                (self.get(ct::GOAL_CURRENT).abs() as f64).min(limit_ma)
+            } else {
+                limit_ma
+            },
+            goal_current_ma: self.get(ct::GOAL_CURRENT) as f64,
+            goal: self.get(ct::GOAL_POSITION) as f64,
+            dead_band: 0.0,
+            stopped: self.watchdog_stopped(),
+        }
+    }
+
+    /// The output torque (N·m) the servo applies for the next `h` seconds at its present
+    /// angle and speed under `d`, with its integrator, current and overload timer
+    /// updated.
     ///
     /// Position modes run the e-Manual's position PID on ticks (KP = P/128,
     /// KI = I/65536, KD = D/16 per tick/ms), read as a current command in mA,
     /// capped by Goal Current in current-based position mode and by Current
-    /// Limit, and limited by the motor's torque-speed line.
+    /// Limit, and limited by the motor's torque-speed line. At the Current Limit for
+    /// more than 2 s it raises an overload (which turns torque off).
+    pub(crate) fn drive_torque(&mut self, d: &Drive, h: f64) -> f64 {
+        let m = self.motor;
+        let mut command_ma = 0.0;
+        if self.torque_enabled() && !d.stopped {
+            if d.position_mode {
+                let err = d.goal - self.present_ticks();
+                let err = err.signum() * (err.abs() - d.dead_band).max(0.0);
+                self.integral += err * h;
+                let speed_ticks_per_ms = self.speed / ct::RAD_PER_TICK / 1000.0;
+                command_ma = d.kp * err + d.ki * self.integral * 1000.0 - d.kd * speed_ticks_per_ms;
+            } else if d.current_mode {
+                command_ma = d.goal_current_ma;
+            }
+        } else if self.torque_enabled() && d.stopped {
+            // Watchdog stop: brake.
+            command_ma = -self.speed / ct::RAD_PER_TICK / 1000.0 * d.kd;
+        }
+        let saturated = command_ma.abs() >= d.cap_ma && d.cap_ma > 0.0;
+        let command_ma = command_ma.clamp(-d.cap_ma, d.cap_ma);
+        // Torque–speed line: the motor cannot push beyond its no-load speed.
+        let mut torque = command_ma * 1e-3 * m.torque_constant;
+        let headroom = (1.0 - self.speed.abs() / m.no_load_speed).max(0.0) * m.stall_torque;
+        if torque * self.speed > 0.0 {
+            torque = torque.clamp(-headroom, headroom);
+        }
+        self.current = torque / m.torque_constant;
+        if saturated && command_ma.abs() >= d.limit_ma {
+            self.saturated_for += h;
+        } else {
+            self.saturated_for = 0.0;
+        }
+        if self.saturated_for > 2.0 && self.torque_enabled() {
+            self.raise_hardware_error(ct::hardware_error::OVERLOAD);
+        }
+        torque
+    }
+
+    /// Advances the motor by `dt` seconds: [`Servo::drive_torque`] on its own shaft
+    /// (inertia, viscous friction and the external load of the [`MotorModel`]).
     pub(crate) fn advance(&mut self, dt: f64) {
         if dt <= 0.0 {
             return;
@@ -501,61 +593,12 @@ impl Servo {
         let m = self.motor;
         let steps = (dt / m.step).ceil().max(1.0) as usize;
         let h = dt / steps as f64;
-        let operating_mode = self.get(ct::OPERATING_MODE) as u8;
-        let position_mode = matches!(
-            operating_mode,
-            mode::POSITION | mode::EXTENDED_POSITION | mode::CURRENT_BASED_POSITION
-        );
-        let (kp, ki, kd) = (
-            self.get(ct::POSITION_P_GAIN) as f64 / 128.0,
-            self.get(ct::POSITION_I_GAIN) as f64 / 65536.0,
-            self.get(ct::POSITION_D_GAIN) as f64 / 16.0,
-        );
-        let limit_ma = self.get(ct::CURRENT_LIMIT) as f64;
-        let cap_ma =
-            if operating_mode == mode::CURRENT_BASED_POSITION || operating_mode == mode::CURRENT {
-                (self.get(ct::GOAL_CURRENT).abs() as f64).min(limit_ma)
-            } else {
-                limit_ma
-            };
-        let goal = self.get(ct::GOAL_POSITION) as f64;
-        let stopped = self.get(ct::BUS_WATCHDOG) == 0xFF;
+        let d = self.drive();
         for _ in 0..steps {
-            let mut command_ma = 0.0;
-            if self.torque_enabled() && !stopped {
-                if position_mode {
-                    let ticks = self.present_ticks();
-                    let err = goal - ticks;
-                    self.integral += err * h;
-                    let speed_ticks_per_ms = self.speed / ct::RAD_PER_TICK / 1000.0;
-                    command_ma = kp * err + ki * self.integral * 1000.0 - kd * speed_ticks_per_ms;
-                } else if operating_mode == mode::CURRENT {
-                    command_ma = self.get(ct::GOAL_CURRENT) as f64;
-                }
-            } else if self.torque_enabled() && stopped {
-                // Watchdog stop: brake.
-                command_ma = -self.speed / ct::RAD_PER_TICK / 1000.0 * kd;
-            }
-            let saturated = command_ma.abs() >= cap_ma && cap_ma > 0.0;
-            let command_ma = command_ma.clamp(-cap_ma, cap_ma);
-            // Torque–speed line: the motor cannot push beyond its no-load speed.
-            let mut torque = command_ma * 1e-3 * m.torque_constant;
-            let headroom = (1.0 - self.speed.abs() / m.no_load_speed).max(0.0) * m.stall_torque;
-            if torque * self.speed > 0.0 {
-                torque = torque.clamp(-headroom, headroom);
-            }
-            self.current = torque / m.torque_constant;
+            let torque = self.drive_torque(&d, h);
             let accel = (torque + self.load_torque - m.viscous_friction * self.speed) / m.inertia;
             self.speed += accel * h;
             self.angle += self.speed * h;
-            if saturated && command_ma.abs() >= limit_ma {
-                self.saturated_for += h;
-            } else {
-                self.saturated_for = 0.0;
-            }
-        }
-        if self.saturated_for > 2.0 && self.torque_enabled() {
-            self.raise_hardware_error(ct::hardware_error::OVERLOAD);
         }
         self.sync_present();
     }
