@@ -36,7 +36,8 @@ pub struct EmulateArgs {
     /// present position, velocity and current come from the simulated joints).
     #[arg(long, default_value = "motor")]
     physics: String,
-    /// With `--physics sim`: an object resting on the palm (`none`, `cube`, `mug`, ...).
+    /// With `--physics sim`: an object resting on the palm (`none`, `cube`, `mug`, ...),
+    /// or `chaos-box` (the hand in a closed box of 40 light balls).
     #[arg(long, default_value = "cube")]
     object: String,
     /// With `--physics sim`: what drives the simulated joints, `pd` (the engine's PD
@@ -225,13 +226,33 @@ pub(crate) fn gap_scene_bus(
 }
 
 /// The simulated LEAP Hand with `object` (or nothing for `none`) resting on its palm;
-/// with a gap, the object carries its payload and friction change.
+/// with a gap, the object carries its payload and friction change. `chaos-box` closes
+/// the hand in a box of 40 light balls ([`dex_sim::chaos_box`]; the gap scales their
+/// friction, not their mass), settled for a second before the scene is handed over.
 pub(crate) fn leap_sim_scene(
     object: &str,
     config: dex_sim::SimConfig,
     gap: Option<&dex_hw::emulator::GapConfig>,
 ) -> Result<Box<dyn dex_sim::Simulator>> {
     let model = dex_core::HandModel::leap_right();
+    if object == "chaos-box" {
+        let scene = dex_sim::chaos_box(&model, &config, &dex_sim::ChaosBox::default())?;
+        let objects: Vec<dex_sim::ObjectSpec> = scene
+            .objects
+            .iter()
+            .map(|b| match gap {
+                Some(g) => dex_sim::ObjectSpec {
+                    friction: b.friction * g.friction_scale,
+                    ..b.clone()
+                },
+                None => b.clone(),
+            })
+            .collect();
+        let dt = scene.config.dt;
+        let mut sim = dex_sim::RapierSim::new(model, &objects, &scene.poses, scene.config)?;
+        sim.step_physics((1.0 / dt).round() as usize)?;
+        return Ok(Box::new(sim));
+    }
     let (objects, poses) = if object == "none" {
         (Vec::new(), Vec::new())
     } else {

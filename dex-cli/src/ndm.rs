@@ -64,7 +64,8 @@ pub struct CollectArgs {
     /// Steps per replayed sequence (DexNDM: 400, 20 s at 20 Hz).
     #[arg(long, default_value_t = 400)]
     sequence_steps: usize,
-    /// With --sim: the object on the palm (`cube`, `none`, any `dex sim` object).
+    /// With --sim: the object on the palm (`cube`, `none`, any `dex sim` object) or
+    /// `chaos-box` (a closed box of 40 light balls around the hand).
     #[arg(long, default_value = "none")]
     object: String,
     /// With --sim: gravity in the world frame, `X,Y,Z` (m/s²); the palm faces up.
@@ -87,7 +88,7 @@ pub struct GapArgs {
     /// The servo model alone: no latency, friction, backlash, gain error or payload.
     #[arg(long)]
     no_gap: bool,
-    /// The object on the palm (`none`, `cube`, ...).
+    /// The object on the palm (`none`, `cube`, ...) or `chaos-box`.
     #[arg(long, default_value = "none")]
     object: String,
     /// Gravity in the world frame, `X,Y,Z` (m/s²; the palm faces up).

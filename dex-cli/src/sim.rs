@@ -34,7 +34,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "leap")]
     hand: String,
     /// Object in the palm (`cube`, `sphere`, `cylinder`, `capsule`, `mug`, a `.obj`
-    /// path, or `none`).
+    /// path, `none`, or `chaos-box`: the hand in a closed box of 40 light balls).
     #[arg(long, default_value = "cube")]
     object: String,
     /// Physics steps to time.
@@ -121,6 +121,14 @@ fn scene(hand: &str, object: &str, config: SimConfig) -> anyhow::Result<RapierSi
     };
     if object == "none" {
         return Ok(RapierSim::hand_only(model, config)?);
+    }
+    if object == "chaos-box" {
+        // Settled for a second and a half, as the balls lie once the hand is in the box.
+        let s = dex_sim::chaos_box(&model, &config, &dex_sim::ChaosBox::default())?;
+        let steps = (1.5 / s.config.dt).round() as usize;
+        let mut sim = RapierSim::new(model, &s.objects, &s.poses, s.config)?;
+        sim.step_physics(steps)?;
+        return Ok(sim);
     }
     let spec = ObjectSpec::named(object)?;
     let pose = rest_pose_on_palm(&model, &config.hand_pose, spec.shape.half_height(), 0.001);
@@ -238,7 +246,7 @@ fn render(a: RenderArgs) -> anyhow::Result<()> {
     sim.set_joint_targets(&hold)?;
     sim.step_physics(100)?;
     let target = match sim.objects().len() {
-        0 => rest_pose_on_palm(sim.model(), &sim.config().hand_pose, 0.0, 0.0)
+        0 | 2.. => rest_pose_on_palm(sim.model(), &sim.config().hand_pose, 0.0, 0.0)
             .translation
             .vector
             .into(),

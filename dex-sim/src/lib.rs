@@ -25,6 +25,7 @@
 //! ```
 
 pub mod camera;
+mod chaos;
 pub mod env;
 mod error;
 mod mock;
@@ -38,6 +39,7 @@ pub mod texture;
 mod rapier;
 
 pub use camera::{Camera, DepthFrame, LABEL_MARKER};
+pub use chaos::{ChaosBox, Scene, chaos_box};
 pub use env::{
     BoxSpace, Env, Info, Observation, ObservationSpec, Step, TimeLimit, VecEnv, VecStep, env_seed,
 };
@@ -45,8 +47,8 @@ pub use error::{Error, Result};
 pub use mock::{MockEnv, MockSimulator};
 pub use object::{ObjectShape, ObjectSpec, RandomObjectParams, random_object};
 pub use simulator::{
-    BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, mount_pose, nominal_pd_gains,
-    open_configuration, palm_up_pose, rest_pose_on_palm,
+    BodyRef, Contact, Enclosure, ObjectState, SimConfig, SimState, Simulator, mount_pose,
+    nominal_pd_gains, open_configuration, palm_up_pose, rest_pose_on_palm,
 };
 pub use spec::EnvSpec;
 pub use tasks::{

@@ -45,6 +45,19 @@ pub struct SimConfig {
     /// Friction coefficient of the hand's surfaces (a contact uses the mean of the two
     /// bodies' coefficients).
     pub hand_friction: f64,
+    /// Static walls around a box (world frame) that objects collide with and the hand
+    /// does not (as the ground): a container, e.g. for a [`crate::chaos_box`] of balls.
+    /// Not rendered. `None` (the default): only the ground.
+    pub enclosure: Option<Enclosure>,
+}
+
+/// The inside of a closed box of six static walls, world frame (m).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Enclosure {
+    /// The lowest corner.
+    pub min: Point3<f64>,
+    /// The highest corner.
+    pub max: Point3<f64>,
 }
 
 impl Default for SimConfig {
@@ -60,6 +73,7 @@ impl Default for SimConfig {
             hand_self_collision: true,
             prediction_distance: 0.002,
             hand_friction: 1.0,
+            enclosure: None,
         }
     }
 }
@@ -73,6 +87,15 @@ impl SimConfig {
         }
         if self.substeps == 0 {
             return bad("substeps", "must be at least 1".into());
+        }
+        if let Some(e) = &self.enclosure
+            && !(e.min.iter().chain(e.max.iter()).all(|v| v.is_finite())
+                && (0..3).all(|i| e.min[i] < e.max[i]))
+        {
+            return bad(
+                "enclosure",
+                format!("needs finite corners with min < max, got {e:?}"),
+            );
         }
         if self.solver_iterations == 0 {
             return bad("solver_iterations", "must be at least 1".into());

@@ -435,3 +435,52 @@ fn joints_take_feed_forward_torques_armature_and_dry_friction() {
         Err(Error::Unsupported { .. })
     ));
 }
+
+#[test]
+fn a_chaos_box_settles_its_balls_onto_the_hand_whichever_way_gravity_points() {
+    let model = leap();
+    for gravity in [Vector3::new(0.0, 0.0, -9.81), Vector3::new(0.0, 0.0, 9.81)] {
+        let config = SimConfig {
+            gravity,
+            substeps: 1,
+            ..SimConfig::for_hand(&model)
+        };
+        let scene = dex_sim::chaos_box(&model, &config, &dex_sim::ChaosBox::default()).unwrap();
+        assert_eq!(scene.objects.len(), 40);
+        let enclosure = scene.config.enclosure.unwrap();
+        let mut sim =
+            RapierSim::new(model.clone(), &scene.objects, &scene.poses, scene.config).unwrap();
+        let hold = sim.joint_targets().to_vec();
+        sim.set_joint_targets(&hold).unwrap();
+        for _ in 0..750 {
+            sim.step().unwrap();
+        }
+        // Every ball stays in the box…
+        for i in 0..40 {
+            let p = sim.object_state(i).unwrap().pose.translation.vector;
+            for a in 0..3 {
+                assert!(
+                    p[a] > enclosure.min[a] - 1e-3 && p[a] < enclosure.max[a] + 1e-3,
+                    "ball {i} at {p:?} left {enclosure:?}"
+                );
+            }
+        }
+        // …and some press on the hand.
+        let touching: std::collections::BTreeSet<usize> =
+            sim.contacts()
+                .iter()
+                .filter(|c| c.normal_force > 0.0)
+                .filter_map(|c| match (c.body1, c.body2) {
+                    (BodyRef::Object(i), BodyRef::Link(_))
+                    | (BodyRef::Link(_), BodyRef::Object(i)) => Some(i),
+                    _ => None,
+                })
+                .collect();
+        eprintln!("gravity {gravity:?}: {} balls on the hand", touching.len());
+        assert!(
+            touching.len() >= 3,
+            "{} balls touch the hand",
+            touching.len()
+        );
+    }
+}

@@ -291,6 +291,34 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
         None,
     );
 
+    // The enclosure's walls (objects only), 2 cm thick, outside its box.
+    if let Some(e) = &config.enclosure {
+        let t = 0.01;
+        let c = (e.min.coords + e.max.coords) / 2.0;
+        let h = (e.max.coords - e.min.coords) / 2.0;
+        for axis in 0..3 {
+            for side in [-1.0, 1.0] {
+                let mut half = h + Vector3::repeat(2.0 * t);
+                half[axis] = t;
+                let mut center = c;
+                center[axis] += side * (h[axis] + t);
+                world.insert_collider(
+                    ColliderBuilder::cuboid(half.x as f32, half.y as f32, half.z as f32)
+                        .translation(vec3(&center))
+                        .friction(0.5)
+                        .collision_groups(InteractionGroups::new(
+                            Group::from_bits_retain(STATIC_GROUP),
+                            Group::from_bits_retain(OBJECT_GROUP),
+                            InteractionTestMode::And,
+                        ))
+                        .user_data(encode(TAG_STATIC, 0))
+                        .build(),
+                    None,
+                );
+            }
+        }
+    }
+
     let dof = model.dof();
     let mut sim = RapierSim {
         model,

@@ -47,7 +47,9 @@ pub(crate) fn render_depth(sim: &RapierSim, camera: &Camera) -> Result<DepthFram
         .zip(gray.par_chunks_mut(w * ROWS_PER_TASK))
         .enumerate()
         .for_each(|(chunk, ((depth_rows, label_rows), gray_rows))| {
-            let mut filter = QueryFilter::default();
+            // The ground and an enclosure's walls (colliders of no body) are not drawn.
+            let drawn = |_: ColliderHandle, c: &Collider| c.parent().is_some();
+            let mut filter = QueryFilter::default().predicate(&drawn);
             if let Some(g) = ground {
                 filter = filter.exclude_collider(g);
             }
