@@ -34,14 +34,21 @@ pub enum NdmCommand {
 #[derive(Debug, Args)]
 pub struct CollectArgs {
     /// The hand's serial port (or an emulator's pty).
-    #[arg(long, required_unless_present = "sim", conflicts_with = "sim")]
+    #[arg(long, required_unless_present_any = ["sim", "emulated"], conflicts_with_all = ["sim", "emulated"])]
     port: Option<String>,
     /// Bit rate of the port.
     #[arg(long, default_value_t = 4_000_000)]
     baud: u32,
     /// Collect in the ideal simulation (dex-sim's PD joints) instead of over a port.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "emulated")]
     sim: bool,
+    /// Collect from the gap hand (`dex hw emulate --actuator servo`) behind an emulated
+    /// bus in this process, as fast as it simulates, instead of over a port.
+    #[arg(long)]
+    emulated: bool,
+    /// With --emulated: a TOML file of gap settings (the default gap without it).
+    #[arg(long, requires = "emulated")]
+    gap: Option<PathBuf>,
     /// Built-in hand (`leap`).
     #[arg(long, default_value = "leap")]
     hand: String,
@@ -64,11 +71,12 @@ pub struct CollectArgs {
     /// Steps per replayed sequence (DexNDM: 400, 20 s at 20 Hz).
     #[arg(long, default_value_t = 400)]
     sequence_steps: usize,
-    /// With --sim: the object on the palm (`cube`, `none`, any `dex sim` object) or
-    /// `chaos-box` (a closed box of 40 light balls around the hand).
+    /// With --sim or --emulated: the object on the palm (`cube`, `none`, any `dex sim`
+    /// object) or `chaos-box` (a closed box of 40 light balls around the hand).
     #[arg(long, default_value = "none")]
     object: String,
-    /// With --sim: gravity in the world frame, `X,Y,Z` (m/s²); the palm faces up.
+    /// With --sim or --emulated: gravity in the world frame, `X,Y,Z` (m/s²); the palm
+    /// faces up.
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     gravity: Option<Vec<f64>>,
     /// Noise standard deviation (half joint ranges) and the fraction of steps it hits.
@@ -204,7 +212,8 @@ fn run_collect(a: CollectArgs) -> Result<()> {
     let config = ReplayConfig {
         noise_std: a.noise_std,
         noise_fraction: a.noise_fraction,
-        rate_hz: if a.sim { 0.0 } else { a.rate },
+        // Paced at the control rate over a port; the simulated hands step per command.
+        rate_hz: if a.port.is_some() { a.rate } else { 0.0 },
         seed: a.seed,
         ..ReplayConfig::default()
     };
@@ -214,64 +223,76 @@ fn run_collect(a: CollectArgs) -> Result<()> {
         "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} steps ({per_sec})",
     );
     let mut progress = |s: usize| b.set_position(s as u64);
-    let report = if a.sim {
+    let gravity = crate::hw::parse_gravity(a.gravity.as_deref())?;
+    meta.insert("object".into(), a.object.clone().into());
+    if let Some(g) = gravity {
+        meta.insert(
+            "gravity".into(),
+            toml::Value::Array(g.iter().map(|&v| v.into()).collect()),
+        );
+    }
+    let mut driver: Box<dyn dex_hw::HandDriver> = if a.sim {
         let mut config_sim = dex_sim::SimConfig::for_hand(&model);
         let substeps = (1.0 / (a.rate * config_sim.dt)).round();
         if substeps < 1.0 {
             bail!("--rate {} is faster than the physics step", a.rate);
         }
         config_sim.substeps = substeps as usize;
-        if let Some(g) = crate::hw::parse_gravity(a.gravity.as_deref())? {
+        if let Some(g) = gravity {
             config_sim.gravity = g;
         }
         meta.insert("source".into(), "sim".into());
-        meta.insert("object".into(), a.object.clone().into());
+        Box::new(dex_hw::SimDriver::new(crate::hw::leap_sim_scene(
+            &a.object, config_sim, None,
+        )?)?)
+    } else if a.emulated {
+        let gap = crate::hw::read_gap(a.gap.as_deref())?;
+        let steps = (1.0 / (a.rate * gap.physics_dt)).round();
+        if steps < 1.0 {
+            bail!("--rate {} is faster than the physics step", a.rate);
+        }
         meta.insert(
-            "gravity".into(),
-            toml::Value::Array(config_sim.gravity.iter().map(|&v| v.into()).collect()),
+            "source".into(),
+            "gap hand (emulated bus, in process)".into(),
         );
-        let mut driver =
-            dex_hw::SimDriver::new(crate::hw::leap_sim_scene(&a.object, config_sim, None)?)?;
-        let mut writer = DataWriter::create(
-            &a.out,
-            model.name(),
-            joint_names(&model),
-            a.rate,
-            config.chunk_rows,
-            meta,
+        meta.insert(
+            "gap".into(),
+            toml::Value::try_from(&gap).context("the gap settings")?,
+        );
+        let bus = crate::hw::gap_scene_bus(
+            &a.object,
+            gravity,
+            &gap,
+            dex_hw::emulator::PhysicsClock::StepsPerGoalWrite(steps as usize),
         )?;
-        replay(
-            &mut driver,
-            &limits,
-            source.as_mut(),
-            max_steps,
-            &config,
-            &mut writer,
-            &mut progress,
-        )?
+        let port = dex_hw::EmulatedPort::new(bus, 4_000_000);
+        Box::new(dex_hw::LeapHand::open(port, dex_hw::LeapConfig::default())?)
     } else {
         let port = a.port.clone().unwrap_or_default();
         meta.insert("source".into(), format!("port {port}").into());
         let transport = dex_hw::SerialTransport::open(&port, a.baud)?;
-        let mut driver = dex_hw::LeapHand::open(transport, dex_hw::LeapConfig::default())?;
-        let mut writer = DataWriter::create(
-            &a.out,
-            model.name(),
-            joint_names(&model),
-            a.rate,
-            config.chunk_rows,
-            meta,
-        )?;
-        replay(
-            &mut driver,
-            &limits,
-            source.as_mut(),
-            max_steps,
-            &config,
-            &mut writer,
-            &mut progress,
-        )?
+        Box::new(dex_hw::LeapHand::open(
+            transport,
+            dex_hw::LeapConfig::default(),
+        )?)
     };
+    let mut writer = DataWriter::create(
+        &a.out,
+        model.name(),
+        joint_names(&model),
+        a.rate,
+        config.chunk_rows,
+        meta,
+    )?;
+    let report = replay(
+        driver.as_mut(),
+        &limits,
+        source.as_mut(),
+        max_steps,
+        &config,
+        &mut writer,
+        &mut progress,
+    )?;
     b.finish_and_clear();
     output(&format!(
         "{} steps in {} segments in {:.1} s ({:.1} steps/s); bus cycle p50 {:.2} ms p99 {:.2} ms; {} overruns of the {} Hz period; data in {}",
