@@ -25,6 +25,9 @@ pub enum NdmCommand {
     /// How far the gap hand (servo-driven, `dex hw emulate --actuator servo`) is from
     /// the ideal simulation on the same target sequences.
     Gap(GapArgs),
+    /// The residual policy, trained through a frozen dynamics model.
+    #[command(subcommand)]
+    Residual(ResidualCommand),
     /// One-step joint-position error of a model on a dataset; ends with
     /// `rmse_rad <x> p95_rad <y>`.
     Eval(EvalArgs),
@@ -85,6 +88,37 @@ pub struct CollectArgs {
     /// Fraction of steps with noise.
     #[arg(long, default_value_t = 0.5)]
     noise_fraction: f64,
+}
+
+/// `dex ndm residual ...`.
+#[derive(Debug, Subcommand)]
+pub enum ResidualCommand {
+    /// Roll the base policy out in ideal simulation and train a residual on its targets
+    /// so that the model's joints follow the simulated ones.
+    Train(ResidualArgs),
+}
+
+/// Arguments of `dex ndm residual train`.
+#[derive(Debug, Args)]
+pub struct ResidualArgs {
+    /// The base policy: a checkpoint of `dex train` (absolute actions).
+    #[arg(long)]
+    base: PathBuf,
+    /// The hand's dynamics model (`dex ndm train`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Seed of the rollouts, the weights and the batches.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory: residual.toml and residual.safetensors.
+    #[arg(long)]
+    out: PathBuf,
+    /// Base-policy episodes rolled out in simulation.
+    #[arg(long, default_value_t = 20)]
+    episodes: usize,
+    /// Override one residual setting, e.g. `--set epochs=5` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
 }
 
 /// Arguments of `dex ndm gap`.
@@ -162,6 +196,7 @@ pub fn run(cmd: NdmCommand) -> Result<()> {
     match cmd {
         NdmCommand::Collect(a) => run_collect(a),
         NdmCommand::Gap(a) => run_gap(a),
+        NdmCommand::Residual(ResidualCommand::Train(a)) => run_residual(a),
         NdmCommand::Train(a) => run_train(a),
         NdmCommand::Eval(a) => run_eval(a),
     }
@@ -360,6 +395,71 @@ fn run_gap(a: GapArgs) -> Result<()> {
         g.steps, a.rate, a.object, g.first_tracking_rad, g.second_tracking_rad
     ))?;
     output(&format!("gap_rad {:.4}", g.between_rad))
+}
+
+fn run_residual(a: ResidualArgs) -> Result<()> {
+    let mut config: dex_ndm::ResidualConfig =
+        dex_policy::run::layered_config(dex_ndm::ResidualConfig::default(), None, &a.sets)?;
+    config.seed = a.seed;
+    let model = load_model(&a.model)?;
+    let ck = dex_policy::load_checkpoint(&a.base)
+        .with_context(|| format!("--base {}", a.base.display()))?;
+    let spec = dex_sim::EnvSpec::from_table(&ck.env)?;
+    if spec.config.action_mode != dex_sim::ActionMode::Absolute {
+        bail!(
+            "--base {}: its actions are relative targets; a residual on them would integrate (only absolute actions are supported)",
+            a.base.display()
+        );
+    }
+    let hand = spec.model()?;
+    if hand.dof() != model.dof() {
+        bail!(
+            "the base policy's hand has {} joints, the model {}",
+            hand.dof(),
+            model.dof()
+        );
+    }
+    // Absolute actions: target = mid + action · half range, so a radian is 1/half range.
+    let action_per_rad: Vec<f32> = hand
+        .joint_limits()
+        .iter()
+        .map(|l| (2.0 / (l.upper - l.lower)) as f32)
+        .collect();
+    let mut env = dex_sim::make_env(&spec.sim_task()?, hand, spec.config.clone())?;
+    let mut policy = ck.policy;
+    let steps = spec.config.episode_steps;
+    let rollouts =
+        dex_ndm::record_rollouts(env.as_mut(), policy.as_mut(), a.episodes, steps, a.seed)?;
+    eprintln!(
+        "{} rollout steps from {} episodes",
+        rollouts.len(),
+        a.episodes
+    );
+    let residual = dex_ndm::train_residual(
+        model.as_ref(),
+        &rollouts,
+        action_per_rad,
+        &config,
+        &mut |step, loss| {
+            if step % 200 == 0 {
+                eprintln!("step {step} loss {loss:.6}");
+            }
+        },
+    )?;
+    residual.save(&a.out)?;
+    let r = residual
+        .report()
+        .cloned()
+        .context("the residual has no training report")?;
+    output(&format!(
+        "{} steps in {:.1} s; the model's one-step error against the simulated joints: {:.4} rad with the base targets, {:.4} rad with the residual (corrections {:.4} rad RMS); residual in {}",
+        r.steps,
+        r.seconds,
+        r.rmse_without_rad,
+        r.rmse_with_rad,
+        r.correction_rms_rad,
+        a.out.display()
+    ))
 }
 
 fn joint_names(model: &HandModel) -> Vec<String> {

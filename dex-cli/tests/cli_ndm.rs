@@ -226,3 +226,99 @@ fn collect_in_simulation_writes_a_dataset_the_trainer_reads() {
         text(&r.stderr)
     );
 }
+
+#[test]
+fn a_residual_trains_through_a_model_of_the_hand_for_a_shipped_policy() {
+    let dir = tmp("residual");
+    let (data, model, out) = (dir.join("data"), dir.join("model"), dir.join("residual"));
+    let r = dex(&[
+        "ndm",
+        "collect",
+        "--sim",
+        "--minutes",
+        "0.2",
+        "--sequence-steps",
+        "60",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    let r = dex(&[
+        "ndm",
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--model",
+        "pd",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/reach-student");
+    let r = dex(&[
+        "ndm",
+        "residual",
+        "train",
+        "--base",
+        base,
+        "--model",
+        model.to_str().unwrap(),
+        "--episodes",
+        "3",
+        "--set",
+        "epochs=2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    assert!(
+        last_line(&r).contains("with the residual"),
+        "{}",
+        last_line(&r)
+    );
+    let residual = dex_ndm::ResidualPolicy::load(&out).unwrap();
+    use dex_policy::Policy;
+    assert_eq!(residual.action_dim(), 16);
+    // Bad input: no base checkpoint, or a model of another hand.
+    let r = dex(&[
+        "ndm",
+        "residual",
+        "train",
+        "--base",
+        dir.join("none").to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    let small = dir.join("small");
+    joint_data(3, 4, 50, Plant::servo(), 1)
+        .unwrap()
+        .save(&dir.join("d3"), 100)
+        .unwrap();
+    let r = dex(&[
+        "ndm",
+        "train",
+        "--data",
+        dir.join("d3").to_str().unwrap(),
+        "--model",
+        "pd",
+        "--out",
+        small.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    let r = dex(&[
+        "ndm",
+        "residual",
+        "train",
+        "--base",
+        base,
+        "--model",
+        small.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(text(&r.stderr).contains("joints"), "{}", text(&r.stderr));
+}

@@ -140,24 +140,13 @@ impl SequenceSource for PolicyRollouts {
         self.policy.reset(0);
         let mut out = Vec::with_capacity(self.len);
         for _ in 0..self.len {
-            let o =
-                Array2::from_shape_vec((1, obs.state.len()), obs.state.clone()).map_err(|e| {
-                    Error::InvalidSetting {
-                        what: "observation",
-                        reason: e.to_string(),
-                    }
-                })?;
-            let action = self
-                .policy
-                .act(o.view(), ActMode::Deterministic, &mut self.rng)?;
-            let step = self
-                .env
-                .step(
-                    action
-                        .as_slice()
-                        .unwrap_or(&action.iter().copied().collect::<Vec<_>>()),
-                )
-                .map_err(sim_error)?;
+            let action = clipped_action(
+                self.env.as_ref(),
+                self.policy.as_mut(),
+                &obs.state,
+                &mut self.rng,
+            )?;
+            let step = self.env.step(&action).map_err(sim_error)?;
             let sim = self.env.simulator().ok_or_else(|| Error::InvalidSetting {
                 what: "rollout environment",
                 reason: "lost its simulator".into(),
@@ -170,6 +159,30 @@ impl SequenceSource for PolicyRollouts {
         }
         Ok(out)
     }
+}
+
+/// `policy`'s deterministic action for one observation, clipped to `env`'s action space
+/// (as evaluation clips it).
+pub(crate) fn clipped_action(
+    env: &dyn Env,
+    policy: &mut dyn Policy,
+    observation: &[f32],
+    rng: &mut dyn rand::RngCore,
+) -> Result<Vec<f32>> {
+    let row =
+        Array2::from_shape_vec((1, observation.len()), observation.to_vec()).map_err(|e| {
+            Error::InvalidSetting {
+                what: "observation",
+                reason: e.to_string(),
+            }
+        })?;
+    let action = policy.act(row.view(), ActMode::Deterministic, rng)?;
+    let space = env.action_space();
+    Ok(action
+        .iter()
+        .zip(space.low.iter().zip(&space.high))
+        .map(|(v, (l, h))| v.clamp(*l, *h))
+        .collect())
 }
 
 /// How sequences are replayed. DexNDM App. C: noise N(0, 0.01) on an action with

@@ -8,6 +8,7 @@ mod mock;
 mod model;
 mod neural;
 mod pd;
+mod residual;
 pub mod synthetic;
 mod train;
 
@@ -24,6 +25,9 @@ pub use model::{
 };
 pub use neural::{JointWise, JointWiseConfig, WholeHand, WholeHandConfig};
 pub use pd::{FirstOrderPd, JointLag, PdConfig};
+pub use residual::{
+    ResidualConfig, ResidualPolicy, ResidualReport, Rollouts, record_rollouts, train_residual,
+};
 pub use train::{Phase, TrainReport, TrainSettings, train_model};
 
 // Foreign crates whose types appear in our signatures.
