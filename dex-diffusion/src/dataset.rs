@@ -30,8 +30,8 @@
 use std::path::{Path, PathBuf};
 
 use dex_core::HandModel;
+use dex_policy::chunk_files::{read_array, read_toml, write_array, write_toml_atomic};
 use ndarray::{Array2, ArrayView2, Axis, Slice};
-use ndarray_npy::{read_npy, write_npy};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -318,15 +318,8 @@ impl DataWriter {
         let episodes =
             Array2::from_shape_fn((self.episodes.len(), 4), |(i, j)| self.episodes[i][j]);
         self.episodes.clear();
-        for (file, result) in [
-            (&entry.steps, write_npy(self.dir.join(&entry.steps), &steps)),
-            (
-                &entry.episodes,
-                write_npy(self.dir.join(&entry.episodes), &episodes),
-            ),
-        ] {
-            result.map_err(|e| data_error(&self.dir.join(file), e.to_string()))?;
-        }
+        write_array(&self.dir.join(&entry.steps), &steps)?;
+        write_array(&self.dir.join(&entry.episodes), &episodes)?;
         self.manifest.chunks.push(entry);
         self.write_manifest()
     }
@@ -342,12 +335,7 @@ impl DataWriter {
     }
 
     fn write_manifest(&self) -> Result<()> {
-        let path = self.dir.join(MANIFEST);
-        let text =
-            toml::to_string_pretty(&self.manifest).map_err(|e| data_error(&path, e.to_string()))?;
-        let tmp = self.dir.join(format!("{MANIFEST}.tmp"));
-        std::fs::write(&tmp, text).map_err(|e| data_error(&tmp, e.to_string()))?;
-        std::fs::rename(&tmp, &path).map_err(|e| data_error(&path, e.to_string()))
+        Ok(write_toml_atomic(&self.dir.join(MANIFEST), &self.manifest)?)
     }
 }
 
@@ -367,10 +355,7 @@ impl DataReader {
     /// format or version.
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| data_error(&path, format!("cannot read the manifest: {e}")))?;
-        let manifest: Manifest =
-            toml::from_str(&text).map_err(|e| data_error(&path, e.to_string()))?;
+        let manifest: Manifest = read_toml(&path)?;
         if manifest.format != FORMAT || manifest.version != VERSION {
             return Err(data_error(
                 &path,
@@ -412,30 +397,9 @@ impl DataReader {
                 reason: format!("{k} is past the dataset's {} chunks", self.chunks()),
             })?;
         let width = self.manifest.layout.width();
-        let path = self.dir.join(&entry.steps);
-        let steps: Array2<f32> = read_npy(&path).map_err(|e| data_error(&path, e.to_string()))?;
-        if steps.dim() != (entry.rows, width) {
-            return Err(data_error(
-                &path,
-                format!(
-                    "holds {:?} values, the manifest says {} rows × {width}",
-                    steps.dim(),
-                    entry.rows
-                ),
-            ));
-        }
+        let steps: Array2<f32> = read_array(&self.dir.join(&entry.steps), entry.rows, width)?;
         let path = self.dir.join(&entry.episodes);
-        let table: Array2<i64> = read_npy(&path).map_err(|e| data_error(&path, e.to_string()))?;
-        if table.dim() != (entry.episode_count, 4) {
-            return Err(data_error(
-                &path,
-                format!(
-                    "holds {:?} values, the manifest says {} episodes × 4",
-                    table.dim(),
-                    entry.episode_count
-                ),
-            ));
-        }
+        let table: Array2<i64> = read_array(&path, entry.episode_count, 4)?;
         let mut episodes = Vec::with_capacity(table.nrows());
         for r in table.rows() {
             let (first, len) = (r[0], r[1]);

@@ -27,8 +27,8 @@
 
 use std::path::{Path, PathBuf};
 
+use dex_policy::chunk_files::{read_array, read_toml, write_array, write_toml_atomic};
 use ndarray::{Array2, ArrayView2, Axis, Slice};
-use ndarray_npy::{read_npy, write_npy};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -287,15 +287,8 @@ impl DataWriter {
         let segments =
             Array2::from_shape_fn((self.segments.len(), 2), |(i, j)| self.segments[i][j]);
         self.segments.clear();
-        for (file, result) in [
-            (&entry.steps, write_npy(self.dir.join(&entry.steps), &steps)),
-            (
-                &entry.segments,
-                write_npy(self.dir.join(&entry.segments), &segments),
-            ),
-        ] {
-            result.map_err(|e| data_error(&self.dir.join(file), e.to_string()))?;
-        }
+        write_array(&self.dir.join(&entry.steps), &steps)?;
+        write_array(&self.dir.join(&entry.segments), &segments)?;
         self.manifest.chunks.push(entry);
         self.write_manifest()
     }
@@ -311,12 +304,7 @@ impl DataWriter {
     }
 
     fn write_manifest(&self) -> Result<()> {
-        let path = self.dir.join(MANIFEST);
-        let text =
-            toml::to_string_pretty(&self.manifest).map_err(|e| data_error(&path, e.to_string()))?;
-        let tmp = self.dir.join(format!("{MANIFEST}.tmp"));
-        std::fs::write(&tmp, text).map_err(|e| data_error(&tmp, e.to_string()))?;
-        std::fs::rename(&tmp, &path).map_err(|e| data_error(&path, e.to_string()))
+        Ok(write_toml_atomic(&self.dir.join(MANIFEST), &self.manifest)?)
     }
 }
 
@@ -367,10 +355,7 @@ impl Dataset {
     /// their chunk, or a NaN.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| data_error(&path, format!("cannot read the manifest: {e}")))?;
-        let manifest: Manifest =
-            toml::from_str(&text).map_err(|e| data_error(&path, e.to_string()))?;
+        let manifest: Manifest = read_toml(&path)?;
         if manifest.format != FORMAT || manifest.version != VERSION {
             return Err(data_error(
                 &path,
@@ -392,35 +377,12 @@ impl Dataset {
         data.meta = manifest.meta.clone();
         for entry in &manifest.chunks {
             let path = dir.join(&entry.steps);
-            let steps: Array2<f32> =
-                read_npy(&path).map_err(|e| data_error(&path, e.to_string()))?;
-            if steps.dim() != (entry.rows, 2 * dof) {
-                return Err(data_error(
-                    &path,
-                    format!(
-                        "holds {:?} values, the manifest says {} rows × {}",
-                        steps.dim(),
-                        entry.rows,
-                        2 * dof
-                    ),
-                ));
-            }
+            let steps: Array2<f32> = read_array(&path, entry.rows, 2 * dof)?;
             if let Some(i) = steps.iter().position(|v| !v.is_finite()) {
                 return Err(data_error(&path, format!("value {i} is not finite")));
             }
             let path = dir.join(&entry.segments);
-            let table: Array2<i64> =
-                read_npy(&path).map_err(|e| data_error(&path, e.to_string()))?;
-            if table.dim() != (entry.segment_count, 2) {
-                return Err(data_error(
-                    &path,
-                    format!(
-                        "holds {:?} values, the manifest says {} segments × 2",
-                        table.dim(),
-                        entry.segment_count
-                    ),
-                ));
-            }
+            let table: Array2<i64> = read_array(&path, entry.segment_count, 2)?;
             for r in table.rows() {
                 let (first, len) = (r[0], r[1]);
                 if first < 0 || len <= 0 || (first + len) as usize > entry.rows {

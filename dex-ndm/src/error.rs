@@ -52,6 +52,15 @@ pub enum Error {
     Tensor(#[from] candle_core::Error),
 }
 
+impl From<dex_policy::chunk_files::FileError> for Error {
+    fn from(e: dex_policy::chunk_files::FileError) -> Self {
+        Error::Data {
+            path: e.path,
+            reason: e.reason,
+        }
+    }
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

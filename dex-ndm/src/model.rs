@@ -7,6 +7,8 @@ use candle_core::{Device, Tensor};
 use ndarray::{Array2, ArrayView3};
 use serde::{Deserialize, Serialize};
 
+use dex_policy::chunk_files::{read_toml, write_toml_atomic};
+
 use crate::dataset::{Batch, Dataset};
 use crate::error::{Error, Result, check_finite, data_error};
 use crate::fit::{FitConfig, FitEvent, FitReport};
@@ -404,16 +406,12 @@ impl ModelFile {
 
     pub(crate) fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| data_error(dir, e.to_string()))?;
-        let path = dir.join(MODEL_FILE);
-        let text = toml::to_string_pretty(self).map_err(|e| data_error(&path, e.to_string()))?;
-        std::fs::write(&path, text).map_err(|e| data_error(&path, e.to_string()))
+        Ok(write_toml_atomic(&dir.join(MODEL_FILE), self)?)
     }
 
     pub(crate) fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MODEL_FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| data_error(&path, format!("cannot read the model file: {e}")))?;
-        let file: Self = toml::from_str(&text).map_err(|e| data_error(&path, e.to_string()))?;
+        let file: Self = read_toml(&path)?;
         if file.format != FORMAT || file.version != VERSION {
             return Err(data_error(
                 &path,

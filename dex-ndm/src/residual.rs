@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Module, Optimizer, ParamsAdamW, VarMap};
+use dex_policy::chunk_files::{read_toml, write_toml_atomic};
 use dex_policy::nets::{Activation, Mlp, MlpConfig, frozen_builder, init_seeded, new_store};
 use dex_policy::{ActMode, Policy, RunningMeanStd, check_observations};
 use dex_sim::Env;
@@ -368,10 +369,7 @@ impl ResidualPolicy {
     /// [`Error::Data`] when a file cannot be written.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| data_error(dir, e.to_string()))?;
-        let path = dir.join(FILE);
-        let text =
-            toml::to_string_pretty(&self.file).map_err(|e| data_error(&path, e.to_string()))?;
-        std::fs::write(&path, text).map_err(|e| data_error(&path, e.to_string()))?;
+        write_toml_atomic(&dir.join(FILE), &self.file)?;
         let path = dir.join(WEIGHTS);
         self.varmap
             .save(&path)
@@ -385,10 +383,7 @@ impl ResidualPolicy {
     /// [`Error::Data`] naming the file for a missing, corrupt or mis-shaped one.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| data_error(&path, format!("cannot read the residual: {e}")))?;
-        let file: ResidualFile =
-            toml::from_str(&text).map_err(|e| data_error(&path, e.to_string()))?;
+        let file: ResidualFile = read_toml(&path)?;
         if file.format != FORMAT || file.version != 1 {
             return Err(data_error(
                 &path,

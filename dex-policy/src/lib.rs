@@ -32,6 +32,7 @@
 
 mod batch;
 mod checkpoint;
+pub mod chunk_files;
 pub mod dataset;
 mod error;
 mod eval;

@@ -221,7 +221,7 @@ mod sim {
         /// [`MotorModel`]: crate::emulator::MotorModel
         pub fn torque_driven(
             mut sim: Box<dyn Simulator>,
-            motor: &crate::emulator::MotorModel,
+            motor: &crate::emulator::servo::MotorModel,
         ) -> Result<Self> {
             let dof = sim.model().dof();
             let damping: Vec<f64> = sim
