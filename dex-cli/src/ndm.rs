@@ -462,6 +462,100 @@ fn run_residual(a: ResidualArgs) -> Result<()> {
     ))
 }
 
+/// Where and how `dex eval` runs a policy over a bus.
+pub(crate) struct BusEval<'a> {
+    /// A serial port (paced in real time), or the in-process gap hand when `None`.
+    pub(crate) port: Option<&'a str>,
+    /// The gap of the in-process hand.
+    pub(crate) gap: Option<&'a std::path::Path>,
+    pub(crate) episodes: usize,
+    pub(crate) seed: u64,
+}
+
+/// `dex eval --port|--emulated`: a reach policy on a hand over its bus.
+pub(crate) fn eval_over_bus(
+    spec: &dex_sim::EnvSpec,
+    policy: &mut dyn dex_policy::Policy,
+    over: &BusEval<'_>,
+) -> Result<()> {
+    if spec.task != "reach" || spec.obs != "state" {
+        bail!(
+            "over a bus only `reach` with state observations runs (its observation is measurable there); the checkpoint is `{}` ({})",
+            spec.task,
+            spec.obs
+        );
+    }
+    let model = spec.model()?;
+    if model.name() != HandModel::leap_right().name() {
+        bail!(
+            "over a bus only the LEAP Hand has a driver; the checkpoint is for `{}`",
+            spec.hand
+        );
+    }
+    let task = spec.config.clone();
+    let rate = 1.0 / (task.dt * task.substeps as f64);
+    // Goals and starts as the simulated task draws them, episode by episode.
+    let params = dex_sim::ReachConfig::default();
+    let mut sampler = dex_sim::FingertipReach::new(model.clone(), task.clone(), params)?;
+    let mut episodes = Vec::with_capacity(over.episodes);
+    for e in 0..over.episodes {
+        use dex_sim::Env;
+        sampler.reset(Some(over.seed + e as u64))?;
+        let sim = sampler
+            .simulator()
+            .context("the reach task has no simulator")?;
+        let hand_pose = sim.config().hand_pose;
+        episodes.push(dex_ndm::ReachEpisode {
+            goals: dex_ndm::goals_in_hand_frame(sampler.goals(), &hand_pose),
+            start: sim.joint_state().q,
+        });
+    }
+    let (mut driver, paced): (Box<dyn dex_hw::HandDriver>, f64) = match over.port {
+        Some(port) => {
+            let transport = dex_hw::SerialTransport::open(port, 4_000_000)?;
+            (
+                Box::new(dex_hw::LeapHand::open(
+                    transport,
+                    dex_hw::LeapConfig::default(),
+                )?),
+                rate,
+            )
+        }
+        None => {
+            let gap = crate::hw::read_gap(over.gap)?;
+            let steps = (1.0 / (rate * gap.physics_dt)).round().max(1.0) as usize;
+            let bus = crate::hw::gap_scene_bus(
+                "none",
+                None,
+                &gap,
+                dex_hw::emulator::PhysicsClock::StepsPerGoalWrite(steps),
+            )?;
+            let port = dex_hw::EmulatedPort::new(bus, 4_000_000);
+            (
+                Box::new(dex_hw::LeapHand::open(port, dex_hw::LeapConfig::default())?),
+                0.0,
+            )
+        }
+    };
+    let r = dex_ndm::reach_over_driver(
+        driver.as_mut(),
+        &model,
+        &task,
+        policy,
+        &episodes,
+        params.success_radius,
+        paced,
+    )?;
+    output(&format!(
+        "reach over {} at {rate:.0} Hz: {} of {} episodes, final largest fingertip distance {:.1} mm on average",
+        over.port.unwrap_or("the in-process gap hand"),
+        r.successes,
+        r.episodes,
+        r.mean_final_distance * 1e3
+    ))?;
+    output(&format!("success {}", r.success_rate()))
+}
+
 fn joint_names(model: &HandModel) -> Vec<String> {
     model.joint_names().into_iter().map(String::from).collect()
 }

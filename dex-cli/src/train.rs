@@ -315,6 +315,24 @@ pub struct EvalArgs {
     /// it the checkpoint's own settings are used.
     #[arg(long = "set", value_name = "task.KEY=VALUE")]
     sets: Vec<String>,
+    /// The task the checkpoint should be for (`reach`, ...): an error if it is not.
+    #[arg(long)]
+    task: Option<String>,
+    /// Add a residual (`dex ndm residual train`) to the policy's actions.
+    #[arg(long)]
+    residual: Option<PathBuf>,
+    /// Run on a hand over this serial port (or an emulator's pty) at the task's control
+    /// rate instead of in simulation (`reach` only); goals and starts are drawn by the
+    /// simulated task with the same seeds.
+    #[arg(long, conflicts_with = "emulated")]
+    port: Option<String>,
+    /// Run on the gap hand behind an in-process emulated bus (as `--port`, without real
+    /// time).
+    #[arg(long)]
+    emulated: bool,
+    /// With --emulated: a TOML file of gap settings (the default gap without it).
+    #[arg(long, requires = "emulated")]
+    gap: Option<PathBuf>,
 }
 
 /// The part of a training config `dex eval --set` may change.
@@ -518,6 +536,24 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
     }
     let mut ck = load_checkpoint(&a.checkpoint)?;
     let mut env = EnvSpec::from_table(&ck.env)?;
+    if let Some(task) = &a.task
+        && task != &env.task
+    {
+        bail!("--task {task}: the checkpoint is for `{}`", env.task);
+    }
+    if let Some(dir) = &a.residual {
+        let residual = dex_ndm::ResidualPolicy::load(dir)?;
+        ck.policy = Box::new(dex_policy::Residual::new(ck.policy, residual, 1.0)?);
+    }
+    if a.port.is_some() || a.emulated {
+        let over = crate::ndm::BusEval {
+            port: a.port.as_deref(),
+            gap: a.gap.as_deref(),
+            episodes: a.episodes,
+            seed: a.seed,
+        };
+        return crate::ndm::eval_over_bus(&env, ck.policy.as_mut(), &over);
+    }
     if !a.sets.is_empty() {
         let base = EvalOverrides { task: env.config };
         env.config = layered_config(base, None, &a.sets)?.task;

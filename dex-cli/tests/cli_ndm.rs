@@ -322,3 +322,140 @@ fn a_residual_trains_through_a_model_of_the_hand_for_a_shipped_policy() {
     assert_eq!(r.status.code(), Some(2));
     assert!(text(&r.stderr).contains("joints"), "{}", text(&r.stderr));
 }
+
+/// The reach student over a driver on the ideal simulation succeeds about as often as in
+/// the task itself: the observation built from the driver's measurements is the task's.
+#[test]
+fn a_reach_policy_over_a_driver_on_the_ideal_simulation_matches_the_task() {
+    use dex_sim::Env;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/reach-student");
+    let mut ck = dex_policy::load_checkpoint(std::path::Path::new(dir)).unwrap();
+    let spec = dex_sim::EnvSpec::from_table(&ck.env).unwrap();
+    let model = spec.model().unwrap();
+    let task = spec.config.clone();
+    let params = dex_sim::ReachConfig::default();
+    let mut env = dex_sim::FingertipReach::new(model.clone(), task.clone(), params).unwrap();
+    let mut episodes = Vec::new();
+    for e in 0..10 {
+        env.reset(Some(e)).unwrap();
+        let sim = env.simulator().unwrap();
+        episodes.push(dex_ndm::ReachEpisode {
+            goals: dex_ndm::goals_in_hand_frame(env.goals(), &sim.config().hand_pose),
+            start: sim.joint_state().q,
+        });
+    }
+    let sim = dex_sim::RapierSim::hand_only(model.clone(), task.sim_config(&model)).unwrap();
+    let mut driver = dex_hw::SimDriver::new(Box::new(sim)).unwrap();
+    let r = dex_ndm::reach_over_driver(
+        &mut driver,
+        &model,
+        &task,
+        ck.policy.as_mut(),
+        &episodes,
+        params.success_radius,
+        0.0,
+    )
+    .unwrap();
+    // The task itself on the same episodes.
+    let mut in_task = 0;
+    let mut rng = rand::SeedableRng::seed_from_u64(0);
+    let rng: &mut rand_chacha::ChaCha8Rng = &mut rng;
+    for e in 0..10 {
+        let (mut obs, _) = env.reset(Some(e)).unwrap();
+        loop {
+            let o =
+                ndarray::Array2::from_shape_vec((1, obs.state.len()), obs.state.clone()).unwrap();
+            let a = ck
+                .policy
+                .act(o.view(), dex_policy::ActMode::Deterministic, rng)
+                .unwrap();
+            let a: Vec<f32> = a.iter().map(|v| v.clamp(-1.0, 1.0)).collect();
+            let step = env.step(&a).unwrap();
+            if step.info.success {
+                in_task += 1;
+            }
+            if step.terminated || step.truncated {
+                break;
+            }
+            obs = step.obs;
+        }
+    }
+    eprintln!("{r:?}, in the task {in_task}/10");
+    assert!(
+        (r.successes as i64 - in_task).abs() <= 1 && in_task >= 5,
+        "{r:?} against {in_task}/10 in the task"
+    );
+    use dex_hw::HandDriver;
+    assert_eq!(driver.state(), dex_hw::DriverState::Disabled);
+}
+
+#[test]
+fn eval_runs_a_reach_policy_on_the_gap_hand_over_its_bus() {
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/reach-student");
+    let r = dex(&[
+        "eval",
+        "--checkpoint",
+        base,
+        "--episodes",
+        "3",
+        "--seed",
+        "5",
+        "--emulated",
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    let line = last_line(&r);
+    let rate: f64 = line.strip_prefix("success ").unwrap().parse().unwrap();
+    assert!((0.0..=1.0).contains(&rate), "{line}");
+    assert!(text(&r.stdout).contains("gap hand"), "{}", text(&r.stdout));
+    // The same seed, the same line.
+    let again = dex(&[
+        "eval",
+        "--checkpoint",
+        base,
+        "--episodes",
+        "3",
+        "--seed",
+        "5",
+        "--emulated",
+    ]);
+    assert_eq!(last_line(&again), line);
+    // The wrong task, a missing residual, a bad gap file.
+    let r = dex(&[
+        "eval",
+        "--checkpoint",
+        base,
+        "--task",
+        "rotate",
+        "--episodes",
+        "1",
+        "--emulated",
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(text(&r.stderr).contains("reach"), "{}", text(&r.stderr));
+    let dir = tmp("eval");
+    let r = dex(&[
+        "eval",
+        "--checkpoint",
+        base,
+        "--episodes",
+        "1",
+        "--emulated",
+        "--residual",
+        dir.join("none").to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    let gap = dir.join("gap.toml");
+    std::fs::write(&gap, "latency = 3\n").unwrap();
+    let r = dex(&[
+        "eval",
+        "--checkpoint",
+        base,
+        "--episodes",
+        "1",
+        "--emulated",
+        "--gap",
+        gap.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(text(&r.stderr).contains("gap.toml"), "{}", text(&r.stderr));
+}

@@ -41,6 +41,9 @@ pub enum Error {
     /// A model was asked for something it cannot do yet (e.g. predict before `fit`).
     #[error("{0}")]
     NotFitted(String),
+    /// From the hand model (kinematics).
+    #[error(transparent)]
+    Model(#[from] dex_core::Error),
     /// From the hand driver (collection).
     #[error(transparent)]
     Hardware(#[from] dex_hw::Error),

@@ -2,6 +2,7 @@
 
 mod collect;
 pub mod dataset;
+mod deploy;
 mod error;
 mod fit;
 mod mock;
@@ -17,6 +18,7 @@ pub use collect::{
     tracking_gap,
 };
 pub use dataset::{Batch, DataWriter, Dataset, Segment};
+pub use deploy::{ReachEpisode, ReachOutcome, goals_in_hand_frame, reach_over_driver};
 pub use error::{Error, Result};
 pub use fit::{FitConfig, FitEvent, FitReport};
 pub use mock::MockDynamics;
