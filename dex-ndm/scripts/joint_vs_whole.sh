@@ -20,13 +20,14 @@ mkdir -p "$OUT" && cd "$OUT"
 [ -e real-small ] || $DEX ndm collect --emulated --object chaos-box --minutes 2.5 --seed 3 --out real-small
 [ -e test-id ] || $DEX ndm collect --emulated --object chaos-box --minutes 5 --seed 4 --out test-id
 [ -e test-ood ] || $DEX ndm collect --emulated --object chaos-box --gravity 0,9.81,0 --minutes 5 --seed 5 --out test-ood
+[ -e test-ood-down ] || $DEX ndm collect --emulated --object chaos-box --gravity 0,0,9.81 --minutes 5 --seed 6 --out test-ood-down
 for seed in $SEEDS; do
   for size in small large; do
     data=real; [ $size = small ] && data=real-small
     for model in joint whole pd; do
       out=m-$model-$size-s$seed
       [ -e $out/model.toml ] || $DEX ndm train --data $data --pretrain sim --model $model --seed $seed --out $out > $out.log 2>&1
-      for t in test-id test-ood; do
+      for t in test-id test-ood test-ood-down; do
         echo "$size $model $t seed$seed $($DEX ndm eval --model $out --data $t | tail -1)"
       done
     done
