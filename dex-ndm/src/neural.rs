@@ -4,6 +4,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Init, Module, VarBuilder, VarMap};
+use dex_policy::fused::grouped_linear;
 use dex_policy::nets::{Activation, Mlp, MlpConfig, frozen_builder, init_seeded, new_store};
 use rand::{Rng, SeedableRng};
 use serde::de::DeserializeOwned;
@@ -159,14 +160,18 @@ impl Body for GroupedMlp {
             let ids = one_hot.broadcast_as((d, b, d))?.contiguous()?;
             h = Tensor::cat(&[&h, &ids], 2)?;
         }
+        // Shared weights: every joint's rows in one group.
+        let groups = self.layers.first().map_or(d, |(w, _)| w.dims()[0]);
+        if groups == 1 {
+            let f = h.dim(2)?;
+            h = h.reshape((1, d * b, f))?;
+        }
         let last = self.layers.len() - 1;
         for (k, (w, bias)) in self.layers.iter().enumerate() {
-            h = h.broadcast_matmul(w)?.broadcast_add(bias)?;
-            if k < last {
-                h = h.relu()?;
-            }
+            let act = (k < last).then_some(Activation::Relu);
+            h = grouped_linear(&h, w, bias, act)?;
         }
-        Ok(h.squeeze(2)?.transpose(0, 1)?.contiguous()?)
+        Ok(h.reshape((d, b))?.transpose(0, 1)?.contiguous()?)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Fused CPU kernels with their own backward, as candle custom ops: ELU, ReLU,
-//! LayerNorm, a linear layer and a convolution, alone or with the activation folded in.
+//! LayerNorm, a linear layer, grouped linear layers and a convolution, alone or with
+//! the activation folded in.
 //!
 //! candle's autograd still drives everything (each op is a candle `CustomOp` whose
 //! backward candle calls); these ops only replace chains of elementwise ops with one
@@ -34,6 +35,7 @@
 mod activation;
 mod conv;
 mod cpu;
+mod grouped;
 mod linear_op;
 mod norm;
 mod ops;
@@ -45,6 +47,7 @@ mod tests;
 
 pub use activation::Activation;
 pub use conv::conv2d_nhwc;
+pub use grouped::grouped_linear;
 pub use ops::{
     elu, hidden_layer, layer_norm, layer_norm_activation, linear, linear_activation, relu,
 };

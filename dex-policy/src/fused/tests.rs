@@ -492,3 +492,57 @@ fn conv_rejects_wrong_channels_and_leftover_pixels() {
     let e = conv2d_nhwc(&random(&[1, 7, 7, 3], 1.0, 7), &stride0, None).unwrap_err();
     assert!(e.to_string().contains("stride 0"), "{e}");
 }
+
+#[test]
+fn grouped_linear_matches_candle_forward_and_backward() {
+    use super::grouped::grouped_linear;
+    for act in [None, Some(Activation::Relu), Some(Activation::Elu)] {
+        let x = Var::from_tensor(&random(&[3, 7, 5], 1.0, 21)).unwrap();
+        let w = Var::from_tensor(&random(&[3, 5, 4], 1.0, 22)).unwrap();
+        let b = Var::from_tensor(&random(&[3, 1, 4], 1.0, 23)).unwrap();
+        let probe = random(&[3, 7, 4], 1.0, 24);
+        let run = |fused: bool| {
+            let y = if fused {
+                grouped_linear(x.as_tensor(), w.as_tensor(), b.as_tensor(), act).unwrap()
+            } else {
+                let z = x
+                    .as_tensor()
+                    .matmul(w.as_tensor())
+                    .unwrap()
+                    .broadcast_add(b.as_tensor())
+                    .unwrap();
+                match act {
+                    Some(a) => a.apply(&z).unwrap(),
+                    None => z,
+                }
+            };
+            let grads = (&y * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g: Vec<Tensor> = [&x, &w, &b]
+                .iter()
+                .map(|v| grads.get(v).unwrap().clone())
+                .collect();
+            (y, g)
+        };
+        let (y1, g1) = run(true);
+        let (y2, g2) = run(false);
+        assert!(max_abs_diff(&y1, &y2) < 1e-5, "{act:?}");
+        for (a, b) in g1.iter().zip(&g2) {
+            assert_eq!(a.dims(), b.dims());
+            assert!(max_abs_diff(a, b) < 1e-4, "{act:?}");
+        }
+    }
+    let err = grouped_linear(
+        &random(&[2, 3, 4], 1.0, 1),
+        &random(&[3, 4, 5], 1.0, 2),
+        &random(&[2, 1, 5], 1.0, 3),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("grouped linear"), "{err}");
+}
