@@ -185,6 +185,22 @@ pub(crate) fn clipped_action(
         .collect())
 }
 
+/// Brings `driver` to torque on: configured first if it is new or faulted, enabled
+/// unless it already is.
+///
+/// # Errors
+///
+/// The driver's.
+pub(crate) fn enable(driver: &mut dyn HandDriver) -> Result<()> {
+    if matches!(driver.state(), DriverState::Opened | DriverState::Faulted) {
+        driver.configure()?;
+    }
+    if driver.state() != DriverState::Enabled {
+        driver.enable()?;
+    }
+    Ok(())
+}
+
 /// How sequences are replayed. DexNDM App. C: noise N(0, 0.01) on an action with
 /// probability 0.5; its actions are normalised targets, so dex draws the noise in
 /// units of half each joint's range (σ = 0.01 is 0.015 rad on a joint of 3 rad range).
@@ -297,12 +313,7 @@ pub fn replay(
             got: limits.len(),
         });
     }
-    if matches!(driver.state(), DriverState::Opened | DriverState::Faulted) {
-        driver.configure()?;
-    }
-    if driver.state() != DriverState::Enabled {
-        driver.enable()?;
-    }
+    enable(driver)?;
     let start = Instant::now();
     let mut run = Run {
         config,
@@ -486,12 +497,7 @@ pub fn tracking_gap(
         targets.extend(seq.into_iter().take(steps - targets.len()));
     }
     let run = |driver: &mut dyn HandDriver| -> Result<Vec<Vec<f64>>> {
-        if matches!(driver.state(), DriverState::Opened | DriverState::Faulted) {
-            driver.configure()?;
-        }
-        if driver.state() != DriverState::Enabled {
-            driver.enable()?;
-        }
+        enable(driver)?;
         let mut q = Vec::with_capacity(targets.len() + 1);
         for t in &targets {
             q.push(driver.read_state()?.q);

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use dex_core::{HandModel, JointTargets};
-use dex_hw::{DriverState, HandDriver};
+use dex_hw::HandDriver;
 use dex_policy::{ActMode, Policy};
 use dex_sim::{Proprioception, TaskConfig, reach_state};
 use nalgebra::{Isometry3, Point3};
@@ -85,12 +85,7 @@ pub fn reach_over_driver(
             got: policy.observation_dim(),
         });
     }
-    if matches!(driver.state(), DriverState::Opened | DriverState::Faulted) {
-        driver.configure()?;
-    }
-    if driver.state() != DriverState::Enabled {
-        driver.enable()?;
-    }
+    crate::collect::enable(driver)?;
     let period = (rate_hz > 0.0).then(|| Duration::from_secs_f64(1.0 / rate_hz));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut out = ReachOutcome {

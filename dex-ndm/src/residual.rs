@@ -220,6 +220,17 @@ pub struct ResidualReport {
     pub correction_rms_rad: f64,
 }
 
+/// Which corrections [`ResidualPolicy::loss`] adds to the base targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Correction {
+    /// The training network's (gradients flow into it).
+    Training,
+    /// The frozen network's.
+    Frozen,
+    /// None: the base targets as they are.
+    None,
+}
+
 /// The residual policy: observations in, a correction of the base policy's action out
 /// (in action units: the correction in radians times `action_per_rad`), for
 /// dex-policy's `Residual` wrapper with scale 1.
@@ -324,15 +335,15 @@ impl ResidualPolicy {
     }
 
     /// The training loss of a batch of history windows: the learned dynamics fed the
-    /// simulated positions and the corrected targets, against the simulated next
-    /// positions, plus the correction penalty. Returns `(loss, rmse without the
-    /// penalty, rms correction)`.
+    /// simulated positions and the corrected targets (the base targets alone with
+    /// [`Correction::None`]), against the simulated next positions, plus the correction
+    /// penalty. Returns `(loss, rmse without the penalty, rms correction)`.
     fn loss(
         &self,
         model: &dyn DynamicsModel,
         data: &Rollouts,
         index: &[usize],
-        train: bool,
+        correction: Correction,
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let (w, d, o) = (model.window(), data.dof, data.obs_dim);
         let b = index.len();
@@ -354,7 +365,11 @@ impl ResidualPolicy {
         let q = Tensor::from_vec(q, (b, w, d), &Device::Cpu)?;
         let a = Tensor::from_vec(a, (b, w, d), &Device::Cpu)?;
         let next = Tensor::from_vec(next, (b, d), &Device::Cpu)?;
-        let corr = self.corrections(&obs, train)?.reshape((b, w, d))?;
+        let corr = match correction {
+            Correction::Training => self.corrections(&obs, true)?.reshape((b, w, d))?,
+            Correction::Frozen => self.corrections(&obs, false)?.reshape((b, w, d))?,
+            Correction::None => a.zeros_like()?,
+        };
         let pred = model.forward(&q, &a.add(&corr)?)?;
         let mse = pred.sub(&next)?.sqr()?.mean_all()?;
         let corr_ms = corr.sqr()?.mean_all()?;
@@ -495,11 +510,12 @@ pub fn train_residual(
     let score = |p: &ResidualPolicy, index: &[usize], with: bool| -> Result<(f64, f64)> {
         let (mut se, mut cs, mut n) = (0.0, 0.0, 0.0);
         for chunk in index.chunks(2048) {
-            let (_, rmse, corr) = if with {
-                p.loss(model, rollouts, chunk, false)?
+            let correction = if with {
+                Correction::Frozen
             } else {
-                p.loss_without(model, rollouts, chunk)?
+                Correction::None
             };
+            let (_, rmse, corr) = p.loss(model, rollouts, chunk, correction)?;
             let k = chunk.len() as f64;
             se += f64::from(rmse.to_scalar::<f32>()?).powi(2) * k;
             cs += f64::from(corr.to_scalar::<f32>()?).powi(2) * k;
@@ -526,7 +542,8 @@ pub fn train_residual(
             cursor = 0;
         }
         let end = (cursor + config.batch_size).min(index.len());
-        let (loss, _, _) = policy.loss(model, rollouts, &index[cursor..end], true)?;
+        let (loss, _, _) =
+            policy.loss(model, rollouts, &index[cursor..end], Correction::Training)?;
         cursor = end;
         let value = f64::from(loss.to_scalar::<f32>()?);
         if !value.is_finite() {
@@ -550,33 +567,6 @@ pub fn train_residual(
         correction_rms_rad: corr,
     });
     Ok(policy)
-}
-
-impl ResidualPolicy {
-    /// [`ResidualPolicy::loss`]'s error terms with no correction at all.
-    fn loss_without(
-        &self,
-        model: &dyn DynamicsModel,
-        data: &Rollouts,
-        index: &[usize],
-    ) -> Result<(Tensor, Tensor, Tensor)> {
-        let (w, d) = (model.window(), data.dof);
-        let b = index.len();
-        let (mut q, mut a, mut next) = (Vec::new(), Vec::new(), Vec::new());
-        for &t in index {
-            for j in t + 1 - w..=t {
-                q.extend_from_slice(&data.q[j * d..(j + 1) * d]);
-                a.extend_from_slice(&data.targets[j * d..(j + 1) * d]);
-            }
-            next.extend_from_slice(&data.q[(t + 1) * d..(t + 2) * d]);
-        }
-        let q = Tensor::from_vec(q, (b, w, d), &Device::Cpu)?;
-        let a = Tensor::from_vec(a, (b, w, d), &Device::Cpu)?;
-        let next = Tensor::from_vec(next, (b, d), &Device::Cpu)?;
-        let mse = model.forward(&q, &a)?.sub(&next)?.sqr()?.mean_all()?;
-        let zero = Tensor::zeros((), candle_core::DType::F32, &Device::Cpu)?;
-        Ok((mse.clone(), mse.sqrt()?, zero))
-    }
 }
 
 #[cfg(test)]
@@ -649,14 +639,16 @@ mod tests {
             .collect();
         let loss = |p: &ResidualPolicy| {
             f64::from(
-                p.loss(&model, &r, &index, true)
+                p.loss(&model, &r, &index, Correction::Training)
                     .unwrap()
                     .0
                     .to_scalar::<f32>()
                     .unwrap(),
             )
         };
-        let (l, _, _) = policy.loss(&model, &r, &index, true).unwrap();
+        let (l, _, _) = policy
+            .loss(&model, &r, &index, Correction::Training)
+            .unwrap();
         let grads = l.backward().unwrap();
         let w = vars.get("l0.weight").unwrap().clone();
         let g = grads
