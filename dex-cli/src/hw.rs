@@ -225,6 +225,47 @@ pub(crate) fn gap_scene_bus(
     Ok(dex_hw::emulator::gap_hand(sim, gap, clock)?)
 }
 
+/// The LEAP Hand in process behind an emulated bus stepped `1/rate` s per goal write,
+/// with a handle on its simulation: the gap hand (`servo`: `gap`'s servo actuation and
+/// differences) or the ideal one (`pd`: the engine's PD joints, 2 ms steps, no gap).
+pub(crate) fn emulated_bus(
+    object: &str,
+    gravity: Option<nalgebra::Vector3<f64>>,
+    gap: &dex_hw::emulator::GapConfig,
+    actuator: &str,
+    rate: f64,
+) -> Result<(ServoBus, dex_hw::emulator::SharedSimulator)> {
+    let mut config = dex_sim::SimConfig::for_hand(&dex_core::HandModel::leap_right());
+    config.substeps = 1;
+    if let Some(g) = gravity {
+        config.gravity = g;
+    }
+    match actuator {
+        "servo" => {
+            config.dt = gap.physics_dt;
+            let steps = (1.0 / (rate * gap.physics_dt)).round().max(1.0) as usize;
+            let sim = leap_sim_scene(object, config, Some(gap))?;
+            Ok(dex_hw::emulator::gap_hand_shared(
+                sim,
+                gap,
+                dex_hw::emulator::PhysicsClock::StepsPerGoalWrite(steps),
+            )?)
+        }
+        "pd" => {
+            let steps = (1.0 / (rate * config.dt)).round().max(1.0) as usize;
+            let sim = leap_sim_scene(object, config, None)?;
+            let joints = dex_hw::emulator::SimJoints::new(sim);
+            let handle = joints.handle();
+            let bus = ServoBus::leap_hand_with_physics(
+                Box::new(joints),
+                dex_hw::emulator::PhysicsClock::StepsPerGoalWrite(steps),
+            )?;
+            Ok((bus, handle))
+        }
+        other => bail!("--actuator `{other}`: expected `servo` or `pd`"),
+    }
+}
+
 /// The simulated LEAP Hand with `object` (or nothing for `none`) resting on its palm;
 /// with a gap, the object carries its payload and friction change. `chaos-box` closes
 /// the hand in a box of 40 light balls ([`dex_sim::chaos_box`]; the gap scales their

@@ -49,10 +49,11 @@ enum Command {
     /// Point tracking and rigid registration.
     #[command(subcommand)]
     Track(track::TrackCommand),
-    /// Train a policy on a simulated task (PPO or SAC); ends with `success <fraction>`.
+    /// Train a policy on a simulated task (PPO, SAC, DAgger or a gait search).
     #[command(subcommand)]
     Train(train::TrainCommand),
-    /// Evaluate a checkpoint written by `dex train`; ends with `success <fraction>`.
+    /// Evaluate a checkpoint written by `dex train`; ends with `success <fraction>`
+    /// (`rotation_rad <x> ttf_s <y>` for the rotate task).
     Eval(train::EvalArgs),
     /// DexGen: collect its dataset, train it, evaluate it around a command source.
     #[command(subcommand)]

@@ -101,7 +101,7 @@ pub enum ResidualCommand {
 /// Arguments of `dex ndm residual train`.
 #[derive(Debug, Args)]
 pub struct ResidualArgs {
-    /// The base policy: a checkpoint of `dex train` (absolute actions).
+    /// The base policy: a checkpoint of `dex train`.
     #[arg(long)]
     base: PathBuf,
     /// The hand's dynamics model (`dex ndm train`).
@@ -405,12 +405,6 @@ fn run_residual(a: ResidualArgs) -> Result<()> {
     let ck = dex_policy::load_checkpoint(&a.base)
         .with_context(|| format!("--base {}", a.base.display()))?;
     let spec = dex_sim::EnvSpec::from_table(&ck.env)?;
-    if spec.config.action_mode != dex_sim::ActionMode::Absolute {
-        bail!(
-            "--base {}: its actions are relative targets; a residual on them would integrate (only absolute actions are supported)",
-            a.base.display()
-        );
-    }
     let hand = spec.model()?;
     if hand.dof() != model.dof() {
         bail!(
@@ -419,12 +413,7 @@ fn run_residual(a: ResidualArgs) -> Result<()> {
             model.dof()
         );
     }
-    // Absolute actions: target = mid + action · half range, so a radian is 1/half range.
-    let action_per_rad: Vec<f32> = hand
-        .joint_limits()
-        .iter()
-        .map(|l| (2.0 / (l.upper - l.lower)) as f32)
-        .collect();
+    let units = dex_ndm::ActionUnits::for_task(&hand, &spec.config);
     let mut env = dex_sim::make_env(&spec.sim_task()?, hand, spec.config.clone())?;
     let mut policy = ck.policy;
     let steps = spec.config.episode_steps;
@@ -438,7 +427,7 @@ fn run_residual(a: ResidualArgs) -> Result<()> {
     let residual = dex_ndm::train_residual(
         model.as_ref(),
         &rollouts,
-        action_per_rad,
+        units,
         &config,
         &mut |step, loss| {
             if step % 200 == 0 {
@@ -468,19 +457,21 @@ pub(crate) struct BusEval<'a> {
     pub(crate) port: Option<&'a str>,
     /// The gap of the in-process hand.
     pub(crate) gap: Option<&'a std::path::Path>,
+    /// The in-process hand's joints: `servo` (the gap hand) or `pd` (ideal).
+    pub(crate) actuator: &'a str,
     pub(crate) episodes: usize,
     pub(crate) seed: u64,
 }
 
-/// `dex eval --port|--emulated`: a reach policy on a hand over its bus.
+/// `dex eval --port|--emulated`: a reach or rotate policy on a hand over its bus.
 pub(crate) fn eval_over_bus(
     spec: &dex_sim::EnvSpec,
     policy: &mut dyn dex_policy::Policy,
     over: &BusEval<'_>,
 ) -> Result<()> {
-    if spec.task != "reach" || spec.obs != "state" {
+    if !(spec.task == "reach" || spec.task == "rotate") || spec.obs != "state" {
         bail!(
-            "over a bus only `reach` with state observations runs (its observation is measurable there); the checkpoint is `{}` ({})",
+            "over a bus only `reach` and `rotate` with state observations run (their observations are measurable there); the checkpoint is `{}` ({})",
             spec.task,
             spec.obs
         );
@@ -491,6 +482,9 @@ pub(crate) fn eval_over_bus(
             "over a bus only the LEAP Hand has a driver; the checkpoint is for `{}`",
             spec.hand
         );
+    }
+    if spec.task == "rotate" {
+        return rotate_over_bus(spec, &model, policy, over);
     }
     let task = spec.config.clone();
     let rate = 1.0 / (task.dt * task.substeps as f64);
@@ -523,13 +517,7 @@ pub(crate) fn eval_over_bus(
         }
         None => {
             let gap = crate::hw::read_gap(over.gap)?;
-            let steps = (1.0 / (rate * gap.physics_dt)).round().max(1.0) as usize;
-            let bus = crate::hw::gap_scene_bus(
-                "none",
-                None,
-                &gap,
-                dex_hw::emulator::PhysicsClock::StepsPerGoalWrite(steps),
-            )?;
+            let (bus, _) = crate::hw::emulated_bus("none", None, &gap, over.actuator, rate)?;
             let port = dex_hw::EmulatedPort::new(bus, 4_000_000);
             (
                 Box::new(dex_hw::LeapHand::open(port, dex_hw::LeapConfig::default())?),
@@ -554,6 +542,83 @@ pub(crate) fn eval_over_bus(
         r.mean_final_distance * 1e3
     ))?;
     output(&format!("success {}", r.success_rate()))
+}
+
+/// `dex eval --task rotate --emulated`: the rotate policy on the in-process hand,
+/// the object tracked and put back through the simulation behind the bus (a real hand
+/// would need a tracker for it: `--port` is refused).
+fn rotate_over_bus(
+    spec: &dex_sim::EnvSpec,
+    model: &HandModel,
+    policy: &mut dyn dex_policy::Policy,
+    over: &BusEval<'_>,
+) -> Result<()> {
+    if let Some(port) = over.port {
+        bail!(
+            "rotate over --port {port}: the rotation is measured on the object, which a bus does not report; run it on the in-process gap hand with --emulated (its simulation tracks the object)"
+        );
+    }
+    let task = spec.config.clone();
+    let rate = 1.0 / (task.dt * task.substeps as f64);
+    let params = dex_sim::RotateConfig {
+        options: task.rotate.clone(),
+        ..dex_sim::RotateConfig::default()
+    };
+    // Object placements and starts as the simulated task draws them, episode by episode
+    // (in the palm frame, carried over to the gap hand's world).
+    let mut sampler = dex_sim::InHandRotation::new(model.clone(), task.clone(), params.clone())?;
+    let mut draws = Vec::with_capacity(over.episodes);
+    for e in 0..over.episodes {
+        use dex_sim::Env;
+        sampler.reset(Some(over.seed + e as u64))?;
+        let sim = sampler
+            .simulator()
+            .context("the rotate task has no simulator")?;
+        let palm = sim.config().hand_pose.inverse() * sim.object_state(0)?.pose;
+        draws.push((palm, sim.joint_state().q));
+    }
+    let gap = crate::hw::read_gap(over.gap)?;
+    let object = if params.object == dex_sim::ObjectSpec::named("cube")? {
+        "cube"
+    } else {
+        bail!("the emulated hand's rotate scene has the 5 cm cube; the task's object differs");
+    };
+    let gravity = Some(task.rotate.palm.gravity());
+    let (bus, mut scene) = crate::hw::emulated_bus(object, gravity, &gap, over.actuator, rate)?;
+    let hand_pose = dex_ndm::ObjectScene::hand_pose(&scene)?;
+    let episodes: Vec<dex_ndm::RotateEpisode> = draws
+        .into_iter()
+        .map(|(palm, start)| dex_ndm::RotateEpisode {
+            object: hand_pose * palm,
+            start,
+        })
+        .collect();
+    let port = dex_hw::EmulatedPort::new(bus, 4_000_000);
+    let mut driver = dex_hw::LeapHand::open(port, dex_hw::LeapConfig::default())?;
+    let r = dex_ndm::rotate_over_driver(
+        &mut driver,
+        &mut scene,
+        model,
+        &task,
+        &params.axis,
+        policy,
+        &episodes,
+        0.0,
+    )?;
+    output(&format!(
+        "rotate on the in-process {} hand at {rate:.0} Hz: {} episodes, {} drops",
+        if over.actuator == "pd" {
+            "ideal (PD)"
+        } else {
+            "gap"
+        },
+        r.episodes,
+        r.drops
+    ))?;
+    output(&format!(
+        "rotation_rad {:.4} ttf_s {:.3}",
+        r.mean_rotation, r.mean_time_to_fall
+    ))
 }
 
 fn joint_names(model: &HandModel) -> Vec<String> {

@@ -29,6 +29,26 @@ pub enum TrainCommand {
     Sac(SacArgs),
     /// DAgger: distil a trained teacher checkpoint into a student that sees part of the state.
     Dagger(DaggerArgs),
+    /// A periodic finger gait found by cross-entropy search (open loop; a base policy
+    /// where RL does not find the motion in the time at hand); ends with `score <x>`.
+    Gait(GaitArgs),
+}
+
+/// Arguments of `dex train gait`.
+#[derive(Debug, Args)]
+pub struct GaitArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// The config file of `dex train gait`: the task's settings and the search's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct GaitRunConfig {
+    /// The task's settings (absolute actions).
+    task: TaskConfig,
+    /// The search.
+    gait: dex_policy::GaitSearchConfig,
 }
 
 /// Arguments of `dex train dagger`.
@@ -322,7 +342,7 @@ pub struct EvalArgs {
     #[arg(long)]
     residual: Option<PathBuf>,
     /// Run on a hand over this serial port (or an emulator's pty) at the task's control
-    /// rate instead of in simulation (`reach` only); goals and starts are drawn by the
+    /// rate instead of in simulation (`reach`; `rotate` needs --emulated); goals and starts are drawn by the
     /// simulated task with the same seeds.
     #[arg(long, conflicts_with = "emulated")]
     port: Option<String>,
@@ -333,6 +353,95 @@ pub struct EvalArgs {
     /// With --emulated: a TOML file of gap settings (the default gap without it).
     #[arg(long, requires = "emulated")]
     gap: Option<PathBuf>,
+    /// With --emulated: the joints behind the bus, `servo` (the gap hand: each XC330's
+    /// control law and the gap) or `pd` (the ideal simulated joints: the same bus and
+    /// driver path without the gap).
+    #[arg(long, requires = "emulated", default_value = "servo")]
+    actuator: String,
+}
+
+/// The last lines of an evaluation: episodes, return and length, then `success
+/// <fraction>`; for the rotate task DexNDM's figures after it, rotation about the axis
+/// and time to fall (the episode's length when the object stays).
+fn eval_lines(env: &dex_sim::EnvSpec, r: &dex_policy::EvalResult) -> Result<()> {
+    output(&format!(
+        "episodes {} mean_return {:.3} mean_length {:.1}",
+        r.episodes, r.mean_return, r.mean_length
+    ))?;
+    output(&format!("success {}", r.success_rate))?;
+    if env.task == "rotate" {
+        let period = env.config.dt * env.config.substeps as f64;
+        output(&format!(
+            "rotation_rad {:.4} ttf_s {:.3}",
+            r.final_info.get("rotation").copied().unwrap_or(0.0),
+            r.mean_length * period
+        ))?;
+    }
+    Ok(())
+}
+
+fn run_gait(a: GaitArgs) -> Result<()> {
+    let a = a.common;
+    let file: GaitRunConfig =
+        layered_config(GaitRunConfig::default(), a.config.as_deref(), &a.sets)?;
+    let text = toml::to_string(&file)?;
+    if a.print_config {
+        return output(&text);
+    }
+    if a.resume {
+        bail!("a gait search does not resume");
+    }
+    let out = a.out.context("--out is needed")?;
+    let spec = dex_sim::EnvSpec::state(&a.task, &a.hand, file.task.clone());
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::write(out.join("config.toml"), &text)?;
+    let metrics_path = out.join("metrics.csv");
+    let mut metrics = std::io::BufWriter::new(std::fs::File::create(&metrics_path)?);
+    writeln!(metrics, "iteration,wall_s,env_steps,best,elite_mean,mean")?;
+    let began = std::time::Instant::now();
+    let mut write_error = None;
+    let policy = dex_policy::search_gait(
+        &spec,
+        &file.gait,
+        a.minutes,
+        a.seed.unwrap_or(0),
+        &mut |it| {
+            eprintln!(
+                "iteration {} ({} steps): best {:.3} elites {:.3} mean {:.3}",
+                it.iteration, it.env_steps, it.best, it.elite_mean, it.mean
+            );
+            if let Err(e) = writeln!(
+                metrics,
+                "{},{:.3},{},{},{},{}",
+                it.iteration,
+                began.elapsed().as_secs_f64(),
+                it.env_steps,
+                it.best,
+                it.elite_mean,
+                it.mean
+            ) {
+                write_error.get_or_insert(e);
+            }
+        },
+    )?;
+    if let Some(e) = write_error {
+        return Err(e).context("writing metrics.csv");
+    }
+    metrics.flush()?;
+    policy.save(&out)?;
+    output(&format!(
+        "gait on {} ({}) found in {:.1} min, {} environment steps; checkpoint in {}",
+        a.task,
+        a.hand,
+        began.elapsed().as_secs_f64() / 60.0,
+        policy.meta().env_steps,
+        out.display()
+    ))?;
+    output(&format!(
+        "same figure: dex eval --checkpoint {} --episodes 24 --seed 1",
+        out.display()
+    ))?;
+    output(&format!("score {:.4}", policy.meta().score))
 }
 
 /// The part of a training config `dex eval --set` may change.
@@ -347,6 +456,7 @@ struct EvalOverrides {
 pub fn run(cmd: TrainCommand) -> Result<()> {
     match cmd {
         TrainCommand::Dagger(a) => run_dagger(a),
+        TrainCommand::Gait(a) => run_gait(a),
         TrainCommand::Ppo(a) => {
             let mut file: PpoRunConfig = layered_config(
                 PpoRunConfig::for_task(&a.common.task),
@@ -522,11 +632,7 @@ fn train_loop(
         settings.eval_envs
     );
     let r = &report.eval;
-    output(&format!(
-        "episodes {} mean_return {:.3} mean_length {:.1}",
-        r.episodes, r.mean_return, r.mean_length
-    ))?;
-    output(&format!("success {}", r.success_rate))
+    eval_lines(env, r)
 }
 
 /// Runs `dex eval`.
@@ -549,6 +655,7 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
         let over = crate::ndm::BusEval {
             port: a.port.as_deref(),
             gap: a.gap.as_deref(),
+            actuator: &a.actuator,
             episodes: a.episodes,
             seed: a.seed,
         };
@@ -580,9 +687,5 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
             format!(", evaluated with {}", a.sets.join(" "))
         }
     ))?;
-    output(&format!(
-        "episodes {} mean_return {:.3} mean_length {:.1}",
-        r.episodes, r.mean_return, r.mean_length
-    ))?;
-    output(&format!("success {}", r.success_rate))
+    eval_lines(&env, &r)
 }

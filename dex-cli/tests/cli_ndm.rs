@@ -459,3 +459,129 @@ fn eval_runs_a_reach_policy_on_the_gap_hand_over_its_bus() {
     assert_eq!(r.status.code(), Some(2));
     assert!(text(&r.stderr).contains("gap.toml"), "{}", text(&r.stderr));
 }
+
+fn parse_rotation(line: &str) -> (f64, f64) {
+    let parts: Vec<&str> = line.split(' ').collect();
+    assert_eq!(parts.len(), 4, "{line}");
+    assert_eq!((parts[0], parts[2]), ("rotation_rad", "ttf_s"), "{line}");
+    (parts[1].parse().unwrap(), parts[3].parse().unwrap())
+}
+
+/// The shipped rotation gait turns the cube in simulation and on the hands behind the
+/// in-process bus; over a port the rotation cannot be measured and is refused.
+#[test]
+fn the_shipped_rotation_gait_turns_the_cube_in_simulation_and_over_the_bus() {
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/rotate-gait");
+    let r = dex(&[
+        "eval",
+        "--checkpoint",
+        base,
+        "--episodes",
+        "4",
+        "--envs",
+        "2",
+        "--seed",
+        "1",
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    let (sim, ttf) = parse_rotation(&last_line(&r));
+    // 5 s episodes; holding still turns the cube by less than 0.1 rad.
+    assert!(sim > 0.5, "rotation {sim} rad in simulation");
+    assert!((0.0..=5.0).contains(&ttf), "{ttf}");
+    let over = |actuator: &str| {
+        let r = dex(&[
+            "eval",
+            "--checkpoint",
+            base,
+            "--task",
+            "rotate",
+            "--episodes",
+            "2",
+            "--seed",
+            "1",
+            "--emulated",
+            "--actuator",
+            actuator,
+        ]);
+        assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+        parse_rotation(&last_line(&r)).0
+    };
+    // The ideal hand behind the bus: the same policy, the same kind of rotation.
+    assert!(over("pd") > 0.5, "over the bus on the ideal hand");
+    let gap = over("servo");
+    assert!(gap.is_finite());
+    let r = dex(&[
+        "eval",
+        "--checkpoint",
+        base,
+        "--episodes",
+        "1",
+        "--port",
+        "/dev/null",
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        text(&r.stderr).contains("--emulated"),
+        "{}",
+        text(&r.stderr)
+    );
+    let r = dex(&[
+        "eval",
+        "--checkpoint",
+        base,
+        "--episodes",
+        "1",
+        "--emulated",
+        "--actuator",
+        "hydraulic",
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+}
+
+/// `dex train gait` writes a checkpoint `dex eval` loads, and refuses relative actions.
+#[test]
+fn a_gait_search_writes_a_checkpoint_eval_loads() {
+    let dir = tmp("gait");
+    let out = dir.join("gait");
+    let common = [
+        "train",
+        "gait",
+        "--task",
+        "rotate",
+        "--minutes",
+        "1",
+        "--set",
+        "task.mock_physics=true",
+        "--set",
+        "task.episode_steps=5",
+        "--set",
+        "gait.population=4",
+        "--set",
+        "gait.elites=2",
+        "--set",
+        "gait.max_iterations=2",
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--out", out.to_str().unwrap()]);
+    let r = dex(&args);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    assert!(last_line(&r).starts_with("score "), "{}", last_line(&r));
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "a header and two iterations");
+    let r = dex(&[
+        "eval",
+        "--checkpoint",
+        out.to_str().unwrap(),
+        "--episodes",
+        "2",
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    parse_rotation(&last_line(&r));
+    let mut args = common.to_vec();
+    args.extend(["--set", "task.action_mode=\"relative\"", "--out"]);
+    let rel = dir.join("rel");
+    args.push(rel.to_str().unwrap());
+    let r = dex(&args);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(text(&r.stderr).contains("absolute"), "{}", text(&r.stderr));
+}

@@ -18,7 +18,10 @@ pub use collect::{
     tracking_gap,
 };
 pub use dataset::{Batch, DataWriter, Dataset, Segment};
-pub use deploy::{ReachEpisode, ReachOutcome, goals_in_hand_frame, reach_over_driver};
+pub use deploy::{
+    ObjectScene, ReachEpisode, ReachOutcome, RotateEpisode, RotateOutcome, goals_in_hand_frame,
+    reach_over_driver, rotate_over_driver,
+};
 pub use error::{Error, Result};
 pub use fit::{FitConfig, FitEvent, FitReport};
 pub use mock::MockDynamics;
@@ -28,7 +31,8 @@ pub use model::{
 pub use neural::{JointWise, JointWiseConfig, WholeHand, WholeHandConfig};
 pub use pd::{FirstOrderPd, JointLag, PdConfig};
 pub use residual::{
-    ResidualConfig, ResidualPolicy, ResidualReport, Rollouts, record_rollouts, train_residual,
+    ActionUnits, ResidualConfig, ResidualPolicy, ResidualReport, Rollouts, record_rollouts,
+    train_residual,
 };
 pub use train::{Phase, TrainReport, TrainSettings, train_model};
 

@@ -169,6 +169,10 @@ pub struct ResidualConfig {
     pub epochs: f64,
     /// Seed of the weights and the batches.
     pub seed: u64,
+    /// The observation columns the residual sees, as half-open ranges `[start, end)`;
+    /// empty (the default) for all. The others reach its network as zeros (e.g.
+    /// `[[0, 112]]`: the LEAP proprioception of a 3-step history, without the object).
+    pub observe: Vec<[usize; 2]>,
 }
 
 impl Default for ResidualConfig {
@@ -181,6 +185,43 @@ impl Default for ResidualConfig {
             batch_size: 256,
             epochs: 20.0,
             seed: 0,
+            observe: Vec::new(),
+        }
+    }
+}
+
+/// How a base policy's actions become joint targets, as far as its residual needs to
+/// know to turn a target correction (rad) into an action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionUnits {
+    /// Action units per radian of target, per joint.
+    pub per_rad: Vec<f32>,
+    /// The actions move the targets (`target += action / per_rad`, dex-sim's
+    /// [`dex_sim::ActionMode::Relative`]) instead of setting them: the residual then
+    /// acts with the change of its correction since its last step, so that the target
+    /// the hand receives is the base policy's plus the present correction (not the sum
+    /// of every correction so far). Per environment, forgotten on `reset`.
+    pub relative: bool,
+}
+
+impl ActionUnits {
+    /// The units of a policy trained on a dex-sim task with `config` for `model`:
+    /// absolute actions span each joint's range (a radian is `2 / range` units),
+    /// relative ones move a target `relative_scale` rad per unit.
+    pub fn for_task(model: &dex_core::HandModel, config: &dex_sim::TaskConfig) -> Self {
+        match config.action_mode {
+            dex_sim::ActionMode::Absolute => Self {
+                per_rad: model
+                    .joint_limits()
+                    .iter()
+                    .map(|l| (2.0 / (l.upper - l.lower)) as f32)
+                    .collect(),
+                relative: false,
+            },
+            dex_sim::ActionMode::Relative => Self {
+                per_rad: vec![(1.0 / config.relative_scale) as f32; model.dof()],
+                relative: true,
+            },
         }
     }
 }
@@ -196,6 +237,9 @@ struct ResidualFile {
     config: ResidualConfig,
     /// Action units per radian of target, per joint.
     action_per_rad: Vec<f32>,
+    /// The base policy's actions move its targets ([`ActionUnits::relative`]).
+    #[serde(default)]
+    relative: bool,
     obs_stats: RunningMeanStd,
     report: Option<ResidualReport>,
 }
@@ -232,13 +276,16 @@ enum Correction {
 }
 
 /// The residual policy: observations in, a correction of the base policy's action out
-/// (in action units: the correction in radians times `action_per_rad`), for
-/// dex-policy's `Residual` wrapper with scale 1.
+/// (in action units: the correction in radians times [`ActionUnits::per_rad`], or its
+/// change since the last step for relative actions), for dex-policy's `Residual`
+/// wrapper with scale 1.
 pub struct ResidualPolicy {
     varmap: VarMap,
     train_net: Mlp,
     net: Mlp,
     file: ResidualFile,
+    /// With relative actions: each environment's last correction (rad).
+    previous: Vec<Vec<f32>>,
 }
 
 impl std::fmt::Debug for ResidualPolicy {
@@ -254,15 +301,28 @@ impl ResidualPolicy {
     fn new(
         obs_dim: usize,
         dof: usize,
-        action_per_rad: Vec<f32>,
+        units: ActionUnits,
         obs_stats: RunningMeanStd,
         config: ResidualConfig,
     ) -> Result<Self> {
-        if action_per_rad.len() != dof || obs_stats.dim() != obs_dim {
+        if units.per_rad.len() != dof || obs_stats.dim() != obs_dim {
             return Err(Error::LengthMismatch {
                 what: "action scales and observation statistics",
                 expected: dof,
-                got: action_per_rad.len(),
+                got: units.per_rad.len(),
+            });
+        }
+        if let Some(r) = config
+            .observe
+            .iter()
+            .find(|r| r[0] >= r[1] || r[1] > obs_dim)
+        {
+            return Err(Error::InvalidSetting {
+                what: "residual observe",
+                reason: format!(
+                    "{}..{} is not a non-empty range of the {obs_dim} observations",
+                    r[0], r[1]
+                ),
             });
         }
         if !(config.max_correction.is_finite() && config.max_correction > 0.0)
@@ -299,10 +359,12 @@ impl ResidualPolicy {
                 obs_dim,
                 dof,
                 config,
-                action_per_rad,
+                action_per_rad: units.per_rad,
+                relative: units.relative,
                 obs_stats,
                 report: None,
             },
+            previous: Vec::new(),
         })
     }
 
@@ -314,10 +376,20 @@ impl ResidualPolicy {
     fn normalised(&self, obs: &Tensor) -> Result<Tensor> {
         let s = &self.file.obs_stats;
         let mean: Vec<f32> = s.mean.iter().map(|&m| m as f32).collect();
+        let observe = &self.file.config.observe;
+        let seen =
+            |k: usize| observe.is_empty() || observe.iter().any(|r| (r[0]..r[1]).contains(&k));
         let inv: Vec<f32> = s
             .var
             .iter()
-            .map(|&v| (1.0 / (v + 1e-8).sqrt()) as f32)
+            .enumerate()
+            .map(|(k, &v)| {
+                if seen(k) {
+                    (1.0 / (v + 1e-8).sqrt()) as f32
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let d = self.file.obs_dim;
         Ok(obs
@@ -405,10 +477,14 @@ impl ResidualPolicy {
                 format!("is {} v{}, not {FORMAT} v1", file.format, file.version),
             ));
         }
+        let units = ActionUnits {
+            per_rad: file.action_per_rad.clone(),
+            relative: file.relative,
+        };
         let mut policy = Self::new(
             file.obs_dim,
             file.dof,
-            file.action_per_rad.clone(),
+            units,
             file.obs_stats.clone(),
             file.config.clone(),
         )
@@ -444,13 +520,35 @@ impl Policy for ResidualPolicy {
     ) -> dex_policy::Result<Array2<f32>> {
         check_observations(observations, self.file.obs_dim)?;
         let obs = dex_policy::convert::to_tensor(observations)?;
-        let scale =
-            Tensor::from_slice(&self.file.action_per_rad, (1, self.file.dof), &Device::Cpu)?;
-        let out = self
+        let corrections = self
             .corrections(&obs, false)
-            .map_err(|e| dex_policy::Error::InvalidInput(e.to_string()))?
-            .broadcast_mul(&scale)?;
-        dex_policy::convert::to_array(&out)
+            .map_err(|e| dex_policy::Error::InvalidInput(e.to_string()))?;
+        let mut out = dex_policy::convert::to_array(&corrections)?;
+        if self.file.relative {
+            let dof = self.file.dof;
+            if self.previous.len() < out.nrows() {
+                self.previous.resize(out.nrows(), vec![0.0; dof]);
+            }
+            for (mut row, previous) in out.rows_mut().into_iter().zip(&mut self.previous) {
+                for (v, p) in row.iter_mut().zip(previous.iter_mut()) {
+                    let now = *v;
+                    *v -= *p;
+                    *p = now;
+                }
+            }
+        }
+        for mut row in out.rows_mut() {
+            for (v, s) in row.iter_mut().zip(&self.file.action_per_rad) {
+                *v *= s;
+            }
+        }
+        Ok(out)
+    }
+
+    fn reset(&mut self, env: usize) {
+        if let Some(p) = self.previous.get_mut(env) {
+            p.fill(0.0);
+        }
     }
 }
 
@@ -459,7 +557,8 @@ impl Policy for ResidualPolicy {
 /// window of `model.window()` steps, the model fed the simulated positions and the base
 /// targets plus the residual's corrections should predict the simulated next
 /// positions. Gradients flow through the model into the residual only.
-/// `action_per_rad` maps a correction in radians to the base policy's action units.
+/// `units` maps a correction in radians to the base policy's actions
+/// ([`ActionUnits::for_task`]).
 ///
 /// # Errors
 ///
@@ -469,7 +568,7 @@ impl Policy for ResidualPolicy {
 pub fn train_residual(
     model: &dyn DynamicsModel,
     rollouts: &Rollouts,
-    action_per_rad: Vec<f32>,
+    units: ActionUnits,
     config: &ResidualConfig,
     on_step: &mut dyn FnMut(usize, f64),
 ) -> Result<ResidualPolicy> {
@@ -499,13 +598,8 @@ pub fn train_residual(
             }
         })?;
     stats.update(obs)?;
-    let mut policy = ResidualPolicy::new(
-        rollouts.obs_dim,
-        rollouts.dof,
-        action_per_rad,
-        stats,
-        config.clone(),
-    )?;
+    let mut policy =
+        ResidualPolicy::new(rollouts.obs_dim, rollouts.dof, units, stats, config.clone())?;
     let start = Instant::now();
     let score = |p: &ResidualPolicy, index: &[usize], with: bool| -> Result<(f64, f64)> {
         let (mut se, mut cs, mut n) = (0.0, 0.0, 0.0);
@@ -625,7 +719,11 @@ mod tests {
             max_correction: 0.3,
             ..ResidualConfig::default()
         };
-        let policy = ResidualPolicy::new(6, 3, vec![1.0; 3], stats, config).unwrap();
+        let units = ActionUnits {
+            per_rad: vec![1.0; 3],
+            relative: false,
+        };
+        let policy = ResidualPolicy::new(6, 3, units, stats, config).unwrap();
         // Make the residual's output layer large enough to matter.
         let vars = policy.varmap.data().lock().unwrap().clone();
         let out_w = vars.get("out.weight").unwrap().clone();
@@ -708,7 +806,11 @@ mod tests {
             epochs: 60.0,
             ..ResidualConfig::default()
         };
-        let mut policy = train_residual(&real, &r, vec![2.0; 3], &config, &mut |_, _| {}).unwrap();
+        let units = ActionUnits {
+            per_rad: vec![2.0; 3],
+            relative: false,
+        };
+        let mut policy = train_residual(&real, &r, units, &config, &mut |_, _| {}).unwrap();
         let report = policy.report().unwrap().clone();
         eprintln!("{report:?}");
         assert!(
@@ -741,5 +843,37 @@ mod tests {
             ResidualPolicy::load(&dir.join("missing")),
             Err(Error::Data { .. })
         ));
+
+        // For a base policy with relative actions the same residual acts with the change
+        // of its correction: the targets it adds up to are the correction itself.
+        back.file.relative = true;
+        let first = back
+            .act(obs.view(), ActMode::Deterministic, &mut rng)
+            .unwrap();
+        assert_eq!(
+            first, out,
+            "the first step's change is the whole correction"
+        );
+        let second = back
+            .act(obs.view(), ActMode::Deterministic, &mut rng)
+            .unwrap();
+        assert!(second.iter().all(|v| v.abs() < 1e-6), "{second:?}");
+        let rows = ndarray::concatenate(ndarray::Axis(0), &[obs.view(), obs.view()]).unwrap();
+        back.reset(0);
+        let both = back
+            .act(rows.view(), ActMode::Deterministic, &mut rng)
+            .unwrap();
+        // (A batch of two may round differently from a batch of one.)
+        let close = |a: ndarray::ArrayView1<f32>, b: ndarray::ArrayView1<f32>| {
+            a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5)
+        };
+        assert!(
+            close(both.row(0), out.row(0)),
+            "reset forgets environment 0: {both:?}"
+        );
+        assert!(
+            close(both.row(1), out.row(0)),
+            "environment 1 had no correction yet: {both:?}"
+        );
     }
 }

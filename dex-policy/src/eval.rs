@@ -1,5 +1,7 @@
 //! Evaluation of a policy on a [`VecEnv`]: success over a number of episodes.
 
+use std::collections::BTreeMap;
+
 use dex_sim::VecEnv;
 use rand::SeedableRng;
 
@@ -18,6 +20,9 @@ pub struct EvalResult {
     pub mean_return: f64,
     /// Mean episode length (control steps).
     pub mean_length: f64,
+    /// Mean over episodes of each named figure of the task's info at the episode's last
+    /// step (e.g. `rotation` for the rotate task), over the episodes that report it.
+    pub final_info: BTreeMap<String, f64>,
 }
 
 /// Runs `policy` in `mode` on `venv` (reset with `seed`) for `episodes` episodes,
@@ -59,6 +64,7 @@ pub fn evaluate(
         .map(|i| episodes / n + usize::from(i < episodes % n))
         .collect();
     let (mut count, mut successes, mut ret_sum, mut len_sum) = (0usize, 0usize, 0.0, 0usize);
+    let mut info_sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     let mut ret = vec![0.0; n];
     let mut len = vec![0usize; n];
     while count < episodes {
@@ -83,6 +89,11 @@ pub fn evaluate(
                 quota[i] -= 1;
                 count += 1;
                 successes += usize::from(step.infos[i].success);
+                for (k, v) in &step.infos[i].values {
+                    let e = info_sums.entry(k.clone()).or_insert((0.0, 0));
+                    e.0 += v;
+                    e.1 += 1;
+                }
                 ret_sum += ret[i];
                 len_sum += len[i];
                 ret[i] = 0.0;
@@ -95,5 +106,9 @@ pub fn evaluate(
         success_rate: successes as f64 / count as f64,
         mean_return: ret_sum / count as f64,
         mean_length: len_sum as f64 / count as f64,
+        final_info: info_sums
+            .into_iter()
+            .map(|(k, (sum, n))| (k, sum / n as f64))
+            .collect(),
     })
 }

@@ -37,6 +37,7 @@ pub mod dataset;
 mod error;
 mod eval;
 pub mod experts;
+pub mod gait;
 mod normalize;
 mod policy;
 
@@ -72,6 +73,7 @@ pub use dataset::{Dataset, DatasetMeta, DatasetWriter};
 pub use error::{Error, Result};
 pub use eval::{EvalResult, evaluate};
 pub use experts::ReachIkExpert;
+pub use gait::{Gait, GaitPolicy, GaitSearchConfig, search_gait};
 pub use normalize::RunningMeanStd;
 pub use policy::{
     ActMode, ActionNoise, Clip, MockPolicy, NoiseKind, NormalizeObservations, Policy, Residual,

@@ -8,7 +8,7 @@ use crate::policy::Policy;
 
 /// A checkpoint loaded without knowing beforehand which algorithm wrote it.
 pub struct LoadedCheckpoint {
-    /// The algorithm that wrote it (`ppo`, `sac`, `dagger`).
+    /// The algorithm that wrote it (`ppo`, `sac`, `dagger`, `gait`).
     pub algorithm: &'static str,
     /// The policy, ready to act.
     pub policy: Box<dyn Policy>,
@@ -61,10 +61,20 @@ pub fn load_checkpoint(dir: &Path) -> Result<LoadedCheckpoint> {
             env_steps: student.meta().rows as u64,
             policy: Box::new(student),
         })
+    } else if table.contains_key("gait") {
+        let gait = crate::gait::GaitPolicy::load(dir)?;
+        Ok(LoadedCheckpoint {
+            algorithm: "gait",
+            env: gait.meta().env.clone(),
+            env_steps: gait.meta().env_steps,
+            policy: Box::new(gait),
+        })
     } else {
         Err(Error::Checkpoint {
             path: dir.display().to_string(),
-            reason: "not a PPO, SAC or student checkpoint (no [ppo], [sac] or [bc] table)".into(),
+            reason:
+                "not a PPO, SAC, student or gait checkpoint (no [ppo], [sac], [bc] or [gait] table)"
+                    .into(),
         })
     }
 }

@@ -54,8 +54,8 @@ pub use spec::EnvSpec;
 pub use tasks::{
     ActionMode, AnygraspConfig, AnygraspOptions, AnygraspToAnygrasp, AnyposeConfig,
     AnyposeToAnypose, DepthView, FingertipReach, InHandRotation, PalmOrientation, Proprioception,
-    Randomization, ReachConfig, RotateConfig, TASK_NAMES, TaskConfig, make_env, make_simulator,
-    reach_state,
+    Randomization, ReachConfig, RotateConfig, RotateOptions, TASK_NAMES, TaskConfig, make_env,
+    make_simulator, reach_state, rotate_state,
 };
 
 #[cfg(feature = "rapier")]

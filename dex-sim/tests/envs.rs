@@ -605,3 +605,72 @@ fn anygrasp_options_come_from_the_task_table_and_are_checked() {
         assert!(make_env("anygrasp", HandModel::leap_right(), config).is_err());
     }
 }
+
+#[test]
+fn rotate_options_come_from_the_task_table_and_are_checked() {
+    let text = r#"
+        mock_physics = true
+        [rotate]
+        palm = "down"
+        start_configuration = [0.0, 1.0, 0.5, 0.5, 0.0, 1.0, 0.5, 0.5, 0.0, 1.0, 0.5, 0.5, 1.0, 0.4, 0.4, 0.4]
+        drop_penalty = 10.0
+    "#;
+    let config: TaskConfig = toml::from_str(text).unwrap();
+    assert_eq!(config.rotate.palm, dex_sim::PalmOrientation::Down);
+    let start = config.rotate.start_configuration.clone();
+    let mut env = make_env("rotate", HandModel::leap_right(), config.clone()).unwrap();
+    env.reset(Some(3)).unwrap();
+    let sim = env.simulator().unwrap();
+    assert_eq!(
+        sim.joint_state().q,
+        start,
+        "episodes start from the configuration"
+    );
+    assert_eq!(sim.joint_targets(), start.as_slice());
+
+    let build = |f: &dyn Fn(&mut TaskConfig)| {
+        let mut c = config.clone();
+        f(&mut c);
+        make_env("rotate", HandModel::leap_right(), c).map(|_| ())
+    };
+    let err = build(&|c| c.rotate.start_configuration.truncate(15)).unwrap_err();
+    assert!(err.to_string().contains("15 values"), "{err}");
+    let err = build(&|c| c.rotate.start_configuration[1] = 3.0).unwrap_err();
+    assert!(err.to_string().contains("if_mcp"), "{err}");
+    let err = build(&|c| c.rotate.pose_weight = -1.0).unwrap_err();
+    assert!(err.to_string().contains("pose_weight"), "{err}");
+    let err = build(&|c| c.rotate.drop_distance = 0.0).unwrap_err();
+    assert!(err.to_string().contains("drop_distance"), "{err}");
+    assert!(toml::from_str::<TaskConfig>("[rotate]\nspin = 1.0\n").is_err());
+}
+
+#[test]
+fn the_rotate_drop_penalty_is_paid_once_on_the_drop() {
+    // Palm down with the hand open: the cube falls away.
+    let run = |penalty: f64| {
+        let mut config = TaskConfig {
+            episode_steps: 200,
+            ..TaskConfig::default()
+        };
+        config.rotate.palm = dex_sim::PalmOrientation::Down;
+        config.rotate.drop_penalty = penalty;
+        let mut env = make_env("rotate", HandModel::leap_right(), config).unwrap();
+        env.reset(Some(1)).unwrap();
+        let hold = hold_action(env.as_ref());
+        let mut rewards = Vec::new();
+        loop {
+            let s = env.step(&hold).unwrap();
+            rewards.push(s.reward);
+            if s.terminated || s.truncated {
+                assert!(s.terminated, "the cube should drop");
+                assert_eq!(s.info.get("dropped"), Some(1.0));
+                return rewards;
+            }
+        }
+    };
+    let (free, paid) = (run(0.0), run(7.5));
+    assert_eq!(free.len(), paid.len());
+    let last = free.len() - 1;
+    assert_eq!(free[..last], paid[..last], "only the last step differs");
+    assert!((free[last] - paid[last] - 7.5).abs() < 1e-9);
+}

@@ -4,7 +4,7 @@
 use dex_sim::{ObjectSpec, Simulator};
 use serde::{Deserialize, Serialize};
 
-use super::physics::{ServoActuation, SimJoints};
+use super::physics::{ServoActuation, SharedSimulator, SimJoints};
 use super::{MotorModel, PhysicsClock, ServoBus};
 use crate::error::{Error, Result};
 
@@ -143,11 +143,22 @@ impl GapConfig {
 ///
 /// [`Error::InvalidArgument`] for a bad gap or a simulation whose step is not the gap's;
 /// [`Error::Physics`] if the backend cannot take torques, friction or armature.
-pub fn gap_hand(
+pub fn gap_hand(sim: Box<dyn Simulator>, gap: &GapConfig, clock: PhysicsClock) -> Result<ServoBus> {
+    gap_hand_shared(sim, gap, clock).map(|(bus, _)| bus)
+}
+
+/// [`gap_hand`], with a handle on the simulation behind the bus: what stands in for a
+/// motion-capture system and a person putting the object back (reading and placing
+/// the object between episodes). Lock it only between bus transactions.
+///
+/// # Errors
+///
+/// As [`gap_hand`].
+pub fn gap_hand_shared(
     mut sim: Box<dyn Simulator>,
     gap: &GapConfig,
     clock: PhysicsClock,
-) -> Result<ServoBus> {
+) -> Result<(ServoBus, SharedSimulator)> {
     gap.validate()?;
     let config = sim.config();
     if (config.dt - gap.physics_dt).abs() > 1e-12 || config.substeps != 1 {
@@ -169,6 +180,8 @@ pub fn gap_hand(
         })?;
     let dof = friction.len();
     let joints = SimJoints::torque_driven(sim, &MotorModel::default())?;
-    ServoBus::leap_hand_with_physics(Box::new(joints), clock)?
-        .with_servo_actuation(gap.actuation(dof))
+    let handle = joints.handle();
+    let bus = ServoBus::leap_hand_with_physics(Box::new(joints), clock)?
+        .with_servo_actuation(gap.actuation(dof))?;
+    Ok((bus, handle))
 }

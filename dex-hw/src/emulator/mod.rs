@@ -19,10 +19,10 @@ mod pty;
 mod servo;
 
 #[cfg(feature = "sim")]
-pub use gap::{GapConfig, gap_hand};
-#[cfg(feature = "sim")]
-pub use physics::SimJoints;
+pub use gap::{GapConfig, gap_hand, gap_hand_shared};
 pub use physics::{JointPhysics, PhysicsClock, PhysicsLink, ServoActuation};
+#[cfg(feature = "sim")]
+pub use physics::{SharedSimulator, SimJoints};
 pub use port::EmulatedPort;
 #[cfg(all(unix, feature = "serial"))]
 pub use pty::PtyEmulator;

@@ -173,6 +173,9 @@ mod sim {
         }
     }
 
+    /// A simulator shared between the bus that steps it and whoever looks at its scene.
+    pub type SharedSimulator = Arc<Mutex<Box<dyn Simulator>>>;
+
     /// A [`dex_sim::Simulator`] as the physics behind a servo bus.
     ///
     /// The simulator is shared: keep a [`SimJoints::handle`] to look at the scene
@@ -180,7 +183,7 @@ mod sim {
     /// bus runs. Lock order: the bus, then the simulator; code holding the simulator
     /// must not wait for the bus.
     pub struct SimJoints {
-        sim: Arc<Mutex<Box<dyn Simulator>>>,
+        sim: SharedSimulator,
         kp: Vec<f64>,
         kd: Vec<f64>,
         torque: Vec<bool>,
@@ -245,7 +248,7 @@ mod sim {
         }
 
         /// The shared simulator.
-        pub fn handle(&self) -> Arc<Mutex<Box<dyn Simulator>>> {
+        pub fn handle(&self) -> SharedSimulator {
             Arc::clone(&self.sim)
         }
 
@@ -297,4 +300,4 @@ mod sim {
 }
 
 #[cfg(feature = "sim")]
-pub use sim::SimJoints;
+pub use sim::{SharedSimulator, SimJoints};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::anygrasp::AnygraspOptions;
 use super::depth_view::DepthView;
+use super::rotate_options::RotateOptions;
 use crate::error::{Error, Result};
 use crate::simulator::SimConfig;
 
@@ -144,6 +145,9 @@ pub struct TaskConfig {
     /// The `anygrasp` task's grasp-set and goal settings (`[task.anygrasp]`; other
     /// tasks ignore them).
     pub anygrasp: AnygraspOptions,
+    /// The `rotate` task's palm orientation, start pose and reward weights
+    /// (`[task.rotate]`; other tasks ignore them).
+    pub rotate: RotateOptions,
 }
 
 impl Default for TaskConfig {
@@ -161,6 +165,7 @@ impl Default for TaskConfig {
             mock_physics: false,
             depth_view: DepthView::default(),
             anygrasp: AnygraspOptions::default(),
+            rotate: RotateOptions::default(),
         }
     }
 }

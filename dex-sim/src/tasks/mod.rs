@@ -18,6 +18,7 @@ mod proprio;
 mod reach;
 mod registry;
 mod rotate;
+mod rotate_options;
 mod task;
 
 pub use anygrasp::{
@@ -30,4 +31,5 @@ pub use hand_core::make_simulator;
 pub use proprio::Proprioception;
 pub use reach::{FingertipReach, ReachConfig, reach_state};
 pub use registry::{TASK_NAMES, make_env};
-pub use rotate::{InHandRotation, PalmOrientation, RotateConfig};
+pub use rotate::{InHandRotation, RotateConfig, rotate_state};
+pub use rotate_options::{PalmOrientation, RotateOptions};

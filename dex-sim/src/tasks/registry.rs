@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 pub const TASK_NAMES: &[&str] = &["reach", "reach-depth", "rotate", "anypose", "anygrasp"];
 
 /// Builds a task by name (`reach`, `reach-depth`, `rotate`, `anypose`, `anygrasp`) for
-/// `model` with default task-specific settings (but `anygrasp`'s, which come from
-/// [`TaskConfig::anygrasp`]). `reach-depth` is `reach` observed
+/// `model` with default task-specific settings (but `anygrasp`'s and `rotate`'s options,
+/// which come from [`TaskConfig::anygrasp`] and [`TaskConfig::rotate`]). `reach-depth` is `reach` observed
 /// through [`TaskConfig::depth_view`]: the targets are seen only as spheres in the depth
 /// image (see [`ReachConfig::depth`]).
 pub fn make_env(name: &str, model: HandModel, config: TaskConfig) -> Result<Box<dyn crate::Env>> {
@@ -28,7 +28,13 @@ pub fn make_env(name: &str, model: HandModel, config: TaskConfig) -> Result<Box<
                 ..ReachConfig::default()
             },
         )?),
-        "rotate" => Box::new(InHandRotation::new(model, config, RotateConfig::default())?),
+        "rotate" => {
+            let params = RotateConfig {
+                options: config.rotate.clone(),
+                ..RotateConfig::default()
+            };
+            Box::new(InHandRotation::new(model, config, params)?)
+        }
         "anypose" => Box::new(AnyposeToAnypose::new(
             model,
             config,

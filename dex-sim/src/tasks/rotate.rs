@@ -6,90 +6,66 @@ use rand::Rng;
 
 use super::config::TaskConfig;
 use super::hand_core::{HandCore, make_simulator};
+use super::rotate_options::RotateOptions;
 use super::task::{Task, env_for_task};
 use crate::env::{Info, Observation, Step};
 use crate::error::{Error, Result};
 use crate::object::ObjectSpec;
 use crate::simulator::{ObjectState, Simulator, rest_pose_on_palm};
 
-/// Which way the palm faces, expressed by turning gravity (the palm itself stays fixed,
-/// facing world +z): `Up` — gravity −z; `Down` — gravity +z; `Side` — gravity −y.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PalmOrientation {
-    /// Palm up.
-    #[default]
-    Up,
-    /// Palm down.
-    Down,
-    /// Palm on its side.
-    Side,
-}
-
-impl PalmOrientation {
-    /// The gravity vector (m/s², world).
-    pub fn gravity(self) -> Vector3<f64> {
-        match self {
-            PalmOrientation::Up => Vector3::new(0.0, 0.0, -9.81),
-            PalmOrientation::Down => Vector3::new(0.0, 0.0, 9.81),
-            PalmOrientation::Side => Vector3::new(0.0, -9.81, 0.0),
-        }
-    }
-}
-
-/// Settings of [`InHandRotation`].
+/// Settings of [`InHandRotation`]: the object and axis, and the task's options (which
+/// [`crate::make_env`] takes from [`TaskConfig::rotate`], the `[task.rotate]` table).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RotateConfig {
     /// The object.
     pub object: ObjectSpec,
     /// Rotation axis (world frame, normalised on use).
     pub axis: Vector3<f64>,
-    /// Palm orientation.
-    pub palm: PalmOrientation,
-    /// Angular velocity about the axis is clipped to ±this (rad/s) in the reward.
-    pub angvel_clip: f64,
-    /// Weight of the off-axis angular speed penalty.
-    pub off_axis_weight: f64,
-    /// Weight of the object drift penalty (per m from its start position).
-    pub drift_weight: f64,
-    /// Weight of the joint work penalty (per W).
-    pub work_weight: f64,
-    /// Weight of the torque penalty (per N²·m²).
-    pub torque_weight: f64,
-    /// Rotation (rad) that counts as success.
-    pub success_rotation: f64,
-    /// The object counts as dropped this far (m) from its start position.
-    pub drop_distance: f64,
+    /// Palm orientation, start pose and reward weights.
+    pub options: RotateOptions,
 }
 
 impl Default for RotateConfig {
     fn default() -> Self {
-        // Weights in the spirit of DexNDM / AnyRotate: a clipped rotation term dominates,
-        // penalties keep the object centred and the motion economical.
         Self {
             object: ObjectSpec::cube(0.05, 0.1),
             axis: Vector3::z(),
-            palm: PalmOrientation::Up,
-            angvel_clip: 0.5,
-            off_axis_weight: 0.3,
-            drift_weight: 5.0,
-            work_weight: 0.02,
-            torque_weight: 0.01,
-            success_rotation: std::f64::consts::FRAC_PI_2,
-            drop_distance: 0.08,
+            options: RotateOptions::default(),
         }
     }
 }
 
+/// Appends the task-specific part of [`InHandRotation`]'s state (after the
+/// proprioception block, see [`super::Proprioception`]): the object's pose in the palm
+/// frame (position ×10, quaternion i, j, k, w), its angular velocity (world, ×0.1), the
+/// fingertip positions (palm frame, ×10) and the unit rotation axis (world). What a
+/// policy trained on the task is fed on a hand whose object is tracked.
+pub fn rotate_state(
+    object_palm: &Isometry3<f64>,
+    angular_velocity: &Vector3<f64>,
+    tips_palm: &[Point3<f64>],
+    axis: &Vector3<f64>,
+    out: &mut Vec<f32>,
+) {
+    super::hand_core::push_pose(out, object_palm);
+    out.extend(angular_velocity.iter().map(|v| (v * 0.1) as f32));
+    for p in tips_palm {
+        out.extend(p.iter().map(|v| (v * 10.0) as f32));
+    }
+    out.extend(axis.iter().map(|v| *v as f32));
+}
+
 /// Rotate the object about [`RotateConfig::axis`] without dropping it.
 ///
-/// **Reset:** the hand open, the object resting on the palm with a random yaw; mass, size
-/// and friction randomised per the task config; gravity from [`RotateConfig::palm`] (palm
+/// **Reset:** the hand at [`RotateOptions::start_configuration`] (open by default), the object resting on the palm with a random yaw; mass, size
+/// and friction randomised per the task config; gravity from [`RotateOptions::palm`] (palm
 /// down or side starts from the same placement, so the object falls unless the policy
 /// catches it: those settings need a grasp start, which this task does not generate).
 ///
 /// **Reward:** with ω the object's angular velocity and k the unit axis,
 /// `r = clip(ω·k, ±c) − w_off ‖ω − (ω·k) k‖ − w_drift ‖p − p₀‖ − w_work Σ|τ_i q̇_i|
-/// − w_tau Σ τ_i²`.
+/// − w_tau Σ τ_i² − w_lin ‖v‖² − w_pose ‖q − q₀‖²`, and `− drop_penalty` on the step the
+/// object drops (weights: [`RotateOptions`]).
 ///
 /// **Termination:** the object moves more than `drop_distance` from where it started.
 /// **Success:** the accumulated rotation `∫ ω·k dt` reaches `success_rotation` (the episode
@@ -103,6 +79,7 @@ pub struct InHandRotation {
     params: RotateConfig,
     axis: Vector3<f64>,
     start: Point3<f64>,
+    q_start: Vec<f64>,
     rotation: f64,
 }
 
@@ -158,6 +135,7 @@ impl InHandRotation {
         params: RotateConfig,
         axis: nalgebra::Vector3<f64>,
     ) -> Result<Self> {
+        params.options.validate(sim.model())?;
         let mut core = HandCore::new(sim, config)?;
         let tips = core.sim.model().fingertips().len();
         let obs_dim = core.proprio_dim() + 3 + 4 + 3 + 3 * tips + 3;
@@ -167,6 +145,7 @@ impl InHandRotation {
             params,
             axis,
             start: Point3::origin(),
+            q_start: Vec::new(),
             rotation: 0.0,
         })
     }
@@ -174,10 +153,21 @@ impl InHandRotation {
     fn observe(&mut self, s: &ObjectState) -> Observation {
         let mut state = Vec::with_capacity(self.core.obs_spec.state.dim());
         self.core.proprio(&mut state);
-        self.core.push_palm_pose(&mut state, &s.pose);
-        state.extend(s.angular_velocity.iter().map(|v| (v * 0.1) as f32));
-        self.core.push_fingertips(&mut state);
-        state.extend(self.axis.iter().map(|v| *v as f32));
+        let hand = self.core.sim.config().hand_pose;
+        let tips: Vec<Point3<f64>> = self
+            .core
+            .sim
+            .fingertip_positions()
+            .iter()
+            .map(|p| self.core.to_palm(p))
+            .collect();
+        rotate_state(
+            &(hand.inverse() * s.pose),
+            &s.angular_velocity,
+            &tips,
+            &self.axis,
+            &mut state,
+        );
         self.core.add_noise(&mut state);
         Observation { state, depth: None }
     }
@@ -209,10 +199,16 @@ impl Task for InHandRotation {
             Translation3::from(rest.translation.vector),
             UnitQuaternion::from_axis_angle(&Vector3::z_axis(), yaw),
         );
-        let open = self.core.open_configuration();
-        self.core.sim.set_joint_positions(&open)?;
+        let start = if self.params.options.start_configuration.is_empty() {
+            self.core.open_configuration()
+        } else {
+            self.params.options.start_configuration.clone()
+        };
+        self.core.sim.set_joint_positions(&start)?;
+        self.q_start = start;
         self.core.sim.set_objects(&[object], &[pose])?;
-        self.core.begin_episode(Some(self.params.palm.gravity()))?;
+        self.core
+            .begin_episode(Some(self.params.options.palm.gravity()))?;
         self.start = Point3::from(pose.translation.vector);
         self.rotation = 0.0;
         let mut info = Info::default();
@@ -223,7 +219,7 @@ impl Task for InHandRotation {
     }
 
     fn after_action(&mut self) -> Result<Step> {
-        let p = &self.params;
+        let p = &self.params.options;
         let s = self.core.sim.object_state(0)?;
         let w = s.angular_velocity;
         let along = w.dot(&self.axis);
@@ -238,12 +234,23 @@ impl Task for InHandRotation {
             .map(|(t, v)| (t * v).abs())
             .sum();
         let torque: f64 = js.effort.iter().map(|t| t * t).sum();
-        let reward = along.clamp(-p.angvel_clip, p.angvel_clip)
-            - p.off_axis_weight * off
-            - p.drift_weight * drift
-            - p.work_weight * work
-            - p.torque_weight * torque;
+        let pose: f64 =
+            js.q.iter()
+                .zip(&self.q_start)
+                .map(|(q, q0)| (q - q0).powi(2))
+                .sum();
         let dropped = drift > p.drop_distance;
+        let terms = [
+            along.clamp(-p.angvel_clip, p.angvel_clip),
+            -p.off_axis_weight * off,
+            -p.drift_weight * drift,
+            -p.work_weight * work,
+            -p.torque_weight * torque,
+            -p.linvel_weight * s.linear_velocity.norm_squared(),
+            -p.pose_weight * pose,
+            if dropped { -p.drop_penalty } else { 0.0 },
+        ];
+        let reward: f64 = terms.iter().sum();
         let mut info = Info::default();
         info.set("rotation", self.rotation);
         info.set("dropped", if dropped { 1.0 } else { 0.0 });
