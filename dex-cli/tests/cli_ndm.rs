@@ -510,6 +510,21 @@ fn the_shipped_rotation_gait_turns_the_cube_in_simulation_and_over_the_bus() {
     assert!(over("pd") > 0.5, "over the bus on the ideal hand");
     let gap = over("servo");
     assert!(gap.is_finite());
+    // The shipped PPO policy acts with relative targets and sees the tracked cube.
+    let ppo = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/rotate-ppo");
+    let r = dex(&[
+        "eval",
+        "--checkpoint",
+        ppo,
+        "--episodes",
+        "1",
+        "--seed",
+        "2",
+        "--emulated",
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    let (rotation, ttf) = parse_rotation(&last_line(&r));
+    assert!(rotation.is_finite() && (0.0..=5.0).contains(&ttf));
     let r = dex(&[
         "eval",
         "--checkpoint",

@@ -1,14 +1,16 @@
 #!/bin/bash
-# The rotation rows of DexNDM's comparison at CPU scale: the shipped rotation gait
-# (dex-cli/assets/rotate-gait, palm up, 5 cm cube, 5 s episodes) in the ideal
+# The rotation rows of DexNDM's comparison at CPU scale: the shipped PPO rotation
+# policy (dex-cli/assets/rotate-ppo, palm up, 5 cm cube, 5 s episodes) in the ideal
 # simulation, on the ideal hand behind the in-process bus, on the gap hand over its bus
 # as it is, and with a residual trained through a joint-wise or a whole-hand model of
-# the gap hand. Both models are pre-trained on the gait's rollouts replayed in ideal
+# the gap hand. Both models are pre-trained on the base's rollouts replayed in ideal
 # simulation and fine-tuned on the same replayed on the gap hand (MINUTES of hand time
 # each, with OBJECT on the palm: `chaos-box`, DexNDM's, or `cube`, the task's own load).
 # Rotation (rad per episode) and time to fall (s) per seed. A few minutes on 2 cores.
+# BASE=CKPT runs another base policy of the rotate task (dex-cli/assets/rotate-gait,
+# the shipped gait, say).
 #
-#   dex-ndm/scripts/rotate_residual.sh [OUT_DIR] [OBJECT] [MINUTES] [EPOCHS] [EPISODES] [SEEDS...]
+#   [BASE=CKPT] dex-ndm/scripts/rotate_residual.sh [OUT_DIR] [OBJECT] [MINUTES] [EPOCHS] [EPISODES] [SEEDS...]
 set -euo pipefail
 OUT=${1:-runs/rotate}
 OBJECT=${2:-chaos-box}
@@ -20,7 +22,7 @@ SEEDS=${*:-100 200}
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-2}
 cargo build --release -q -p dex-cli
 DEX=$PWD/target/release/dex
-CK=$PWD/dex-cli/assets/rotate-gait
+CK=$(realpath "${BASE:-dex-cli/assets/rotate-ppo}")
 mkdir -p "$OUT" && cd "$OUT"
 [ -e sim ] || $DEX ndm collect --sim --policy "$CK" --object "$OBJECT" --minutes "$MINUTES" --sequence-steps 100 --seed 1 --out sim
 [ -e real ] || $DEX ndm collect --emulated --policy "$CK" --object "$OBJECT" --minutes "$MINUTES" --sequence-steps 100 --seed 2 --out real
