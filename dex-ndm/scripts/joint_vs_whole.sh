@@ -3,8 +3,10 @@
 # first-order dynamics, in and out of distribution, with little and with more "real"
 # data. Pre-training data from the ideal simulation, "real" data from the gap hand (the
 # servo-driven simulated LEAP Hand behind an emulated bus, default gap), both in the
-# chaos box, random target sequences, palm up; the out-of-distribution test turns
-# gravity sideways. About 10 minutes on 2 cores.
+# chaos box, random target sequences, palm up; the out-of-distribution tests turn
+# gravity sideways and reverse it, and put the 5 cm cube on the palm instead of the
+# balls, with the default payload (0.05 kg) and a heavier one (0.25 kg). About 10
+# minutes on 2 cores.
 #
 #   dex-ndm/scripts/joint_vs_whole.sh [OUT_DIR] [SEEDS...]
 set -euo pipefail
@@ -21,13 +23,16 @@ mkdir -p "$OUT" && cd "$OUT"
 [ -e test-id ] || $DEX ndm collect --emulated --object chaos-box --minutes 5 --seed 4 --out test-id
 [ -e test-ood ] || $DEX ndm collect --emulated --object chaos-box --gravity 0,9.81,0 --minutes 5 --seed 5 --out test-ood
 [ -e test-ood-down ] || $DEX ndm collect --emulated --object chaos-box --gravity 0,0,9.81 --minutes 5 --seed 6 --out test-ood-down
+[ -e test-cube ] || $DEX ndm collect --emulated --object cube --minutes 5 --seed 7 --out test-cube
+printf 'payload = 0.25\n' > heavy.toml
+[ -e test-cube-heavy ] || $DEX ndm collect --emulated --object cube --gap heavy.toml --minutes 5 --seed 7 --out test-cube-heavy
 for seed in $SEEDS; do
   for size in small large; do
     data=real; [ $size = small ] && data=real-small
     for model in joint whole pd; do
       out=m-$model-$size-s$seed
       [ -e $out/model.toml ] || $DEX ndm train --data $data --pretrain sim --model $model --seed $seed --out $out > $out.log 2>&1
-      for t in test-id test-ood test-ood-down; do
+      for t in test-id test-ood test-ood-down test-cube test-cube-heavy; do
         echo "$size $model $t seed$seed $($DEX ndm eval --model $out --data $t | tail -1)"
       done
     done
