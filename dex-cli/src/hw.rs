@@ -150,6 +150,7 @@ fn emulate(args: EmulateArgs) -> Result<()> {
                 &gap,
                 dex_hw::emulator::PhysicsClock::BusTime,
             )?
+            .0
         }
         "sim" => {
             if args.gap.is_some() {
@@ -208,13 +209,13 @@ pub(crate) fn read_gap(path: Option<&std::path::Path>) -> Result<dex_hw::emulato
 }
 
 /// The gap hand (servo-driven simulated LEAP Hand, the gap applied) with `object` on
-/// its palm, behind an emulated bus on `clock`.
+/// its palm, behind an emulated bus on `clock`, and a handle on its simulation.
 pub(crate) fn gap_scene_bus(
     object: &str,
     gravity: Option<nalgebra::Vector3<f64>>,
     gap: &dex_hw::emulator::GapConfig,
     clock: dex_hw::emulator::PhysicsClock,
-) -> Result<ServoBus> {
+) -> Result<(ServoBus, dex_hw::emulator::SharedSimulator)> {
     let mut config = dex_sim::SimConfig::for_hand(&dex_core::HandModel::leap_right());
     config.dt = gap.physics_dt;
     config.substeps = 1;
@@ -222,7 +223,7 @@ pub(crate) fn gap_scene_bus(
         config.gravity = g;
     }
     let sim = leap_sim_scene(object, config, Some(gap))?;
-    Ok(dex_hw::emulator::gap_hand(sim, gap, clock)?)
+    Ok(dex_hw::emulator::gap_hand_shared(sim, gap, clock)?)
 }
 
 /// The LEAP Hand in process behind an emulated bus stepped `1/rate` s per goal write,
@@ -235,23 +236,22 @@ pub(crate) fn emulated_bus(
     actuator: &str,
     rate: f64,
 ) -> Result<(ServoBus, dex_hw::emulator::SharedSimulator)> {
-    let mut config = dex_sim::SimConfig::for_hand(&dex_core::HandModel::leap_right());
-    config.substeps = 1;
-    if let Some(g) = gravity {
-        config.gravity = g;
-    }
     match actuator {
         "servo" => {
-            config.dt = gap.physics_dt;
             let steps = (1.0 / (rate * gap.physics_dt)).round().max(1.0) as usize;
-            let sim = leap_sim_scene(object, config, Some(gap))?;
-            Ok(dex_hw::emulator::gap_hand_shared(
-                sim,
+            gap_scene_bus(
+                object,
+                gravity,
                 gap,
                 dex_hw::emulator::PhysicsClock::StepsPerGoalWrite(steps),
-            )?)
+            )
         }
         "pd" => {
+            let mut config = dex_sim::SimConfig::for_hand(&dex_core::HandModel::leap_right());
+            config.substeps = 1;
+            if let Some(g) = gravity {
+                config.gravity = g;
+            }
             let steps = (1.0 / (rate * config.dt)).round().max(1.0) as usize;
             let sim = leap_sim_scene(object, config, None)?;
             let joints = dex_hw::emulator::SimJoints::new(sim);

@@ -294,7 +294,7 @@ fn run_collect(a: CollectArgs) -> Result<()> {
             "gap".into(),
             toml::Value::try_from(&gap).context("the gap settings")?,
         );
-        let bus = crate::hw::gap_scene_bus(
+        let (bus, _) = crate::hw::gap_scene_bus(
             &a.object,
             gravity,
             &gap,
@@ -370,7 +370,7 @@ fn run_gap(a: GapArgs) -> Result<()> {
     }
     let mut ideal =
         dex_hw::SimDriver::new(crate::hw::leap_sim_scene(&a.object, ideal_config, None)?)?;
-    let bus = crate::hw::gap_scene_bus(
+    let (bus, _) = crate::hw::gap_scene_bus(
         &a.object,
         gravity,
         &gap,
@@ -560,10 +560,7 @@ fn rotate_over_bus(
     }
     let task = spec.config.clone();
     let rate = 1.0 / (task.dt * task.substeps as f64);
-    let params = dex_sim::RotateConfig {
-        options: task.rotate.clone(),
-        ..dex_sim::RotateConfig::default()
-    };
+    let params = dex_sim::RotateConfig::default();
     // Object placements and starts as the simulated task draws them, episode by episode
     // (in the palm frame, carried over to the gap hand's world).
     let mut sampler = dex_sim::InHandRotation::new(model.clone(), task.clone(), params.clone())?;

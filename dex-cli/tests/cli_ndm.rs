@@ -22,11 +22,16 @@ fn tmp(name: &str) -> std::path::PathBuf {
     dir
 }
 
-fn parse_eval(line: &str) -> (f64, f64) {
+/// The two figures of a last line `<first> <x> <second> <y>`.
+fn parse_pair(line: &str, first: &str, second: &str) -> (f64, f64) {
     let parts: Vec<&str> = line.split(' ').collect();
     assert_eq!(parts.len(), 4, "{line}");
-    assert_eq!((parts[0], parts[2]), ("rmse_rad", "p95_rad"), "{line}");
+    assert_eq!((parts[0], parts[2]), (first, second), "{line}");
     (parts[1].parse().unwrap(), parts[3].parse().unwrap())
+}
+
+fn parse_eval(line: &str) -> (f64, f64) {
+    parse_pair(line, "rmse_rad", "p95_rad")
 }
 
 #[test]
@@ -461,10 +466,7 @@ fn eval_runs_a_reach_policy_on_the_gap_hand_over_its_bus() {
 }
 
 fn parse_rotation(line: &str) -> (f64, f64) {
-    let parts: Vec<&str> = line.split(' ').collect();
-    assert_eq!(parts.len(), 4, "{line}");
-    assert_eq!((parts[0], parts[2]), ("rotation_rad", "ttf_s"), "{line}");
-    (parts[1].parse().unwrap(), parts[3].parse().unwrap())
+    parse_pair(line, "rotation_rad", "ttf_s")
 }
 
 /// The shipped rotation gait turns the cube in simulation and on the hands behind the

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use dex_sim::{ActionMode, EnvSpec};
 use ndarray::{Array2, ArrayView2};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -375,6 +375,8 @@ pub fn search_gait(
             phase,
         }
     };
+    // The task's shapes, read once: every candidate acts through a copy of it.
+    let template = GaitPolicy::new(to_gait(&mean), env, 0, 0.0)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let began = Instant::now();
     let budget = minutes * 60.0;
@@ -389,7 +391,7 @@ pub fn search_gait(
             .map(|_| {
                 mean.iter()
                     .zip(&std)
-                    .map(|(m, s)| m + s * gaussian(&mut rng))
+                    .map(|(m, s)| m + s * crate::random::standard_normal(&mut rng))
                     .collect()
             })
             .collect();
@@ -397,7 +399,14 @@ pub fn search_gait(
             .map(|e| seed.wrapping_mul(1_000_003) + (iteration * config.episodes + e) as u64)
             .collect();
         let gaits: Vec<Gait> = population.iter().map(|t| to_gait(t)).collect();
-        let (scores, steps) = score_gaits(env, &gaits, &seeds, &config.score_key, config.threads)?;
+        let (scores, steps) = score_gaits(
+            &template,
+            env,
+            &gaits,
+            &seeds,
+            &config.score_key,
+            config.threads,
+        )?;
         env_steps += steps;
         let mut order: Vec<usize> = (0..scores.len()).collect();
         order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
@@ -433,14 +442,26 @@ pub fn search_gait(
         .map(|e| seed.wrapping_mul(7_000_003) + 1_000_000 + e as u64)
         .collect();
     let finalists = [to_gait(&mean), to_gait(&best_theta)];
-    let (scores, steps) = score_gaits(env, &finalists, &seeds, &config.score_key, config.threads)?;
+    let (scores, steps) = score_gaits(
+        &template,
+        env,
+        &finalists,
+        &seeds,
+        &config.score_key,
+        config.threads,
+    )?;
     env_steps += steps;
     let pick = usize::from(scores[1] > scores[0]);
-    GaitPolicy::new(finalists[pick].clone(), env, env_steps, scores[pick])
+    let mut policy = template.with_gait(finalists[pick].clone());
+    policy.meta.env_steps = env_steps;
+    policy.meta.score = scores[pick];
+    Ok(policy)
 }
 
-/// Mean final `key` over `seeds` for each gait, and the environment steps taken.
+/// Mean final `key` over `seeds` for each gait (acting through copies of `template`),
+/// and the environment steps taken.
 fn score_gaits(
+    template: &GaitPolicy,
     env: &EnvSpec,
     gaits: &[Gait],
     seeds: &[u64],
@@ -450,8 +471,6 @@ fn score_gaits(
     let jobs: Vec<(usize, u64)> = (0..gaits.len())
         .flat_map(|g| seeds.iter().map(move |s| (g, *s)))
         .collect();
-    let template = GaitPolicy::new(gaits[0].clone(), env, 0, 0.0)?;
-    let template = &template;
     let chunk = jobs.len().div_ceil(threads.max(1));
     let results: Vec<Result<Vec<(usize, f64, u64)>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
@@ -502,13 +521,6 @@ fn score_gaits(
     }
     let k = seeds.len() as f64;
     Ok((sums.into_iter().map(|s| s / k).collect(), steps))
-}
-
-/// A standard normal sample (Box–Muller).
-fn gaussian<R: Rng>(rng: &mut R) -> f64 {
-    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 #[cfg(test)]

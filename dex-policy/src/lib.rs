@@ -57,7 +57,6 @@ mod load;
 pub mod nets;
 #[cfg(feature = "candle")]
 pub mod ppo;
-#[cfg(feature = "candle")]
 pub mod random;
 #[cfg(feature = "candle")]
 pub mod run;

@@ -1,10 +1,7 @@
 //! Seeded normal noise: candle's CPU random tensors cannot be seeded, so every trainer
 //! draws its noise here from its own generator.
 
-use candle_core::{Device, Tensor};
 use rand::RngCore;
-
-use crate::error::Result;
 
 /// One standard normal draw (Box–Muller) from the caller's generator: candle's CPU
 /// random tensors cannot be seeded, so every trainer draws its noise here.
@@ -16,7 +13,12 @@ pub fn standard_normal(rng: &mut dyn RngCore) -> f64 {
 }
 
 /// A tensor of standard normal draws.
-pub fn normal_tensor(rng: &mut dyn RngCore, shape: (usize, usize)) -> Result<Tensor> {
+#[cfg(feature = "candle")]
+pub fn normal_tensor(
+    rng: &mut dyn RngCore,
+    shape: (usize, usize),
+) -> crate::error::Result<candle_core::Tensor> {
+    use candle_core::{Device, Tensor};
     let v: Vec<f32> = (0..shape.0 * shape.1)
         .map(|_| standard_normal(rng) as f32)
         .collect();

@@ -28,13 +28,7 @@ pub fn make_env(name: &str, model: HandModel, config: TaskConfig) -> Result<Box<
                 ..ReachConfig::default()
             },
         )?),
-        "rotate" => {
-            let params = RotateConfig {
-                options: config.rotate.clone(),
-                ..RotateConfig::default()
-            };
-            Box::new(InHandRotation::new(model, config, params)?)
-        }
+        "rotate" => Box::new(InHandRotation::new(model, config, RotateConfig::default())?),
         "anypose" => Box::new(AnyposeToAnypose::new(
             model,
             config,

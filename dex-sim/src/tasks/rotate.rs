@@ -6,23 +6,21 @@ use rand::Rng;
 
 use super::config::TaskConfig;
 use super::hand_core::{HandCore, make_simulator};
-use super::rotate_options::RotateOptions;
 use super::task::{Task, env_for_task};
 use crate::env::{Info, Observation, Step};
 use crate::error::{Error, Result};
 use crate::object::ObjectSpec;
 use crate::simulator::{ObjectState, Simulator, rest_pose_on_palm};
 
-/// Settings of [`InHandRotation`]: the object and axis, and the task's options (which
-/// [`crate::make_env`] takes from [`TaskConfig::rotate`], the `[task.rotate]` table).
+/// Settings of [`InHandRotation`]: the object and axis. Its palm orientation, start
+/// pose and reward weights come from the task config ([`TaskConfig::rotate`], the
+/// `[task.rotate]` table).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RotateConfig {
     /// The object.
     pub object: ObjectSpec,
     /// Rotation axis (world frame, normalised on use).
     pub axis: Vector3<f64>,
-    /// Palm orientation, start pose and reward weights.
-    pub options: RotateOptions,
 }
 
 impl Default for RotateConfig {
@@ -30,7 +28,6 @@ impl Default for RotateConfig {
         Self {
             object: ObjectSpec::cube(0.05, 0.1),
             axis: Vector3::z(),
-            options: RotateOptions::default(),
         }
     }
 }
@@ -57,15 +54,17 @@ pub fn rotate_state(
 
 /// Rotate the object about [`RotateConfig::axis`] without dropping it.
 ///
-/// **Reset:** the hand at [`RotateOptions::start_configuration`] (open by default), the object resting on the palm with a random yaw; mass, size
-/// and friction randomised per the task config; gravity from [`RotateOptions::palm`] (palm
+/// **Reset:** the hand at [`crate::RotateOptions::start_configuration`] (open by
+/// default), the object resting on the palm with a random yaw; mass, size and friction
+/// randomised per the task config; gravity from [`crate::RotateOptions::palm`] (palm
 /// down or side starts from the same placement, so the object falls unless the policy
 /// catches it: those settings need a grasp start, which this task does not generate).
+/// The options are the task config's ([`TaskConfig::rotate`]).
 ///
 /// **Reward:** with ω the object's angular velocity and k the unit axis,
 /// `r = clip(ω·k, ±c) − w_off ‖ω − (ω·k) k‖ − w_drift ‖p − p₀‖ − w_work Σ|τ_i q̇_i|
 /// − w_tau Σ τ_i² − w_lin ‖v‖² − w_pose ‖q − q₀‖²`, and `− drop_penalty` on the step the
-/// object drops (weights: [`RotateOptions`]).
+/// object drops (weights: [`crate::RotateOptions`]).
 ///
 /// **Termination:** the object moves more than `drop_distance` from where it started.
 /// **Success:** the accumulated rotation `∫ ω·k dt` reaches `success_rotation` (the episode
@@ -135,7 +134,7 @@ impl InHandRotation {
         params: RotateConfig,
         axis: nalgebra::Vector3<f64>,
     ) -> Result<Self> {
-        params.options.validate(sim.model())?;
+        config.rotate.validate(sim.model())?;
         let mut core = HandCore::new(sim, config)?;
         let tips = core.sim.model().fingertips().len();
         let obs_dim = core.proprio_dim() + 3 + 4 + 3 + 3 * tips + 3;
@@ -199,16 +198,16 @@ impl Task for InHandRotation {
             Translation3::from(rest.translation.vector),
             UnitQuaternion::from_axis_angle(&Vector3::z_axis(), yaw),
         );
-        let start = if self.params.options.start_configuration.is_empty() {
+        let start = if self.core.config.rotate.start_configuration.is_empty() {
             self.core.open_configuration()
         } else {
-            self.params.options.start_configuration.clone()
+            self.core.config.rotate.start_configuration.clone()
         };
         self.core.sim.set_joint_positions(&start)?;
         self.q_start = start;
         self.core.sim.set_objects(&[object], &[pose])?;
         self.core
-            .begin_episode(Some(self.params.options.palm.gravity()))?;
+            .begin_episode(Some(self.core.config.rotate.palm.gravity()))?;
         self.start = Point3::from(pose.translation.vector);
         self.rotation = 0.0;
         let mut info = Info::default();
@@ -219,7 +218,7 @@ impl Task for InHandRotation {
     }
 
     fn after_action(&mut self) -> Result<Step> {
-        let p = &self.params.options;
+        let p = &self.core.config.rotate;
         let s = self.core.sim.object_state(0)?;
         let w = s.angular_velocity;
         let along = w.dot(&self.axis);
