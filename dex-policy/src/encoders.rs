@@ -32,13 +32,13 @@ use crate::nets::Activation;
 
 /// A LayerNorm over the last axis with a backward ([`crate::fused::layer_norm`]).
 #[derive(Debug, Clone)]
-struct LayerNorm {
+pub(crate) struct LayerNorm {
     gamma: Tensor,
     beta: Tensor,
 }
 
 impl LayerNorm {
-    fn new(width: usize, vb: &VarBuilder<'_>) -> Result<Self> {
+    pub(crate) fn new(width: usize, vb: &VarBuilder<'_>) -> Result<Self> {
         Ok(Self {
             gamma: vb.get_with_hints(width, "weight", candle_nn::Init::Const(1.0))?,
             beta: vb.get_with_hints(width, "bias", candle_nn::Init::Const(0.0))?,

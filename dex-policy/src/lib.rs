@@ -40,6 +40,7 @@ pub mod experts;
 pub mod gait;
 mod normalize;
 mod policy;
+pub mod proxy;
 
 #[cfg(feature = "candle")]
 pub mod bc;
@@ -55,6 +56,8 @@ mod gradients;
 mod load;
 #[cfg(feature = "candle")]
 pub mod nets;
+#[cfg(feature = "candle")]
+pub mod point_track;
 #[cfg(feature = "candle")]
 pub mod ppo;
 pub mod random;
@@ -78,6 +81,7 @@ pub use policy::{
     ActMode, ActionNoise, Clip, MockPolicy, NoiseKind, NormalizeObservations, Policy, Residual,
     ScriptedPolicy, check_observations,
 };
+pub use proxy::PoseProxyExpert;
 
 #[cfg(feature = "candle")]
 pub use bc::{

@@ -8,7 +8,8 @@ use crate::policy::Policy;
 
 /// A checkpoint loaded without knowing beforehand which algorithm wrote it.
 pub struct LoadedCheckpoint {
-    /// The algorithm that wrote it (`ppo`, `sac`, `dagger`, `gait`).
+    /// The algorithm that wrote it (`ppo`, `sac`, `dagger` (MLP and point-track
+    /// students), `gait`).
     pub algorithm: &'static str,
     /// The policy, ready to act.
     pub policy: Box<dyn Policy>,
@@ -69,12 +70,20 @@ pub fn load_checkpoint(dir: &Path) -> Result<LoadedCheckpoint> {
             env_steps: gait.meta().env_steps,
             policy: Box::new(gait),
         })
+    } else if table.contains_key("point_track") {
+        let student = crate::point_track::PointTrackPolicy::load(dir)?;
+        Ok(LoadedCheckpoint {
+            algorithm: "dagger",
+            env: student.meta().env.clone(),
+            env_steps: student.meta().env_steps,
+            policy: Box::new(student),
+        })
     } else {
         Err(Error::Checkpoint {
             path: dir.display().to_string(),
-            reason:
-                "not a PPO, SAC, student or gait checkpoint (no [ppo], [sac], [bc] or [gait] table)"
-                    .into(),
+            reason: "not a PPO, SAC, student, point-track or gait checkpoint (no [ppo], [sac], \
+                     [bc], [point_track] or [gait] table)"
+                .into(),
         })
     }
 }

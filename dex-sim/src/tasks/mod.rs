@@ -14,6 +14,8 @@ mod anypose;
 mod config;
 mod depth_view;
 mod hand_core;
+mod point_mask;
+mod pose_proxy;
 mod proprio;
 mod reach;
 mod registry;
@@ -28,6 +30,10 @@ pub use anypose::{AnyposeConfig, AnyposeToAnypose};
 pub use config::{ActionMode, Randomization, TaskConfig};
 pub use depth_view::DepthView;
 pub use hand_core::make_simulator;
+pub use point_mask::{PointMask, plane_mask};
+pub use pose_proxy::{
+    PoseProxy, PoseProxyConfig, ProxyGoals, ProxyLayout, is_symmetric, plan_actions, proxy_track,
+};
 pub use proprio::Proprioception;
 pub use reach::{FingertipReach, ReachConfig, reach_state};
 pub use registry::{TASK_NAMES, make_env};
