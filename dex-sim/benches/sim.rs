@@ -4,7 +4,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dex_core::HandModel;
 use dex_sim::{
-    Camera, ObjectSpec, RapierSim, SimConfig, Simulator, TaskConfig, VecEnv, make_env,
+    Camera, ObjectSpec, RapierSim, SimConfig, Simulator, TaskConfig, VecEnv, WristConfig, make_env,
     rest_pose_on_palm,
 };
 use std::hint::black_box;
@@ -36,6 +36,18 @@ fn step(c: &mut Criterion) {
     let mut sim = cube_scene();
     g.bench_function("leap_hand_cube", |b| {
         b.iter(|| sim.step_physics(1).unwrap())
+    });
+    // The hand on the 6-DoF wrist: one 22-DoF multibody instead of one per finger.
+    let wrist = SimConfig {
+        wrist: Some(WristConfig::default()),
+        ..one_step()
+    };
+    let mut on_wrist = RapierSim::hand_only(HandModel::leap_right(), wrist).unwrap();
+    on_wrist
+        .set_wrist_target(&[0.1, 0.0, 0.1, 0.3, 0.0, 0.0])
+        .unwrap();
+    g.bench_function("leap_hand_on_wrist", |b| {
+        b.iter(|| on_wrist.step_physics(1).unwrap())
     });
     g.finish();
 }

@@ -34,6 +34,7 @@ mod simulator;
 mod spec;
 pub mod tasks;
 pub mod texture;
+pub mod wrist;
 
 #[cfg(feature = "rapier")]
 mod rapier;
@@ -58,6 +59,7 @@ pub use tasks::{
     ReachConfig, RotateConfig, RotateOptions, TASK_NAMES, TaskConfig, make_env, make_simulator,
     reach_state, rotate_state,
 };
+pub use wrist::{WristConfig, WristState, wrist_pose};
 
 #[cfg(feature = "rapier")]
 pub use rapier::RapierSim;

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::camera::{Camera, DepthFrame};
 use crate::error::{Error, Result};
 use crate::object::ObjectSpec;
+use crate::wrist::{WristConfig, WristState};
 
 /// Settings shared by every backend.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +50,9 @@ pub struct SimConfig {
     /// does not (as the ground): a container, e.g. for a [`crate::chaos_box`] of balls.
     /// Not rendered. `None` (the default): only the ground.
     pub enclosure: Option<Enclosure>,
+    /// A position-controlled 6-DoF wrist carrying the hand (see [`crate::wrist`]);
+    /// `None` (the default): the palm is fixed at `hand_pose`.
+    pub wrist: Option<WristConfig>,
 }
 
 /// The inside of a closed box of six static walls, world frame (m).
@@ -74,6 +78,7 @@ impl Default for SimConfig {
             prediction_distance: 0.002,
             hand_friction: 1.0,
             enclosure: None,
+            wrist: None,
         }
     }
 }
@@ -124,6 +129,9 @@ impl SimConfig {
         let t = &self.hand_pose.translation.vector;
         if t.iter().any(|v| !v.is_finite()) {
             return bad("hand_pose", "must be finite".into());
+        }
+        if let Some(w) = &self.wrist {
+            w.validate()?;
         }
         Ok(())
     }
@@ -381,14 +389,41 @@ pub trait Simulator: Send {
     /// Renders depth and segmentation from `camera`.
     fn render_depth(&self, camera: &Camera) -> Result<DepthFrame>;
 
-    /// A 64-bit hash of the dynamic state (time, joint positions and velocities, object
-    /// poses and velocities, bit for bit): equal states give equal digests.
+    /// The wrist's state when the hand is on one ([`SimConfig::wrist`]); `None` for a
+    /// fixed palm.
+    fn wrist_state(&self) -> Option<WristState> {
+        None
+    }
+
+    /// Sends the wrist toward `target` (`x, y, z, yaw, pitch, roll`, see
+    /// [`crate::wrist`]): clamped to its limits, reached no faster than its speed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFinite`] for NaN or infinity; [`Error::Unsupported`] when the hand has
+    /// no wrist.
+    fn set_wrist_target(&mut self, target: &[f64; 6]) -> Result<()> {
+        let _ = target;
+        Err(Error::Unsupported {
+            backend: self.backend(),
+            what: "a wrist: this simulator's hand is fixed (SimConfig::wrist is None)".into(),
+        })
+    }
+
+    /// A 64-bit hash of the dynamic state (time, joint positions and velocities, the
+    /// wrist's coordinates and rates, object poses and velocities, bit for bit): equal
+    /// states give equal digests.
     fn state_digest(&self) -> u64 {
         let mut h = Fnv::default();
         h.f64(self.time());
         let js = self.joint_state();
         for v in js.q.iter().chain(&js.qdot) {
             h.f64(*v);
+        }
+        if let Some(w) = self.wrist_state() {
+            for v in w.position.iter().chain(&w.velocity) {
+                h.f64(*v);
+            }
         }
         for i in 0..self.objects().len() {
             if let Ok(s) = self.object_state(i) {
@@ -478,6 +513,12 @@ impl<S: Simulator + ?Sized> Simulator for Box<S> {
     }
     fn set_gravity(&mut self, gravity: Vector3<f64>) -> Result<()> {
         (**self).set_gravity(gravity)
+    }
+    fn wrist_state(&self) -> Option<WristState> {
+        (**self).wrist_state()
+    }
+    fn set_wrist_target(&mut self, target: &[f64; 6]) -> Result<()> {
+        (**self).set_wrist_target(target)
     }
     fn save_state(&self) -> SimState {
         (**self).save_state()

@@ -4,10 +4,11 @@ use dex_core::{HandModel, JointKind, LinkId, Shape};
 use nalgebra::{Isometry3, Translation3, UnitQuaternion, Vector3};
 use rapier3d::prelude::*;
 
-use super::world::{BACKEND, Dof, LinkBody, RapierSim, to_pose, vec3};
+use super::world::{BACKEND, Dof, LinkBody, RapierSim, WristDrive, to_pose, vec3};
 use crate::error::{Error, Result};
 use crate::object::{ObjectShape, ObjectSpec};
 use crate::simulator::{BodyRef, SimConfig, nominal_gains, open_configuration};
+use crate::wrist::WristConfig;
 
 /// Collision group of objects.
 const OBJECT_GROUP: u32 = 1;
@@ -148,7 +149,7 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
     let mut handles = Vec::with_capacity(n_bodies);
     let mut warnings = Vec::new();
     for b in 0..n_bodies {
-        let builder = if b == 0 {
+        let builder = if b == 0 && config.wrist.is_none() {
             RigidBodyBuilder::fixed()
         } else {
             let mprops = body_mass_properties(&model, &body_links[b], &link_body);
@@ -187,12 +188,19 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
         }
     }
 
-    // Multibody joints; a fixed mount per joint on the palm.
+    // The wrist: a chain of three prismatic and three revolute joints from a fixed base
+    // at `hand_pose` to the palm, so the whole hand is one multibody on it.
+    let wrist = match &config.wrist {
+        Some(w) => Some(build_wrist(&mut world, w, &config.hand_pose, handles[0])?),
+        None => None,
+    };
+
+    // Multibody joints; without a wrist a fixed mount per joint on the palm.
     let mut dof_of_joint: Vec<Option<Dof>> = vec![None; model.dof()];
     for (jidx, parent_body, child_body) in &movable {
         let j = &model.joints()[*jidx];
         // The mount sits at the palm's pose, so both parents share the parent body's frame.
-        let parent_handle = if *parent_body == 0 {
+        let parent_handle = if *parent_body == 0 && wrist.is_none() {
             world.insert_body(
                 RigidBodyBuilder::fixed()
                     .pose(to_pose(&body_world[0]))
@@ -236,7 +244,9 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
                 what: format!("joint `{}` closes a kinematic loop", j.name),
             })?;
         if let Some((mb, link_id)) = world.multibody_joints.get_mut(handle) {
-            mb.set_self_contacts_enabled(false);
+            // One multibody per finger: its links never touch each other. On a wrist the
+            // whole hand is one multibody and the collision groups filter the pairs.
+            mb.set_self_contacts_enabled(wrist.is_some());
             if let Some(link) = mb.link(link_id) {
                 let dof = link.assembly_id();
                 mb.damping_mut()[dof] = j.dynamics.damping as f32;
@@ -332,10 +342,95 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
         targets: vec![0.0; dof],
         time: 0.0,
         warnings,
+        wrist,
     };
     let open = open_configuration(&sim.model);
     crate::Simulator::set_joint_positions(&mut sim, &open)?;
     Ok(sim)
+}
+
+/// Inserts the wrist's chain under `palm` (a dynamic body at `base`): a fixed base body,
+/// five collider-less links of 50 g and the six joints (prismatic x, y, z of the base
+/// frame, then revolute about z, y, x), each a force-based PD motor.
+fn build_wrist(
+    world: &mut PhysicsWorld,
+    config: &WristConfig,
+    base: &Isometry3<f64>,
+    palm: RigidBodyHandle,
+) -> Result<WristDrive> {
+    let pose = to_pose(base);
+    let mut bodies = vec![world.insert_body(RigidBodyBuilder::fixed().pose(pose).build())];
+    for _ in 0..5 {
+        let link = RigidBodyBuilder::dynamic()
+            .pose(pose)
+            .additional_mass_properties(MassProperties::new(
+                Vector::ZERO,
+                0.05,
+                Vector::splat(1e-5),
+            ))
+            .can_sleep(false)
+            .build();
+        bodies.push(world.insert_body(link));
+    }
+    bodies.push(palm);
+    let axes = [
+        Vector3::x(),
+        Vector3::y(),
+        Vector3::z(),
+        Vector3::z(),
+        Vector3::y(),
+        Vector3::x(),
+    ];
+    let mut joints = Vec::with_capacity(6);
+    for (i, axis) in axes.iter().enumerate() {
+        let linear = i < 3;
+        let (mask, motor) = if linear {
+            (JointAxesMask::LOCKED_PRISMATIC_AXES, JointAxis::LinX)
+        } else {
+            (JointAxesMask::LOCKED_REVOLUTE_AXES, JointAxis::AngX)
+        };
+        let k = usize::from(!linear);
+        let frame = to_pose(&Isometry3::from_parts(Translation3::identity(), x_to(axis)));
+        let joint = GenericJointBuilder::new(mask)
+            .local_frame1(frame)
+            .local_frame2(frame)
+            .contacts_enabled(false)
+            .motor_model(motor, MotorModel::ForceBased)
+            .motor_position(
+                motor,
+                0.0,
+                config.stiffness[k] as f32,
+                config.damping[k] as f32,
+            )
+            .motor_max_force(motor, config.max_effort[k] as f32)
+            .limits(motor, [config.lower[i] as f32, config.upper[i] as f32])
+            .build();
+        let h = world
+            .multibody_joints
+            .insert(bodies[i], bodies[i + 1], joint, true)
+            .ok_or_else(|| Error::Unsupported {
+                backend: BACKEND,
+                what: "the wrist's joint chain".into(),
+            })?;
+        if let Some((mb, link_id)) = world.multibody_joints.get_mut(h)
+            && let Some(link) = mb.link(link_id)
+        {
+            let dof = link.assembly_id();
+            mb.damping_mut()[dof] = 0.0;
+        }
+        joints.push(h);
+    }
+    let joints: [MultibodyJointHandle; 6] = joints.try_into().map_err(|_| Error::Unsupported {
+        backend: BACKEND,
+        what: "the wrist's joint chain".into(),
+    })?;
+    Ok(WristDrive {
+        joints,
+        target: [0.0; 6],
+        requested: [0.0; 6],
+        velocity: [0.0; 6],
+        joint_velocity: Vec::new(),
+    })
 }
 
 /// The inertial properties of a body made of `links`, in the body frame.

@@ -37,7 +37,7 @@ use dex_core::{HandModel, JointState};
 use nalgebra::{Isometry3, Point3, Vector3};
 use rapier3d::prelude::*;
 
-use self::world::{BACKEND, Dof, WorldState, from_pose, from_vec, to_pose, vec3};
+use self::world::{BACKEND, Dof, WorldState, WristDrive, from_pose, from_vec, to_pose, vec3};
 use crate::camera::{Camera, DepthFrame};
 use crate::error::{Error, Result, check_finite, check_vector};
 use crate::object::ObjectSpec;
@@ -45,6 +45,7 @@ use crate::simulator::{
     BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, check_non_negative,
     clamp_targets, validate_objects,
 };
+use crate::wrist::WristState;
 
 #[derive(Clone)]
 struct Snapshot {
@@ -56,6 +57,7 @@ struct Snapshot {
     kp: Vec<f64>,
     kd: Vec<f64>,
     feedforward: Vec<f64>,
+    wrist: Option<WristDrive>,
 }
 
 impl RapierSim {
@@ -98,7 +100,21 @@ impl RapierSim {
     /// Runs `n` physics steps of [`SimConfig::dt`] (not a whole control period).
     pub fn step_physics(&mut self, n: usize) -> Result<()> {
         for _ in 0..n {
+            self.drive_wrist();
+            let before = self.wrist.as_ref().map(|d| self.raw_positions(d));
             self.world.step();
+            if let Some((q0, w0)) = before
+                && let Some(d) = &self.wrist
+            {
+                let (q1, w1) = self.raw_positions(d);
+                let dt = self.config.dt;
+                let joint_velocity = q1.iter().zip(&q0).map(|(a, b)| (a - b) / dt).collect();
+                let velocity = std::array::from_fn(|i| (w1[i] - w0[i]) / dt);
+                if let Some(d) = self.wrist.as_mut() {
+                    d.joint_velocity = joint_velocity;
+                    d.velocity = velocity;
+                }
+            }
             self.time += self.config.dt;
         }
         self.check_finite()
@@ -133,6 +149,54 @@ impl RapierSim {
                     .set_aabb(&self.world.integration_parameters, h, aabb);
             }
         }
+    }
+
+    /// Moves the wrist's drive targets one physics step toward the requested target (at
+    /// most its speed) and sets its motors, with the target's rate as their velocity.
+    fn drive_wrist(&mut self) {
+        let (Some(config), Some(drive)) = (self.config.wrist, self.wrist.as_mut()) else {
+            return;
+        };
+        let dt = self.config.dt;
+        let next = config.advance(&drive.target, &drive.requested, dt);
+        for (i, h) in drive.joints.iter().enumerate() {
+            let k = usize::from(i >= 3);
+            let axis = if i < 3 {
+                JointAxis::LinX
+            } else {
+                JointAxis::AngX
+            };
+            let rate = (next[i] - drive.target[i]) / dt;
+            if let Some((mb, id)) = self.world.multibody_joints.get_mut(*h)
+                && let Some(link) = mb.link_mut(id)
+            {
+                link.joint.data.set_motor(
+                    axis,
+                    next[i] as f32,
+                    rate as f32,
+                    config.stiffness[k] as f32,
+                    config.damping[k] as f32,
+                );
+            }
+        }
+        drive.target = next;
+    }
+
+    /// The hand joints' and the wrist's coordinates as rapier holds them.
+    fn raw_positions(&self, drive: &WristDrive) -> (Vec<f64>, [f64; 6]) {
+        let q = self.dofs.iter().map(|d| self.dof_value(d).0).collect();
+        let w = std::array::from_fn(|i| {
+            let dof = Dof {
+                joint: drive.joints[i],
+                prismatic: i < 3,
+                kp: 0.0,
+                kd: 0.0,
+                effort: 0.0,
+                feedforward: 0.0,
+            };
+            self.dof_value(&dof).0
+        });
+        (q, w)
     }
 
     fn check_finite(&self) -> Result<()> {
@@ -332,7 +396,10 @@ impl Simulator for RapierSim {
         let n = self.dofs.len();
         let mut js = JointState::zeros(n);
         for (i, dof) in self.dofs.iter().enumerate() {
-            let (q, qd) = self.dof_value(dof);
+            let (q, mut qd) = self.dof_value(dof);
+            if let Some(v) = self.wrist.as_ref().and_then(|d| d.joint_velocity.get(i)) {
+                qd = *v;
+            }
             js.q[i] = q;
             js.qdot[i] = qd;
             let tau = dof.kp * (self.targets[i] - q) - dof.kd * qd + dof.feedforward;
@@ -371,6 +438,11 @@ impl Simulator for RapierSim {
         self.targets = q.to_vec();
         for i in 0..self.dofs.len() {
             self.apply_motor(i);
+        }
+        if let Some(d) = self.wrist.as_mut() {
+            // Setting positions stops the multibody (its velocities are zeroed above).
+            d.joint_velocity.clear();
+            d.velocity = [0.0; 6];
         }
         self.refresh_queries();
         Ok(())
@@ -492,6 +564,7 @@ impl Simulator for RapierSim {
                 kp: self.dofs.iter().map(|d| d.kp).collect(),
                 kd: self.dofs.iter().map(|d| d.kd).collect(),
                 feedforward: self.dofs.iter().map(|d| d.feedforward).collect(),
+                wrist: self.wrist.clone(),
             },
         )
     }
@@ -522,11 +595,35 @@ impl Simulator for RapierSim {
         self.time = s.time;
         self.objects = s.objects.clone();
         self.object_bodies = s.object_bodies.clone();
+        self.wrist = s.wrist.clone();
         for (i, d) in self.dofs.iter_mut().enumerate() {
             d.kp = s.kp[i];
             d.kd = s.kd[i];
             d.feedforward = s.feedforward[i];
         }
+        Ok(())
+    }
+
+    fn wrist_state(&self) -> Option<WristState> {
+        let drive = self.wrist.as_ref()?;
+        let (_, position) = self.raw_positions(drive);
+        Some(WristState {
+            position,
+            velocity: drive.velocity,
+            target: drive.target,
+            requested: drive.requested,
+        })
+    }
+
+    fn set_wrist_target(&mut self, target: &[f64; 6]) -> Result<()> {
+        check_vector("wrist target", target, 6)?;
+        let (Some(config), Some(drive)) = (self.config.wrist, self.wrist.as_mut()) else {
+            return Err(Error::Unsupported {
+                backend: BACKEND,
+                what: "a wrist: this hand is fixed (SimConfig::wrist is None)".into(),
+            });
+        };
+        drive.requested = config.clamp(target);
         Ok(())
     }
 

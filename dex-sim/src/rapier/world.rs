@@ -34,6 +34,27 @@ impl Dof {
     }
 }
 
+/// The wrist's joints, targets and the velocities of the hand on it.
+///
+/// On a wrist the whole hand is one multibody, and rapier's multibody velocities after
+/// a step leave out the position correction of its stabilisation pass: under a steady
+/// load (the hand's weight on the turned wrist) they read tenths of a radian per second
+/// for joints that do not move. The velocities reported on a wrist are therefore the
+/// positions' change over the last physics step, the motion that happened.
+#[derive(Debug, Clone)]
+pub(crate) struct WristDrive {
+    /// x, y, z, yaw, pitch, roll.
+    pub(crate) joints: [MultibodyJointHandle; 6],
+    /// The target the drives follow now (rate-limited).
+    pub(crate) target: [f64; 6],
+    /// The target last requested (clamped).
+    pub(crate) requested: [f64; 6],
+    /// The wrist's rates over the last physics step.
+    pub(crate) velocity: [f64; 6],
+    /// The hand joints' rates over the last physics step.
+    pub(crate) joint_velocity: Vec<f64>,
+}
+
 /// Where a model link lives: its rigid body and the link frame in that body's frame.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LinkBody {
@@ -68,6 +89,7 @@ pub struct RapierSim {
     pub(crate) targets: Vec<f64>,
     pub(crate) time: f64,
     pub(crate) warnings: Vec<String>,
+    pub(crate) wrist: Option<WristDrive>,
 }
 
 impl std::fmt::Debug for RapierSim {

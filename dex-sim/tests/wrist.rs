@@ -1,0 +1,177 @@
+//! The 6-DoF wrist under the rapier backend: it reaches its targets, respects its speed
+//! and limits, carries the hand's links, keeps the fingers' control, and snapshots.
+#![cfg(feature = "rapier")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::needless_range_loop)]
+
+use dex_core::HandModel;
+use dex_sim::{RapierSim, SimConfig, Simulator, WristConfig, wrist_pose};
+
+fn sim() -> RapierSim {
+    let model = HandModel::leap_right();
+    let config = SimConfig {
+        wrist: Some(WristConfig::default()),
+        ..SimConfig::for_hand(&model)
+    };
+    RapierSim::hand_only(model, config).unwrap()
+}
+
+/// Steps for `seconds` of simulated time.
+fn run(sim: &mut RapierSim, seconds: f64) {
+    let periods = (seconds / sim.config().control_period()).round() as usize;
+    for _ in 0..periods {
+        sim.step().unwrap();
+    }
+}
+
+#[test]
+fn the_wrist_reaches_its_target_and_carries_the_palm() {
+    let mut sim = sim();
+    let target = [0.1, -0.05, 0.15, 0.4, -0.3, 0.2];
+    sim.set_wrist_target(&target).unwrap();
+    run(&mut sim, 1.5);
+    let w = sim.wrist_state().unwrap();
+    for i in 0..6 {
+        let tol = if i < 3 { 0.003 } else { 0.02 };
+        assert!(
+            (w.position[i] - target[i]).abs() < tol,
+            "coordinate {i}: {} against {}",
+            w.position[i],
+            target[i]
+        );
+        assert!(
+            w.velocity[i].abs() < 0.05,
+            "coordinate {i} still moving: {}",
+            w.velocity[i]
+        );
+    }
+    assert_eq!(w.requested, target);
+    // The palm link sits where the wrist's coordinates put it.
+    let root = sim.model().root().0;
+    let palm = sim.link_poses()[root];
+    let expected = wrist_pose(&sim.config().hand_pose, &w.position);
+    assert!((palm.translation.vector - expected.translation.vector).norm() < 1e-3);
+    assert!(palm.rotation.angle_to(&expected.rotation) < 1e-3);
+}
+
+#[test]
+fn the_wrist_moves_no_faster_than_its_speed_and_stays_in_its_limits() {
+    let mut sim = sim();
+    let config = WristConfig::default();
+    let period = sim.config().control_period();
+    // Far beyond the limits: clamped, then approached at the speed limit.
+    sim.set_wrist_target(&[5.0, 0.0, 0.0, 0.0, 0.0, -9.0])
+        .unwrap();
+    let w = sim.wrist_state().unwrap();
+    assert_eq!(w.requested[0], config.upper[0]);
+    assert_eq!(w.requested[5], config.lower[5]);
+    let mut last = w.position;
+    for _ in 0..40 {
+        sim.step().unwrap();
+        let w = sim.wrist_state().unwrap();
+        for i in 0..6 {
+            let moved = (w.position[i] - last[i]).abs();
+            // The drive lags its rate-limited target by a little; never more than the
+            // speed allows over a period, plus a small overshoot.
+            let slack = if i < 3 { 0.002 } else { 0.01 };
+            assert!(
+                moved <= config.max_speed[i] * period + slack,
+                "coordinate {i} moved {moved} in one period"
+            );
+            assert!(w.position[i] <= config.upper[i] + slack);
+            assert!(w.position[i] >= config.lower[i] - slack);
+        }
+        last = w.position;
+    }
+    // After 2 s it is at the clamped target.
+    let w = sim.wrist_state().unwrap();
+    assert!(
+        (w.position[0] - config.upper[0]).abs() < 0.005,
+        "{:?}",
+        w.position
+    );
+}
+
+#[test]
+fn deltas_integrate_into_the_target() {
+    let mut sim = sim();
+    let mut target = [0.0; 6];
+    for _ in 0..10 {
+        for (t, d) in target.iter_mut().zip([0.01, 0.0, 0.005, 0.02, 0.0, 0.0]) {
+            *t += d;
+        }
+        sim.set_wrist_target(&target).unwrap();
+        sim.step().unwrap();
+    }
+    run(&mut sim, 0.5);
+    let w = sim.wrist_state().unwrap();
+    assert!((w.position[0] - 0.1).abs() < 0.003);
+    assert!((w.position[2] - 0.05).abs() < 0.003);
+    assert!((w.position[3] - 0.2).abs() < 0.02);
+}
+
+#[test]
+fn the_fingers_still_follow_their_targets_on_a_moving_wrist() {
+    let mut sim = sim();
+    let mut q = sim.joint_state().q;
+    let model = sim.model().clone();
+    for (i, j) in model
+        .joints()
+        .iter()
+        .filter(|j| j.dof.is_some())
+        .enumerate()
+    {
+        if let Some(l) = j.limits {
+            q[i] = (0.3f64).clamp(l.lower, l.upper);
+        }
+    }
+    sim.set_joint_targets(&q).unwrap();
+    sim.set_wrist_target(&[0.2, 0.1, 0.3, 1.0, 0.0, 0.0])
+        .unwrap();
+    run(&mut sim, 1.5);
+    let js = sim.joint_state();
+    let err =
+        js.q.iter()
+            .zip(&q)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+    assert!(err < 0.1, "largest finger tracking error {err} rad");
+}
+
+#[test]
+fn a_fixed_hand_has_no_wrist_and_says_so() {
+    let model = HandModel::leap_right();
+    let mut sim = RapierSim::hand_only(model.clone(), SimConfig::for_hand(&model)).unwrap();
+    assert!(sim.wrist_state().is_none());
+    let err = sim.set_wrist_target(&[0.0; 6]).unwrap_err();
+    assert!(err.to_string().contains("wrist"), "{err}");
+    let mut on_wrist = self::sim();
+    assert!(
+        on_wrist
+            .set_wrist_target(&[f64::NAN, 0.0, 0.0, 0.0, 0.0, 0.0])
+            .is_err()
+    );
+    let bad = SimConfig {
+        wrist: Some(WristConfig {
+            max_speed: [0.0; 6],
+            ..WristConfig::default()
+        }),
+        ..SimConfig::for_hand(&model)
+    };
+    assert!(RapierSim::hand_only(model, bad).is_err());
+}
+
+#[test]
+fn snapshots_restore_the_wrist_bit_for_bit() {
+    let mut sim = sim();
+    sim.set_wrist_target(&[0.05, 0.0, 0.1, 0.0, 0.3, 0.0])
+        .unwrap();
+    run(&mut sim, 0.2);
+    let saved = sim.save_state();
+    run(&mut sim, 0.3);
+    let digest = sim.state_digest();
+    let w = sim.wrist_state().unwrap();
+    sim.restore_state(&saved).unwrap();
+    run(&mut sim, 0.3);
+    assert_eq!(sim.state_digest(), digest);
+    assert_eq!(sim.wrist_state().unwrap(), w);
+}
