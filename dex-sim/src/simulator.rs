@@ -410,6 +410,17 @@ pub trait Simulator: Send {
         })
     }
 
+    /// Puts the wrist at `position` at rest (a teleport, as
+    /// [`Simulator::set_joint_positions`] for the hand), its targets there too. Clamped to
+    /// the limits.
+    ///
+    /// # Errors
+    ///
+    /// As [`Simulator::set_wrist_target`].
+    fn set_wrist_position(&mut self, position: &[f64; 6]) -> Result<()> {
+        self.set_wrist_target(position)
+    }
+
     /// A 64-bit hash of the dynamic state (time, joint positions and velocities, the
     /// wrist's coordinates and rates, object poses and velocities, bit for bit): equal
     /// states give equal digests.
@@ -519,6 +530,9 @@ impl<S: Simulator + ?Sized> Simulator for Box<S> {
     }
     fn set_wrist_target(&mut self, target: &[f64; 6]) -> Result<()> {
         (**self).set_wrist_target(target)
+    }
+    fn set_wrist_position(&mut self, position: &[f64; 6]) -> Result<()> {
+        (**self).set_wrist_position(position)
     }
     fn save_state(&self) -> SimState {
         (**self).save_state()

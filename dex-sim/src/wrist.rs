@@ -36,15 +36,15 @@ impl Default for WristConfig {
     /// A tabletop arm's reach around the base (±0.3 m across, 0.5 m up and 0.1 m down,
     /// rotations within ±3 rad), 0.5 m/s and 2 rad/s (an xArm6 moves its tool up to
     /// 1 m/s and its joints up to π rad/s, by its data sheet), drives stiff enough that the
-    /// LEAP hand's weight sags the wrist about a millimetre (5,000 N/m, 50 N·m/rad) and
-    /// damped near critically.
+    /// LEAP hand's weight sags the wrist about 2 mm and a few milliradians (5,000 N/m,
+    /// 200 N·m/rad) and damped near critically.
     fn default() -> Self {
         Self {
             lower: [-0.3, -0.3, -0.1, -3.0, -3.0, -3.0],
             upper: [0.3, 0.3, 0.5, 3.0, 3.0, 3.0],
             max_speed: [0.5, 0.5, 0.5, 2.0, 2.0, 2.0],
-            stiffness: [5000.0, 50.0],
-            damping: [150.0, 1.5],
+            stiffness: [5000.0, 200.0],
+            damping: [150.0, 2.0],
             max_effort: [200.0, 20.0],
         }
     }

@@ -175,3 +175,71 @@ fn snapshots_restore_the_wrist_bit_for_bit() {
     assert_eq!(sim.state_digest(), digest);
     assert_eq!(sim.wrist_state().unwrap(), w);
 }
+
+#[test]
+fn a_teleport_puts_the_wrist_at_rest_where_asked() {
+    let mut sim = sim();
+    let at = [0.05, 0.1, 0.2, -0.5, 0.2, 0.1];
+    sim.set_wrist_position(&at).unwrap();
+    let w = sim.wrist_state().unwrap();
+    for i in 0..6 {
+        assert!((w.position[i] - at[i]).abs() < 1e-5, "{:?}", w.position);
+    }
+    assert_eq!(w.velocity, [0.0; 6]);
+    assert_eq!(w.target, at);
+    let palm = sim.link_poses()[sim.model().root().0];
+    let expected = wrist_pose(&sim.config().hand_pose, &at);
+    assert!((palm.translation.vector - expected.translation.vector).norm() < 1e-5);
+    // It stays there (but for the sag under the hand's weight).
+    run(&mut sim, 0.5);
+    let w = sim.wrist_state().unwrap();
+    for i in 0..6 {
+        assert!((w.position[i] - at[i]).abs() < 0.01, "{:?}", w.position);
+    }
+}
+
+#[test]
+fn any_task_runs_on_the_wrist_with_dex4d_shaped_actions() {
+    use dex_sim::{Env, TaskConfig, make_env};
+    let fixed = make_env("reach", HandModel::leap_right(), TaskConfig::default()).unwrap();
+    let config = TaskConfig {
+        wrist: Some(WristConfig::default()),
+        wrist_start: [0.0, 0.0, 0.05, 0.0, 0.0, 0.0],
+        ..TaskConfig::default()
+    };
+    let mut env = make_env("reach", HandModel::leap_right(), config.clone()).unwrap();
+    // Six wrist deltas, then the 16 joints; the wrist's coordinates and rates observed.
+    assert_eq!(env.action_space().dim(), 6 + fixed.action_space().dim());
+    assert_eq!(
+        env.observation_spec().state.dim(),
+        fixed.observation_spec().state.dim() + 12
+    );
+    env.reset(Some(1)).unwrap();
+    let w = env.simulator().unwrap().wrist_state().unwrap();
+    assert!(
+        (w.position[2] - 0.05).abs() < 1e-5,
+        "episodes start at wrist_start"
+    );
+    // Ten steps of +1 on x: the target is the sum of the deltas.
+    let mut action = vec![0.0f32; 22];
+    action[0] = 1.0;
+    for _ in 0..10 {
+        env.step(&action).unwrap();
+    }
+    let w = env.simulator().unwrap().wrist_state().unwrap();
+    assert!((w.requested[0] - 10.0 * config.wrist_step[0]).abs() < 1e-9);
+    assert!(w.position[0] > 0.15, "the wrist followed: {:?}", w.position);
+    // A new episode puts the wrist back.
+    env.reset(None).unwrap();
+    let w = env.simulator().unwrap().wrist_state().unwrap();
+    assert!(w.position[0].abs() < 1e-5);
+    // Asking a task for a wrist on a simulator without one is a clear error.
+    let mock = TaskConfig {
+        mock_physics: true,
+        ..config
+    };
+    let err = make_env("reach", HandModel::leap_right(), mock)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("wrist"), "{err}");
+}

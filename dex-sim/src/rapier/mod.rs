@@ -627,6 +627,43 @@ impl Simulator for RapierSim {
         Ok(())
     }
 
+    fn set_wrist_position(&mut self, position: &[f64; 6]) -> Result<()> {
+        self.set_wrist_target(position)?;
+        let Some(drive) = self.wrist.clone() else {
+            return Ok(());
+        };
+        let goal = drive.requested;
+        let (_, now) = self.raw_positions(&drive);
+        let Some(&first) = drive.joints.first() else {
+            return Ok(());
+        };
+        let ids: Vec<Option<usize>> = drive
+            .joints
+            .iter()
+            .map(|h| self.world.multibody_joints.get(*h).map(|(_, id)| id))
+            .collect();
+        if let Some((mb, _)) = self.world.multibody_joints.get_mut(first) {
+            let mut disp = vec![0.0f32; mb.ndofs()];
+            for (i, id) in ids.iter().enumerate() {
+                if let Some(link) = id.and_then(|id| mb.link(id)) {
+                    disp[link.assembly_id()] = (goal[i] - now[i]) as f32;
+                }
+            }
+            mb.apply_displacements(&disp);
+            mb.generalized_velocity_mut().fill(0.0);
+            mb.forward_kinematics(&self.world.bodies, true);
+            mb.update_rigid_bodies(&mut self.world.bodies, false);
+        }
+        if let Some(d) = self.wrist.as_mut() {
+            d.target = goal;
+            d.velocity = [0.0; 6];
+            d.joint_velocity.clear();
+        }
+        self.drive_wrist();
+        self.refresh_queries();
+        Ok(())
+    }
+
     fn render_depth(&self, camera: &Camera) -> Result<DepthFrame> {
         render::render_depth(self, camera)
     }

@@ -9,6 +9,7 @@ use super::depth_view::DepthView;
 use super::rotate_options::RotateOptions;
 use crate::error::{Error, Result};
 use crate::simulator::SimConfig;
+use crate::wrist::WristConfig;
 
 /// How actions become joint targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -148,6 +149,17 @@ pub struct TaskConfig {
     /// The `rotate` task's palm orientation, start pose and reward weights
     /// (`[task.rotate]`; other tasks ignore them).
     pub rotate: RotateOptions,
+    /// Mount the hand on a 6-DoF wrist (`[task.wrist]`, see [`crate::wrist`]): every
+    /// action then starts with six wrist deltas (Dex4D's shape: wrist deltas, then the
+    /// hand's joint targets as `action_mode` maps them), and the proprioception block
+    /// ends with the wrist's coordinates and rates. `None` (the default): a fixed palm.
+    pub wrist: Option<WristConfig>,
+    /// Wrist motion per unit action and control step: metres for x, y, z and radians
+    /// for yaw, pitch, roll. The deltas add up into the wrist's target (clamped to its
+    /// limits), which the wrist follows at its speed.
+    pub wrist_step: [f64; 2],
+    /// Wrist coordinates at the start of every episode.
+    pub wrist_start: [f64; 6],
 }
 
 impl Default for TaskConfig {
@@ -166,6 +178,9 @@ impl Default for TaskConfig {
             depth_view: DepthView::default(),
             anygrasp: AnygraspOptions::default(),
             rotate: RotateOptions::default(),
+            wrist: None,
+            wrist_step: [0.02, 0.1],
+            wrist_start: [0.0; 6],
         }
     }
 }
@@ -197,9 +212,21 @@ impl TaskConfig {
         self.randomization.validate()?;
         self.depth_view.validate()?;
         self.anygrasp.validate()?;
+        if self.wrist_step.iter().any(|v| !(v.is_finite() && *v > 0.0))
+            || self.wrist_start.iter().any(|v| !v.is_finite())
+        {
+            return Err(Error::InvalidParameter {
+                what: "wrist_step / wrist_start",
+                reason: format!(
+                    "the step must be positive and the start finite, got {:?} and {:?}",
+                    self.wrist_step, self.wrist_start
+                ),
+            });
+        }
         SimConfig {
             dt: self.dt,
             substeps: self.substeps,
+            wrist: self.wrist,
             ..SimConfig::default()
         }
         .validate()
@@ -285,6 +312,7 @@ impl TaskConfig {
         SimConfig {
             dt: self.dt,
             substeps: self.substeps,
+            wrist: self.wrist,
             ..SimConfig::for_hand(model)
         }
     }

@@ -94,6 +94,8 @@ pub(crate) struct HandCore {
     nominal_gravity: Vector3<f64>,
     pub(crate) steps: usize,
     pub(crate) needs_reset: bool,
+    /// The wrist's target, the sum of the episode's deltas (on a wrist).
+    wrist_target: [f64; 6],
     /// The task's action space (`[-1, 1]` per joint).
     pub(crate) action_space: BoxSpace,
     /// The task's observation shapes (set by the task with [`HandCore::set_observation`]).
@@ -111,6 +113,18 @@ impl HandCore {
         let nominal_gravity = sim.config().gravity;
         let targets = sim.joint_targets().to_vec();
         let history = Proprioception::new(model, config.history)?;
+        if config.wrist.is_some() && sim.wrist_state().is_none() {
+            return Err(Error::InvalidParameter {
+                what: "task wrist",
+                reason: format!(
+                    "the task config mounts the hand on a wrist but the {} simulator has none \
+                     (build it with SimConfig::wrist, or leave task.wrist unset)",
+                    sim.backend()
+                ),
+            });
+        }
+        let wrist_dims = if config.wrist.is_some() { 6 } else { 0 };
+        let wrist_target = config.wrist_start;
         Ok(Self {
             sim,
             config,
@@ -126,7 +140,8 @@ impl HandCore {
             nominal_gravity,
             steps: 0,
             needs_reset: true,
-            action_space: BoxSpace::uniform(limits_len, -1.0, 1.0),
+            wrist_target,
+            action_space: BoxSpace::uniform(wrist_dims + limits_len, -1.0, 1.0),
             obs_spec: ObservationSpec {
                 state: BoxSpace::uniform(0, f32::NEG_INFINITY, f32::INFINITY),
                 depth: None,
@@ -148,7 +163,7 @@ impl HandCore {
     }
 
     pub(crate) fn proprio_dim(&self) -> usize {
-        self.history.dim()
+        self.history.dim() + if self.config.wrist.is_some() { 12 } else { 0 }
     }
 
     pub(crate) fn reseed(&mut self, seed: Option<u64>) {
@@ -160,6 +175,13 @@ impl HandCore {
     /// Draws the episode's randomisation and resets history; call after placing the hand.
     /// `gravity`: the episode's nominal gravity, or `None` for the simulator's initial one.
     pub(crate) fn begin_episode(&mut self, gravity: Option<Vector3<f64>>) -> Result<()> {
+        if self.config.wrist.is_some() {
+            self.sim.set_wrist_position(&self.config.wrist_start)?;
+            self.wrist_target = self
+                .sim
+                .wrist_state()
+                .map_or(self.config.wrist_start, |w| w.requested);
+        }
         let r = self.config.randomization.clone();
         let g = sample_range(&mut self.rng, r.pd_gains);
         let kp: Vec<f64> = self.nominal_kp.iter().map(|k| k * g).collect();
@@ -208,6 +230,19 @@ impl HandCore {
             });
         }
         self.action_space.check("action", action)?;
+        let action = match &self.config.wrist {
+            Some(w) => {
+                let (deltas, hand) = action.split_at(6);
+                let step = self.config.wrist_step;
+                let moved: [f64; 6] = std::array::from_fn(|i| {
+                    self.wrist_target[i] + f64::from(deltas[i]) * step[usize::from(i >= 3)]
+                });
+                self.wrist_target = w.clamp(&moved);
+                self.sim.set_wrist_target(&self.wrist_target)?;
+                hand
+            }
+            None => action,
+        };
         // The measured joints, only where a lead bound applies.
         let lead_q = (self.config.action_mode == ActionMode::Relative
             && self.config.relative_lead > 0.0)
@@ -237,10 +272,25 @@ impl HandCore {
         let _ = self.history.record(&js.q, self.sim.joint_targets());
     }
 
-    /// Appends the proprioception block to `out`.
+    /// Appends the proprioception block to `out`; on a wrist it ends with the wrist's
+    /// coordinates and rates (x, y, z ×10, angles as they are; rates likewise).
     pub(crate) fn proprio(&self, out: &mut Vec<f32>) {
         // Every episode records its first step in `begin_episode`.
         let _ = self.history.write(&self.sim.joint_state().qdot, out);
+        if self.config.wrist.is_some() {
+            let w = self
+                .sim
+                .wrist_state()
+                .map_or(([0.0; 6], [0.0; 6]), |w| (w.position, w.velocity));
+            for values in [w.0, w.1] {
+                out.extend(
+                    values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (if i < 3 { v * 10.0 } else { *v }) as f32),
+                );
+            }
+        }
     }
 
     /// Adds the configured observation noise to `obs`.
