@@ -48,7 +48,7 @@ pub use error::{Error, Result};
 pub use mock::{MockEnv, MockSimulator};
 pub use object::{ObjectShape, ObjectSpec, RandomObjectParams, random_object};
 pub use simulator::{
-    BodyRef, Contact, Enclosure, ObjectState, SimConfig, SimState, Simulator, mount_pose,
+    BodyRef, Contact, Enclosure, ObjectState, SimConfig, SimState, Simulator, Table, mount_pose,
     nominal_pd_gains, open_configuration, palm_up_pose, rest_pose_on_palm,
 };
 pub use spec::EnvSpec;

@@ -53,6 +53,21 @@ pub struct SimConfig {
     /// A position-controlled 6-DoF wrist carrying the hand (see [`crate::wrist`]);
     /// `None` (the default): the palm is fixed at `hand_pose`.
     pub wrist: Option<WristConfig>,
+    /// A static table that objects and the hand collide with (the hand does not collide
+    /// with the ground). Depth images see it (segmentation: background).
+    pub table: Option<Table>,
+}
+
+/// A table: a static box whose top is a horizontal rectangle (world frame).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    /// The centre of the top surface (m).
+    pub top_center: [f64; 3],
+    /// Half sizes of the top along x and y (m).
+    pub half_extents: [f64; 2],
+    /// Friction coefficient of its surface.
+    pub friction: f64,
 }
 
 /// The inside of a closed box of six static walls, world frame (m).
@@ -79,6 +94,7 @@ impl Default for SimConfig {
             hand_friction: 1.0,
             enclosure: None,
             wrist: None,
+            table: None,
         }
     }
 }
@@ -132,6 +148,17 @@ impl SimConfig {
         }
         if let Some(w) = &self.wrist {
             w.validate()?;
+        }
+        if let Some(t) = &self.table
+            && !(t.top_center.iter().all(|v| v.is_finite())
+                && t.half_extents.iter().all(|v| v.is_finite() && *v > 0.0)
+                && t.friction.is_finite()
+                && t.friction >= 0.0)
+        {
+            return bad(
+                "table",
+                format!("needs a finite top, positive half sizes and friction ≥ 0, got {t:?}"),
+            );
         }
         Ok(())
     }

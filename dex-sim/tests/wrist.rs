@@ -243,3 +243,67 @@ fn any_task_runs_on_the_wrist_with_dex4d_shaped_actions() {
         .unwrap();
     assert!(err.to_string().contains("wrist"), "{err}");
 }
+
+#[test]
+fn a_table_stops_the_hand_and_holds_objects() {
+    use dex_sim::nalgebra::{Isometry3, Vector3};
+    use dex_sim::{BodyRef, ObjectSpec, Table};
+    let model = HandModel::leap_right();
+    let base = SimConfig::for_hand(&model);
+    // The table's top 5 cm below the lowest link origin of the open hand.
+    let probe = RapierSim::hand_only(model.clone(), base.clone()).unwrap();
+    let lowest = probe
+        .link_poses()
+        .iter()
+        .map(|p| p.translation.vector.z)
+        .fold(f64::INFINITY, f64::min);
+    let top = lowest - 0.05;
+    let hand = base.hand_pose.translation.vector;
+    let config = SimConfig {
+        wrist: Some(WristConfig::default()),
+        table: Some(Table {
+            top_center: [hand.x, hand.y, top],
+            half_extents: [0.4, 0.4],
+            friction: 0.8,
+        }),
+        ..base
+    };
+    let cube = ObjectSpec::cube(0.05, 0.1);
+    let beside = Isometry3::translation(hand.x + 0.25, hand.y, top + 0.1);
+    let mut sim = RapierSim::new(model, &[cube], &[beside], config).unwrap();
+    // The wrist coordinate (and sign) that moves the hand down in the world.
+    let (axis, sign) = (0..3)
+        .map(|i| {
+            let world = sim.config().hand_pose.rotation * Vector3::ith(i, 1.0);
+            (i, world.z)
+        })
+        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+        .map(|(i, z)| (i, -z.signum()))
+        .unwrap();
+    let mut target = [0.0; 6];
+    target[axis] = sign * 0.1; // 10 cm down: 5 cm into the table unless it stops the hand
+    sim.set_wrist_target(&target).unwrap();
+    run(&mut sim, 1.0);
+    let lowest = sim
+        .link_poses()
+        .iter()
+        .map(|p| p.translation.vector.z)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        lowest > top - 0.01,
+        "a link origin at {lowest}, the table top at {top}"
+    );
+    let touching = sim.contacts().iter().any(|c| {
+        matches!(
+            (c.body1, c.body2),
+            (BodyRef::Link(_), BodyRef::Static) | (BodyRef::Static, BodyRef::Link(_))
+        )
+    });
+    assert!(touching, "the hand rests on the table");
+    // The cube dropped beside the hand lies on the table.
+    let z = sim.object_state(0).unwrap().pose.translation.vector.z;
+    assert!(
+        (z - (top + 0.025)).abs() < 0.005,
+        "cube centre at {z}, table top {top}"
+    );
+}

@@ -110,7 +110,14 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
             } else {
                 0
             };
-            OBJECT_GROUP | hand
+            // With a table the hand meets the static group (the ground and walls keep the
+            // hand out of their own filters).
+            let table = if config.table.is_some() {
+                STATIC_GROUP
+            } else {
+                0
+            };
+            OBJECT_GROUP | hand | table
         })
         .collect();
     let exclude = |a: usize, b: usize, filters: &mut Vec<u32>| {
@@ -300,6 +307,33 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
             .build(),
         None,
     );
+
+    // The table: a 5 cm slab on a fixed body, colliding with objects and the hand.
+    if let Some(t) = &config.table {
+        const HALF_THICKNESS: f64 = 0.025;
+        let [x, y, z] = t.top_center;
+        let body = world.insert_body(
+            RigidBodyBuilder::fixed()
+                .translation(vec3(&Vector3::new(x, y, z - HALF_THICKNESS)))
+                .build(),
+        );
+        world.insert_collider(
+            ColliderBuilder::cuboid(
+                t.half_extents[0] as f32,
+                t.half_extents[1] as f32,
+                HALF_THICKNESS as f32,
+            )
+            .friction(t.friction as f32)
+            .collision_groups(InteractionGroups::new(
+                Group::from_bits_retain(STATIC_GROUP),
+                Group::from_bits_retain(OBJECT_GROUP | all_hand),
+                InteractionTestMode::And,
+            ))
+            .user_data(encode(TAG_STATIC, 0))
+            .build(),
+            Some(body),
+        );
+    }
 
     // The enclosure's walls (objects only), 2 cm thick, outside its box.
     if let Some(e) = &config.enclosure {
