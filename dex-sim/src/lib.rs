@@ -54,10 +54,10 @@ pub use simulator::{
 pub use spec::EnvSpec;
 pub use tasks::{
     ActionMode, AnygraspConfig, AnygraspOptions, AnygraspToAnygrasp, AnyposeConfig,
-    AnyposeToAnypose, DepthView, FingertipReach, InHandRotation, PalmOrientation, PointMask,
-    PoseProxy, PoseProxyConfig, Proprioception, ProxyGoals, ProxyLayout, Randomization,
-    ReachConfig, RotateConfig, RotateOptions, TASK_NAMES, TaskConfig, make_env, make_simulator,
-    reach_state, rotate_state,
+    AnyposeTableConfig, AnyposeTableLayout, AnyposeTabletop, AnyposeToAnypose, DepthView,
+    FingertipReach, InHandRotation, PalmOrientation, PointMask, PoseProxy, PoseProxyConfig,
+    Proprioception, ProxyGoals, ProxyLayout, Randomization, ReachConfig, RotateConfig,
+    RotateOptions, TASK_NAMES, TaskConfig, make_env, make_simulator, reach_state, rotate_state,
 };
 pub use wrist::{WristConfig, WristState, wrist_pose};
 

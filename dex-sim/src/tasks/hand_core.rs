@@ -96,6 +96,8 @@ pub(crate) struct HandCore {
     pub(crate) needs_reset: bool,
     /// The wrist's target, the sum of the episode's deltas (on a wrist).
     wrist_target: [f64; 6],
+    /// The last action applied (zeros at the start of an episode).
+    pub(crate) last_action: Vec<f32>,
     /// The task's action space (`[-1, 1]` per joint).
     pub(crate) action_space: BoxSpace,
     /// The task's observation shapes (set by the task with [`HandCore::set_observation`]).
@@ -141,6 +143,7 @@ impl HandCore {
             steps: 0,
             needs_reset: true,
             wrist_target,
+            last_action: vec![0.0; wrist_dims + limits_len],
             action_space: BoxSpace::uniform(wrist_dims + limits_len, -1.0, 1.0),
             obs_spec: ObservationSpec {
                 state: BoxSpace::uniform(0, f32::NEG_INFINITY, f32::INFINITY),
@@ -209,6 +212,7 @@ impl HandCore {
         self.history.reset();
         self.steps = 0;
         self.needs_reset = false;
+        self.last_action.fill(0.0);
         self.record_history();
         Ok(())
     }
@@ -230,6 +234,7 @@ impl HandCore {
             });
         }
         self.action_space.check("action", action)?;
+        self.last_action.copy_from_slice(action);
         let action = match &self.config.wrist {
             Some(w) => {
                 let (deltas, hand) = action.split_at(6);

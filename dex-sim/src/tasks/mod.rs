@@ -11,6 +11,7 @@
 
 mod anygrasp;
 mod anypose;
+mod anypose_table;
 mod config;
 mod depth_view;
 mod hand_core;
@@ -27,6 +28,7 @@ pub use anygrasp::{
     AnygraspConfig, AnygraspOptions, AnygraspToAnygrasp, Grasp, generate_grasps, grasp_distance,
 };
 pub use anypose::{AnyposeConfig, AnyposeToAnypose};
+pub use anypose_table::{AnyposeTableConfig, AnyposeTableLayout, AnyposeTabletop};
 pub use config::{ActionMode, Randomization, TaskConfig};
 pub use depth_view::DepthView;
 pub use hand_core::make_simulator;

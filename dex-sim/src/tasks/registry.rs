@@ -4,15 +4,24 @@ use dex_core::HandModel;
 
 use super::anygrasp::{AnygraspConfig, AnygraspToAnygrasp};
 use super::anypose::{AnyposeConfig, AnyposeToAnypose};
+use super::anypose_table::{AnyposeTableConfig, AnyposeTabletop};
 use super::config::TaskConfig;
 use super::reach::{FingertipReach, ReachConfig};
 use super::rotate::{InHandRotation, RotateConfig};
 use crate::error::{Error, Result};
 
 /// The task names [`make_env`] accepts.
-pub const TASK_NAMES: &[&str] = &["reach", "reach-depth", "rotate", "anypose", "anygrasp"];
+pub const TASK_NAMES: &[&str] = &[
+    "reach",
+    "reach-depth",
+    "rotate",
+    "anypose",
+    "anypose-table",
+    "anygrasp",
+];
 
-/// Builds a task by name (`reach`, `reach-depth`, `rotate`, `anypose`, `anygrasp`) for
+/// Builds a task by name (`reach`, `reach-depth`, `rotate`, `anypose`, `anypose-table`
+/// (Dex4D's setting: the hand on a wrist over a table), `anygrasp`) for
 /// `model` with default task-specific settings (but `anygrasp`'s and `rotate`'s options,
 /// which come from [`TaskConfig::anygrasp`] and [`TaskConfig::rotate`]). `reach-depth` is `reach` observed
 /// through [`TaskConfig::depth_view`]: the targets are seen only as spheres in the depth
@@ -33,6 +42,11 @@ pub fn make_env(name: &str, model: HandModel, config: TaskConfig) -> Result<Box<
             model,
             config,
             AnyposeConfig::default(),
+        )?),
+        "anypose-table" => Box::new(AnyposeTabletop::new(
+            model,
+            config,
+            AnyposeTableConfig::default(),
         )?),
         "anygrasp" => {
             let params = config.anygrasp.apply(AnygraspConfig::default());
