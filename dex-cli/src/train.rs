@@ -51,20 +51,38 @@ struct GaitRunConfig {
     gait: dex_policy::GaitSearchConfig,
 }
 
+/// The kind of student `dex train dagger` distils into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StudentKind {
+    /// An MLP on the state ranges of `--keep`.
+    Mlp,
+    /// Dex4D's point-track transformer (tasks `anypose-table` and `anypose-proxy`).
+    Dex4d,
+}
+
 /// Arguments of `dex train dagger`.
 #[derive(Debug, Args)]
 pub struct DaggerArgs {
     /// The teacher: a checkpoint directory written by `dex train` (its task and hand are
-    /// used), or `reach-ik` for the scripted inverse-kinematics expert on `reach`.
+    /// used), `reach-ik` for the scripted inverse-kinematics expert on `reach`, or
+    /// `proxy-expert` for the analytic teacher of `anypose-proxy`.
     #[arg(long)]
     teacher: String,
     /// Hand of the `reach-ik` expert (`leap`, `allegro` or a URDF path).
     #[arg(long, default_value = "leap")]
     hand: String,
-    /// What the student sees: half-open ranges of the state vector, e.g. `0..112,124..136`
-    /// (LEAP reach: proprioception and targets, without fingertip positions).
+    /// The student: `mlp` (sees `--keep`) or `dex4d` (Dex4D's point-track student;
+    /// its network is `[student]` in the config, e.g. `--set student.attention=false`).
+    #[arg(long, value_enum, default_value = "mlp")]
+    student: StudentKind,
+    /// The point encoding of a `dex4d` student: paired, decoupled or mlp.
     #[arg(long)]
-    keep: String,
+    encoder: Option<String>,
+    /// What an `mlp` student sees: half-open ranges of the state vector, e.g.
+    /// `0..112,124..136` (LEAP reach: proprioception and targets, without fingertip
+    /// positions).
+    #[arg(long)]
+    keep: Option<String>,
     /// Seed of the student, the environments and the teacher/student mixing.
     #[arg(long)]
     seed: Option<u64>,
@@ -95,6 +113,10 @@ pub struct DaggerFile {
     pub num_envs: usize,
     /// DAgger and the student (`dagger.keep` comes from --keep).
     pub dagger: dex_policy::DaggerConfig,
+    /// A `dex4d` student's network.
+    pub student: dex_policy::point_track::PointTrackConfig,
+    /// A `dex4d` student's DAgger loop (Dex4D's: the student acts, a ring buffer).
+    pub point_track: dex_policy::point_track::PointTrackDaggerConfig,
 }
 
 impl Default for DaggerFile {
@@ -103,6 +125,8 @@ impl Default for DaggerFile {
             run: RunSettings::default(),
             num_envs: 32,
             dagger: dex_policy::DaggerConfig::default(),
+            student: dex_policy::point_track::PointTrackConfig::default(),
+            point_track: dex_policy::point_track::PointTrackDaggerConfig::default(),
         }
     }
 }
@@ -133,10 +157,24 @@ fn parse_ranges(text: &str) -> Result<Vec<[usize; 2]>> {
 
 fn run_dagger(a: DaggerArgs) -> Result<()> {
     let mut file: DaggerFile = layered_config(DaggerFile::default(), a.config.as_deref(), &a.sets)?;
-    file.dagger.keep = parse_ranges(&a.keep)?;
+    match (a.student, &a.keep) {
+        (StudentKind::Mlp, Some(keep)) => file.dagger.keep = parse_ranges(keep)?,
+        (StudentKind::Mlp, None) => bail!("an mlp student needs --keep (the state ranges it sees)"),
+        (StudentKind::Dex4d, Some(_)) => {
+            bail!("a dex4d student reads its own inputs from the task; drop --keep")
+        }
+        (StudentKind::Dex4d, None) => {}
+    }
+    if let Some(e) = &a.encoder {
+        if a.student != StudentKind::Dex4d {
+            bail!("--encoder is for a dex4d student");
+        }
+        file.student.encoder = e.parse()?;
+    }
     if let Some(s) = a.seed {
         file.dagger.seed = s;
         file.dagger.bc.seed = s;
+        file.point_track.seed = s;
     }
     if a.print_config {
         return output(&toml::to_string(&file)?);
@@ -160,6 +198,21 @@ fn run_dagger(a: DaggerArgs) -> Result<()> {
         let expert = dex_policy::ReachIkExpert::new(model, env.config.history)?;
         let teacher = dex_policy::LoadedCheckpoint {
             algorithm: "reach-ik expert",
+            policy: Box::new(expert),
+            env: env.to_table()?,
+            env_steps: 0,
+        };
+        (teacher, env)
+    } else if a.teacher == "proxy-expert" {
+        let env = EnvSpec {
+            task: "anypose-proxy".into(),
+            hand: a.hand.clone(),
+            obs: "state".into(),
+            config: dex_sim::TaskConfig::default(),
+        };
+        let expert = dex_policy::PoseProxyExpert::new(&env.config.proxy);
+        let teacher = dex_policy::LoadedCheckpoint {
+            algorithm: "pose-proxy expert",
             policy: Box::new(expert),
             env: env.to_table()?,
             env_steps: 0,
@@ -193,6 +246,9 @@ fn run_dagger(a: DaggerArgs) -> Result<()> {
         "teacher ({} from {}) success {}",
         teacher.algorithm, a.teacher, teacher_result.success_rate
     ))?;
+    if a.student == StudentKind::Dex4d {
+        return run_point_track_dagger(&a, &file, teacher.policy.as_mut(), &env, teacher_result);
+    }
     let mut venv = env.build(file.num_envs)?;
     let mut csv = std::fs::File::create(a.out.join("metrics.csv"))?;
     writeln!(
@@ -240,6 +296,105 @@ fn run_dagger(a: DaggerArgs) -> Result<()> {
     output(&format!(
         "student trained on {} rows in {:.1} min; checkpoint, dataset/, config.toml and metrics.csv in {}",
         student.meta().rows,
+        start.elapsed().as_secs_f64() / 60.0,
+        a.out.display()
+    ))?;
+    output(&format!(
+        "recovered {:.3} of the teacher's success",
+        if teacher_result.success_rate > 0.0 {
+            r.success_rate / teacher_result.success_rate
+        } else {
+            f64::NAN
+        }
+    ))?;
+    output(&format!("success {}", r.success_rate))
+}
+
+/// Where a Dex4D student reads its inputs in `env`'s observation.
+fn point_track_inputs(env: &EnvSpec) -> Result<dex_policy::point_track::PointTrackInputs> {
+    use dex_policy::point_track::PointTrackInputs;
+    match env.task.as_str() {
+        "anypose-proxy" => Ok(PointTrackInputs::proxy(&dex_sim::ProxyLayout::new(
+            env.config.proxy.slots,
+        ))),
+        "anypose-table" => {
+            let model = HandModel::load(&env.hand)
+                .with_context(|| format!("loading hand `{}`", env.hand))?;
+            let task = dex_sim::AnyposeTabletop::new(
+                model,
+                env.config.clone(),
+                dex_sim::AnyposeTableConfig::default(),
+            )?;
+            Ok(PointTrackInputs::anypose_table(task.layout()))
+        }
+        other => bail!(
+            "a dex4d student needs object point tracks in the observation: task \
+             anypose-table or anypose-proxy, not {other}"
+        ),
+    }
+}
+
+/// `dex train dagger --student dex4d`: Dex4D's DAgger loop into a point-track student.
+fn run_point_track_dagger(
+    a: &DaggerArgs,
+    file: &DaggerFile,
+    teacher: &mut dyn dex_policy::Policy,
+    env: &EnvSpec,
+    teacher_result: dex_policy::EvalResult,
+) -> Result<()> {
+    use dex_policy::point_track::{PointTrackDagger, PointTrackPolicy};
+    let inputs = point_track_inputs(env)?;
+    let venv = env.build(file.num_envs)?;
+    let dim = venv.observation_spec().state.dim();
+    let actions = venv.action_space().dim();
+    let seed = file.point_track.seed;
+    let student =
+        PointTrackPolicy::new(&file.student, inputs, dim, actions, seed, env.to_table()?)?;
+    let mut dagger = PointTrackDagger::new(student, venv, file.point_track.clone(), seed)?;
+    let mut csv = std::fs::File::create(a.out.join("metrics.csv"))?;
+    writeln!(
+        csv,
+        "iteration,wall_s,env_steps,episodes,successes,bc_loss,world_model_loss"
+    )?;
+    let start = Instant::now();
+    let budget = Duration::from_secs_f64(a.minutes * 60.0);
+    let bar = crate::progress::bar(
+        budget.as_secs().max(1),
+        "{elapsed_precise} [{bar:30.cyan/blue}] {msg}",
+    );
+    while start.elapsed() < budget {
+        let it = dagger.iterate(teacher)?;
+        writeln!(
+            csv,
+            "{},{:.3},{},{},{},{},{}",
+            it.iteration,
+            start.elapsed().as_secs_f64(),
+            it.env_steps,
+            it.episodes,
+            it.successes,
+            it.bc_loss,
+            it.world_model_loss
+        )?;
+        bar.set_position(start.elapsed().as_secs());
+        bar.set_message(format!(
+            "iteration {} bc {:.4} world model {:.4}",
+            it.iteration, it.bc_loss, it.world_model_loss
+        ));
+    }
+    bar.finish_and_clear();
+    let mut student = dagger.into_student();
+    student.save(&a.out)?;
+    let mut venv = env.build(file.run.eval_envs)?;
+    let r = evaluate(
+        &mut student,
+        &mut venv,
+        file.run.eval_episodes,
+        file.point_track.seed.wrapping_add(1),
+        ActMode::Deterministic,
+    )?;
+    output(&format!(
+        "student trained on {} env steps in {:.1} min; checkpoint, config.toml and metrics.csv in {}",
+        student.meta().env_steps,
         start.elapsed().as_secs_f64() / 60.0,
         a.out.display()
     ))?;

@@ -353,3 +353,76 @@ fn ppo_defaults_follow_the_task_and_a_config_file_overrides_only_its_keys() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The last line of a command's stdout.
+fn last_line(o: &std::process::Output) -> String {
+    stdout(o).lines().last().unwrap_or_default().to_string()
+}
+
+#[test]
+fn dagger_distils_the_proxy_expert_into_a_dex4d_student() {
+    let dir = std::env::temp_dir().join(format!("dex-cli-dex4d-{}", std::process::id()));
+    let out = dir.to_str().unwrap();
+    let o = dex(&[
+        "train",
+        "dagger",
+        "--teacher",
+        "proxy-expert",
+        "--student",
+        "dex4d",
+        "--encoder",
+        "decoupled",
+        "--seed",
+        "3",
+        "--minutes",
+        "0.05",
+        "--out",
+        out,
+        "--set",
+        "num_envs=8",
+        "--set",
+        "student.attention=false",
+        "--set",
+        "run.eval_episodes=4",
+        "--set",
+        "run.eval_envs=4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("teacher (pose-proxy expert"), "{text}");
+    assert!(last_line(&o).starts_with("success "), "{text}");
+    // The checkpoint records the ablation settings and evaluates from the CLI.
+    let meta = std::fs::read_to_string(dir.join("checkpoint.toml")).unwrap();
+    assert!(meta.contains("encoder = \"decoupled\""), "{meta}");
+    assert!(meta.contains("attention = false"), "{meta}");
+    let eval = |seed: &str| {
+        dex(&[
+            "eval",
+            "--checkpoint",
+            out,
+            "--episodes",
+            "4",
+            "--seed",
+            seed,
+        ])
+    };
+    let (a, b) = (eval("1"), eval("1"));
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert_eq!(last_line(&a), last_line(&b), "same seed, same line");
+    // Bad combinations are refused before anything runs.
+    for (args, needle) in [
+        (vec!["--student", "dex4d", "--keep", "0..4"], "drop --keep"),
+        (vec!["--student", "mlp"], "--keep"),
+        (
+            vec!["--student", "dex4d", "--encoder", "pointnet"],
+            "pointnet",
+        ),
+    ] {
+        let mut all = vec!["train", "dagger", "--teacher", "proxy-expert", "--out", out];
+        all.extend(args.iter().copied());
+        let o = dex(&all);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(needle), "{all:?}: {}", stderr(&o));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

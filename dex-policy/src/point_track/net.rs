@@ -191,6 +191,19 @@ impl PointTrackInputs {
         }
     }
 
+    /// The inputs of dex-sim's [`dex_sim::AnyposeTabletop`] observation (Dex4D's
+    /// student inputs: 22 joint positions and velocities, the last action, the masked
+    /// paired points).
+    pub fn anypose_table(layout: &dex_sim::AnyposeTableLayout) -> Self {
+        Self {
+            qpos: layout.joints.clone(),
+            qvel: layout.joint_velocities.clone(),
+            last_action: layout.last_action.clone(),
+            current: layout.current.clone(),
+            goal: layout.goal.clone(),
+        }
+    }
+
     /// Points per set.
     pub fn points(&self) -> usize {
         self.current.len() / 3

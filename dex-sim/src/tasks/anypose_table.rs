@@ -93,6 +93,11 @@ pub struct AnyposeTableLayout {
     pub proprio: Range<usize>,
     /// The last action (6 wrist deltas + the hand's joints).
     pub last_action: Range<usize>,
+    /// The student's joint positions, Dex4D's: the hand's joints scaled to `[−1, 1]` by
+    /// their limits, then the wrist's coordinates (x, y, z ×10, angles).
+    pub joints: Range<usize>,
+    /// Their velocities ×0.2 (Dex4D's scale; wrist x, y, z ×10 first).
+    pub joint_velocities: Range<usize>,
     /// Student block: masked, noisy current points (zeros where hidden).
     pub current: Range<usize>,
     /// Student block: the goal points, masked as the current ones.
@@ -188,11 +193,14 @@ impl AnyposeTabletop {
         let tips = core.sim.model().fingertips().len();
         let a = core.action_space.dim();
         let p0 = core.proprio_dim();
-        let c0 = p0 + a;
+        let j0 = p0 + a;
+        let c0 = j0 + 2 * a;
         let privileged_len = 6 * n + 7 + 6 + 7 + 6 * tips + 3;
         let layout = AnyposeTableLayout {
             proprio: 0..p0,
-            last_action: p0..c0,
+            last_action: p0..j0,
+            joints: j0..j0 + a,
+            joint_velocities: j0 + a..c0,
             current: c0..c0 + 3 * n,
             goal: c0 + 3 * n..c0 + 6 * n,
             privileged: c0 + 6 * n..c0 + 6 * n + privileged_len,
@@ -263,6 +271,27 @@ impl AnyposeTabletop {
         let mut state = Vec::with_capacity(self.layout.privileged.end);
         self.core.proprio(&mut state);
         state.extend(&self.core.last_action);
+        let js = self.core.sim.joint_state();
+        let wrist = self
+            .core
+            .sim
+            .wrist_state()
+            .map_or(([0.0; 6], [0.0; 6]), |w| (w.position, w.velocity));
+        let scale = |i: usize, v: f64| if i < 3 { v * 10.0 } else { v };
+        state.extend(
+            js.q.iter()
+                .zip(&self.core.limits)
+                .map(|(q, l)| l.to_unit(*q) as f32),
+        );
+        state.extend(wrist.0.iter().enumerate().map(|(i, v)| scale(i, *v) as f32));
+        state.extend(js.qdot.iter().map(|v| (v * 0.2) as f32));
+        state.extend(
+            wrist
+                .1
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (scale(i, *v) * 0.2) as f32),
+        );
         let rel = |p: &Point3<f64>| (p - self.table) * 10.0;
         // Points in the table frame (m); the student block ×10 with noise and zeros.
         let current: Vec<Point3<f64>> = self

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::anygrasp::AnygraspOptions;
 use super::depth_view::DepthView;
+use super::pose_proxy::PoseProxyConfig;
 use super::rotate_options::RotateOptions;
 use crate::error::{Error, Result};
 use crate::simulator::SimConfig;
@@ -160,6 +161,9 @@ pub struct TaskConfig {
     pub wrist_step: [f64; 2],
     /// Wrist coordinates at the start of every episode.
     pub wrist_start: [f64; 6],
+    /// The physics-free `anypose-proxy` task's settings (`[task.proxy]`; other tasks
+    /// ignore them, and it ignores every other field).
+    pub proxy: PoseProxyConfig,
 }
 
 impl Default for TaskConfig {
@@ -181,6 +185,7 @@ impl Default for TaskConfig {
             wrist: None,
             wrist_step: [0.02, 0.1],
             wrist_start: [0.0; 6],
+            proxy: PoseProxyConfig::default(),
         }
     }
 }
@@ -212,6 +217,7 @@ impl TaskConfig {
         self.randomization.validate()?;
         self.depth_view.validate()?;
         self.anygrasp.validate()?;
+        self.proxy.validate()?;
         if self.wrist_step.iter().any(|v| !(v.is_finite() && *v > 0.0))
             || self.wrist_start.iter().any(|v| !v.is_finite())
         {

@@ -6,6 +6,7 @@ use super::anygrasp::{AnygraspConfig, AnygraspToAnygrasp};
 use super::anypose::{AnyposeConfig, AnyposeToAnypose};
 use super::anypose_table::{AnyposeTableConfig, AnyposeTabletop};
 use super::config::TaskConfig;
+use super::pose_proxy::PoseProxy;
 use super::reach::{FingertipReach, ReachConfig};
 use super::rotate::{InHandRotation, RotateConfig};
 use crate::error::{Error, Result};
@@ -17,11 +18,13 @@ pub const TASK_NAMES: &[&str] = &[
     "rotate",
     "anypose",
     "anypose-table",
+    "anypose-proxy",
     "anygrasp",
 ];
 
 /// Builds a task by name (`reach`, `reach-depth`, `rotate`, `anypose`, `anypose-table`
-/// (Dex4D's setting: the hand on a wrist over a table), `anygrasp`) for
+/// (Dex4D's setting: the hand on a wrist over a table), `anypose-proxy` (its
+/// physics-free proxy, settings from [`TaskConfig::proxy`]), `anygrasp`) for
 /// `model` with default task-specific settings (but `anygrasp`'s and `rotate`'s options,
 /// which come from [`TaskConfig::anygrasp`] and [`TaskConfig::rotate`]). `reach-depth` is `reach` observed
 /// through [`TaskConfig::depth_view`]: the targets are seen only as spheres in the depth
@@ -48,6 +51,8 @@ pub fn make_env(name: &str, model: HandModel, config: TaskConfig) -> Result<Box<
             config,
             AnyposeTableConfig::default(),
         )?),
+        // Physics-free: the hand model is not used.
+        "anypose-proxy" => Box::new(PoseProxy::new(config.proxy.clone())?),
         "anygrasp" => {
             let params = config.anygrasp.apply(AnygraspConfig::default());
             Box::new(AnygraspToAnygrasp::new(model, config, params)?)
