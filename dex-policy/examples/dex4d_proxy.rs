@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo run --release -p dex-policy --example dex4d_proxy -- \
 //!     [--encoder paired|decoupled|mlp] [--no-attention] [--no-world-model] [--no-mask] \
+//!     [--dex4d-means] \
 //!     [--paper] [--minutes M | --iterations N] [--seed S] [--envs N] [--episodes E] [--out DIR] \
 //!     [--load DIR] [--baselines]
 //! ```
@@ -12,6 +13,8 @@
 //! Prints one line per evaluation: `eval <name> success <SR> progress <TP> sym <SR>
 //! asym <SR> steps/wp <x>`. `--baselines` evaluates the teacher and the open-loop plan
 //! (slip on and off) instead of training. `--load DIR` evaluates a saved student.
+//! `--dex4d-means`: the point encoder averages and pools over every slot, hidden ones
+//! as zeros, as Dex4D's code does (`PointTrackConfig::visible_only` off).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -104,6 +107,7 @@ fn main() -> anyhow::Result<()> {
         config.encoder = flag("--encoder").map_or(Ok(PointEncoding::Paired), |v| v.parse())?;
         config.attention = !has("--no-attention");
         config.world_model = !has("--no-world-model");
+        config.visible_only = !has("--dex4d-means");
         let minutes: f64 = flag("--minutes").map_or(Ok(f64::INFINITY), |v| v.parse())?;
         let iterations: usize = flag("--iterations").map_or(Ok(usize::MAX), |v| v.parse())?;
         anyhow::ensure!(

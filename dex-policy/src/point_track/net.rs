@@ -63,6 +63,10 @@ pub struct PointTrackConfig {
     /// Train the world-model heads (next joint positions and velocities from their
     /// tokens); off (ablation): the behaviour-cloning loss alone.
     pub world_model: bool,
+    /// The point encoders average and pool over the visible points only (ours); off:
+    /// every slot enters the means and the pools, a hidden one as its zeros, as in
+    /// Dex4D's released code.
+    pub visible_only: bool,
 }
 
 impl Default for PointTrackConfig {
@@ -79,6 +83,7 @@ impl Default for PointTrackConfig {
             feed_forward: 128,
             attention: true,
             world_model: true,
+            visible_only: true,
         }
     }
 }
@@ -324,8 +329,12 @@ impl PointEncoder {
         })
     }
 
-    fn forward(&self, x: &PointTrackBatch) -> candle_core::Result<Tensor> {
-        let m = x.visible.unsqueeze(D::Minus1)?;
+    fn forward(&self, x: &PointTrackBatch, visible_only: bool) -> candle_core::Result<Tensor> {
+        let m = if visible_only {
+            x.visible.unsqueeze(D::Minus1)?
+        } else {
+            x.visible.ones_like()?.unsqueeze(D::Minus1)?
+        };
         let count = m.sum(1)?.clamp(1.0, f64::INFINITY)?;
         // Each set centred on the mean of its visible points, the mean kept beside.
         let centred = |p: &Tensor| -> candle_core::Result<Tensor> {
@@ -380,8 +389,9 @@ enum Trunk {
 /// usual scale, as Dex4D's.
 ///
 /// Differences from Dex4D's code, chosen here: the point encoder has no BatchNorm (a
-/// batch statistic would make acting depend on the batch) and centres each set on the
-/// mean of its *visible* points (Dex4D's mean includes the zeros of hidden points);
+/// batch statistic would make acting depend on the batch) and by default centres each
+/// set on the mean of its *visible* points and pools over them only (Dex4D's means and
+/// pools include the zeros of hidden points: [`PointTrackConfig::visible_only`] off);
 /// the blocks are standard pre-LayerNorm ones with a final LayerNorm (Dex4D carries
 /// the LayerNorm output in its residual stream) and no dropout.
 pub struct PointTrackNet {
@@ -481,7 +491,7 @@ impl PointTrackNet {
                 fused::linear(&x.qpos, &self.qpos)?,
                 fused::linear(&x.qvel, &self.qvel)?,
                 fused::linear(&x.last_action, &self.last_action)?,
-                self.points.forward(x)?,
+                self.points.forward(x, self.config.visible_only)?,
             ],
             1,
         )?; // B × 4 × w
@@ -571,6 +581,7 @@ mod tests {
             feed_forward: 3,
             attention,
             world_model: true,
+            visible_only: true,
         }
     }
 
@@ -635,6 +646,30 @@ mod tests {
         let c = net.forward(&crossed).unwrap().action;
         let d = (&a - &c).unwrap().abs().unwrap().max_all().unwrap();
         assert!(d.to_scalar::<f64>().unwrap() < 1e-12);
+    }
+
+    #[test]
+    fn hidden_points_count_only_in_dex4d_code_mode() {
+        let x = batch(1, 5); // point 1 hidden
+        let keep = Tensor::new(&[0u32, 2, 3, 4], &Device::Cpu).unwrap();
+        let fewer = PointTrackBatch {
+            current: x.current.index_select(&keep, 1).unwrap(),
+            goal: x.goal.index_select(&keep, 1).unwrap(),
+            visible: x.visible.index_select(&keep, 1).unwrap(),
+            ..x.clone()
+        };
+        for (visible_only, same) in [(true, true), (false, false)] {
+            let config = PointTrackConfig {
+                visible_only,
+                ..small(PointEncoding::Paired, true)
+            };
+            let (_varmap, net) = net(&config, 5);
+            let a = net.forward(&x).unwrap().action;
+            let b = net.forward(&fewer).unwrap().action;
+            let d = (&a - &b).unwrap().abs().unwrap().max_all().unwrap();
+            let d = d.to_scalar::<f64>().unwrap();
+            assert_eq!(d < 1e-12, same, "visible_only {visible_only}: {d}");
+        }
     }
 
     #[test]
