@@ -7,7 +7,8 @@ use nalgebra::{Isometry3, Point3, Translation3, UnitQuaternion, Vector3};
 use rand::Rng;
 
 use super::config::TaskConfig;
-use super::hand_core::{HandCore, make_simulator, random_rotation};
+use super::hand_core::{HandCore, make_simulator};
+use super::sampling::random_rotation;
 use super::task::{Task, env_for_task};
 use crate::env::{Info, Observation, Step};
 use crate::error::{Error, Result};

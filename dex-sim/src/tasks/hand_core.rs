@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::{ActionMode, TaskConfig};
 use super::proprio::Proprioception;
+use super::sampling::gaussian;
 use crate::env::{BoxSpace, ObservationSpec};
 use crate::error::{Error, Result};
 use crate::object::ObjectSpec;
@@ -55,19 +56,6 @@ pub fn make_simulator(
 pub(crate) fn push_pose(out: &mut Vec<f32>, pose: &Isometry3<f64>) {
     out.extend(pose.translation.vector.iter().map(|v| (v * 10.0) as f32));
     out.extend(pose.rotation.coords.iter().map(|v| *v as f32));
-}
-
-/// A standard normal sample (Box–Muller).
-pub(crate) fn gaussian<R: Rng>(rng: &mut R) -> f64 {
-    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
-/// A uniformly random rotation.
-pub(crate) fn random_rotation<R: Rng>(rng: &mut R) -> UnitQuaternion<f64> {
-    let q = nalgebra::Quaternion::new(gaussian(rng), gaussian(rng), gaussian(rng), gaussian(rng));
-    UnitQuaternion::new_normalize(q)
 }
 
 fn sample_range<R: Rng>(rng: &mut R, r: [f64; 2]) -> f64 {

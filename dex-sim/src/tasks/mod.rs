@@ -22,6 +22,7 @@ mod reach;
 mod registry;
 mod rotate;
 mod rotate_options;
+mod sampling;
 mod task;
 
 pub use anygrasp::{

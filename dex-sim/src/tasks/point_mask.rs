@@ -21,7 +21,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::hand_core::gaussian;
+use super::sampling::gaussian;
 use crate::error::{Error, Result};
 
 /// Settings of the per-step masking and noise.

@@ -18,8 +18,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::hand_core::{gaussian, random_rotation};
 use super::point_mask::{PointMask, plane_mask};
+use super::sampling::{gaussian, random_rotation};
 use crate::env::{BoxSpace, Env, Info, Observation, ObservationSpec, Step};
 use crate::error::{Error, Result};
 use crate::object::{ObjectShape, ObjectSpec, RandomObjectParams, random_object};
