@@ -136,7 +136,8 @@ fn vec_env_step(c: &mut Criterion) {
         let mut venv =
             VecEnv::from_fn(8, |_| make_env(task, model.clone(), TaskConfig::default())).unwrap();
         venv.reset(1).unwrap();
-        let actions = vec![0.0f32; 8 * model.dof()];
+        // Each task's own action width (the wrist-mounted task and the proxy differ).
+        let actions = vec![0.0f32; 8 * venv.action_space().dim()];
         c.bench_function(&format!("vec_env_step/{task}"), |b| {
             b.iter(|| venv.step(&actions).unwrap());
         });
