@@ -247,7 +247,14 @@ fn run_dagger(a: DaggerArgs) -> Result<()> {
         teacher.algorithm, a.teacher, teacher_result.success_rate
     ))?;
     if a.student == StudentKind::Dex4d {
-        return run_point_track_dagger(&a, &file, teacher.policy.as_mut(), &env, teacher_result);
+        return run_point_track_dagger(
+            &a,
+            &file,
+            teacher.policy.as_mut(),
+            &env,
+            &teacher_result,
+            &eval,
+        );
     }
     let mut venv = env.build(file.num_envs)?;
     let mut csv = std::fs::File::create(a.out.join("metrics.csv"))?;
@@ -299,15 +306,24 @@ fn run_dagger(a: DaggerArgs) -> Result<()> {
         start.elapsed().as_secs_f64() / 60.0,
         a.out.display()
     ))?;
+    report_student(&teacher_result, &r)
+}
+
+/// The last lines of `dex train dagger`: the fraction of the teacher's success the
+/// student recovered, then the student's success.
+fn report_student(
+    teacher: &dex_policy::EvalResult,
+    student: &dex_policy::EvalResult,
+) -> Result<()> {
     output(&format!(
         "recovered {:.3} of the teacher's success",
-        if teacher_result.success_rate > 0.0 {
-            r.success_rate / teacher_result.success_rate
+        if teacher.success_rate > 0.0 {
+            student.success_rate / teacher.success_rate
         } else {
             f64::NAN
         }
     ))?;
-    output(&format!("success {}", r.success_rate))
+    output(&format!("success {}", student.success_rate))
 }
 
 /// Where a Dex4D student reads its inputs in `env`'s observation.
@@ -340,7 +356,8 @@ fn run_point_track_dagger(
     file: &DaggerFile,
     teacher: &mut dyn dex_policy::Policy,
     env: &EnvSpec,
-    teacher_result: dex_policy::EvalResult,
+    teacher_result: &dex_policy::EvalResult,
+    eval: &dyn Fn(&mut dyn dex_policy::Policy) -> Result<dex_policy::EvalResult>,
 ) -> Result<()> {
     use dex_policy::point_track::{PointTrackDagger, PointTrackPolicy};
     let inputs = point_track_inputs(env)?;
@@ -384,29 +401,15 @@ fn run_point_track_dagger(
     bar.finish_and_clear();
     let mut student = dagger.into_student();
     student.save(&a.out)?;
-    let mut venv = env.build(file.run.eval_envs)?;
-    let r = evaluate(
-        &mut student,
-        &mut venv,
-        file.run.eval_episodes,
-        file.point_track.seed.wrapping_add(1),
-        ActMode::Deterministic,
-    )?;
+    // The teacher's episodes, so the recovered fraction compares like with like.
+    let r = eval(&mut student)?;
     output(&format!(
         "student trained on {} env steps in {:.1} min; checkpoint, config.toml and metrics.csv in {}",
         student.meta().env_steps,
         start.elapsed().as_secs_f64() / 60.0,
         a.out.display()
     ))?;
-    output(&format!(
-        "recovered {:.3} of the teacher's success",
-        if teacher_result.success_rate > 0.0 {
-            r.success_rate / teacher_result.success_rate
-        } else {
-            f64::NAN
-        }
-    ))?;
-    output(&format!("success {}", r.success_rate))
+    report_student(teacher_result, &r)
 }
 
 /// Arguments every `dex train` takes.

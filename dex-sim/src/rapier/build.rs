@@ -4,7 +4,7 @@ use dex_core::{HandModel, JointKind, LinkId, Shape};
 use nalgebra::{Isometry3, Translation3, UnitQuaternion, Vector3};
 use rapier3d::prelude::*;
 
-use super::world::{BACKEND, Dof, LinkBody, RapierSim, WristDrive, to_pose, vec3};
+use super::world::{BACKEND, Dof, LinkBody, RapierSim, WristDrive, joint_axis, to_pose, vec3};
 use crate::error::{Error, Result};
 use crate::object::{ObjectShape, ObjectSpec};
 use crate::simulator::{BodyRef, SimConfig, nominal_gains, open_configuration};
@@ -43,6 +43,17 @@ fn x_to(axis: &Vector3<f64>) -> UnitQuaternion<f64> {
         // axis = -x: half a turn about z.
         UnitQuaternion::from_axis_angle(&Vector3::z_axis(), std::f64::consts::PI)
     })
+}
+
+/// The locked axes and the free axis of a one-axis joint along (prismatic) or about
+/// its frame's x axis.
+fn one_axis(prismatic: bool) -> (JointAxesMask, JointAxis) {
+    let mask = if prismatic {
+        JointAxesMask::LOCKED_PRISMATIC_AXES
+    } else {
+        JointAxesMask::LOCKED_REVOLUTE_AXES
+    };
+    (mask, joint_axis(prismatic).0)
 }
 
 /// Builds the hand (no objects yet).
@@ -220,11 +231,7 @@ pub(crate) fn build_hand(model: HandModel, config: SimConfig) -> Result<RapierSi
         let frame = Isometry3::from_parts(Translation3::identity(), x_to(&j.axis));
         let local1 = parent_link_offset * j.origin * frame;
         let prismatic = j.kind == JointKind::Prismatic;
-        let (mask, axis) = if prismatic {
-            (JointAxesMask::LOCKED_PRISMATIC_AXES, JointAxis::LinX)
-        } else {
-            (JointAxesMask::LOCKED_REVOLUTE_AXES, JointAxis::AngX)
-        };
+        let (mask, axis) = one_axis(prismatic);
         let (kp, kd) = nominal_gains(j);
         let effort = j
             .limits
@@ -418,11 +425,7 @@ fn build_wrist(
     let mut joints = Vec::with_capacity(6);
     for (i, axis) in axes.iter().enumerate() {
         let linear = i < 3;
-        let (mask, motor) = if linear {
-            (JointAxesMask::LOCKED_PRISMATIC_AXES, JointAxis::LinX)
-        } else {
-            (JointAxesMask::LOCKED_REVOLUTE_AXES, JointAxis::AngX)
-        };
+        let (mask, motor) = one_axis(linear);
         let k = usize::from(!linear);
         let frame = to_pose(&Isometry3::from_parts(Translation3::identity(), x_to(axis)));
         let joint = GenericJointBuilder::new(mask)

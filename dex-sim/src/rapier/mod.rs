@@ -37,7 +37,9 @@ use dex_core::{HandModel, JointState};
 use nalgebra::{Isometry3, Point3, Vector3};
 use rapier3d::prelude::*;
 
-use self::world::{BACKEND, Dof, WorldState, WristDrive, from_pose, from_vec, to_pose, vec3};
+use self::world::{
+    BACKEND, Dof, WorldState, WristDrive, from_pose, from_vec, joint_axis, to_pose, vec3,
+};
 use crate::camera::{Camera, DepthFrame};
 use crate::error::{Error, Result, check_finite, check_vector};
 use crate::object::ObjectSpec;
@@ -185,17 +187,7 @@ impl RapierSim {
     /// The hand joints' and the wrist's coordinates as rapier holds them.
     fn raw_positions(&self, drive: &WristDrive) -> (Vec<f64>, [f64; 6]) {
         let q = self.dofs.iter().map(|d| self.dof_value(d).0).collect();
-        let w = std::array::from_fn(|i| {
-            let dof = Dof {
-                joint: drive.joints[i],
-                prismatic: i < 3,
-                kp: 0.0,
-                kd: 0.0,
-                effort: 0.0,
-                feedforward: 0.0,
-            };
-            self.dof_value(&dof).0
-        });
+        let w = std::array::from_fn(|i| self.joint_value(drive.joints[i], i < 3).0);
         (q, w)
     }
 
@@ -220,10 +212,16 @@ impl RapierSim {
     }
 
     fn dof_value(&self, dof: &Dof) -> (f64, f64) {
-        match self.world.multibody_joints.get(dof.joint) {
+        self.joint_value(dof.joint, dof.prismatic)
+    }
+
+    /// Position and rate of a one-axis multibody joint (its frame's x axis).
+    fn joint_value(&self, joint: MultibodyJointHandle, prismatic: bool) -> (f64, f64) {
+        let coord = joint_axis(prismatic).1;
+        match self.world.multibody_joints.get(joint) {
             Some((mb, id)) => match mb.link(id) {
                 Some(link) => {
-                    let q = f64::from(link.joint().coords()[dof.axis().1]);
+                    let q = f64::from(link.joint().coords()[coord]);
                     let qd = mb.joint_velocity(link);
                     (q, qd.get(0).map_or(0.0, |v| f64::from(*v)))
                 }

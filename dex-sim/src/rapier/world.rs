@@ -26,11 +26,17 @@ pub(crate) struct Dof {
 impl Dof {
     /// The free axis of the joint (its frame's x axis).
     pub(crate) fn axis(&self) -> (JointAxis, usize) {
-        if self.prismatic {
-            (JointAxis::LinX, 0)
-        } else {
-            (JointAxis::AngX, 3)
-        }
+        joint_axis(self.prismatic)
+    }
+}
+
+/// The free axis of a one-axis joint along or about its frame's x axis, and the index
+/// of its coordinate in rapier's joint coordinates.
+pub(crate) fn joint_axis(prismatic: bool) -> (JointAxis, usize) {
+    if prismatic {
+        (JointAxis::LinX, 0)
+    } else {
+        (JointAxis::AngX, 3)
     }
 }
 

@@ -273,26 +273,14 @@ impl AnyposeTabletop {
         self.core.proprio(&mut state);
         state.extend(&self.core.last_action);
         let js = self.core.sim.joint_state();
-        let wrist = self
-            .core
-            .sim
-            .wrist_state()
-            .map_or(([0.0; 6], [0.0; 6]), |w| (w.position, w.velocity));
-        let scale = |i: usize, v: f64| if i < 3 { v * 10.0 } else { v };
+        let (wrist, wrist_rate) = self.core.observed_wrist();
         state.extend(
             js.q.iter()
                 .zip(&self.core.limits)
                 .map(|(q, l)| l.to_unit(*q) as f32),
         );
-        state.extend(wrist.0.iter().enumerate().map(|(i, v)| scale(i, *v) as f32));
-        state.extend(js.qdot.iter().map(|v| (v * 0.2) as f32));
-        state.extend(
-            wrist
-                .1
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (scale(i, *v) * 0.2) as f32),
-        );
+        state.extend(wrist.iter().map(|v| *v as f32));
+        state.extend(js.qdot.iter().chain(&wrist_rate).map(|v| (v * 0.2) as f32));
         let rel = |p: &Point3<f64>| (p - self.table) * 10.0;
         // Points in the table frame (m); the student block ×10 with noise and zeros.
         let current: Vec<Point3<f64>> = self

@@ -271,19 +271,20 @@ impl HandCore {
         // Every episode records its first step in `begin_episode`.
         let _ = self.history.write(&self.sim.joint_state().qdot, out);
         if self.config.wrist.is_some() {
-            let w = self
-                .sim
-                .wrist_state()
-                .map_or(([0.0; 6], [0.0; 6]), |w| (w.position, w.velocity));
-            for values in [w.0, w.1] {
-                out.extend(
-                    values
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| (if i < 3 { v * 10.0 } else { *v }) as f32),
-                );
-            }
+            let (position, velocity) = self.observed_wrist();
+            out.extend(position.iter().chain(&velocity).map(|v| *v as f32));
         }
+    }
+
+    /// The wrist's coordinates and rates as observations carry them: x, y, z ×10, the
+    /// angles as they are (zeros without a wrist).
+    pub(crate) fn observed_wrist(&self) -> ([f64; 6], [f64; 6]) {
+        let (position, velocity) = self
+            .sim
+            .wrist_state()
+            .map_or(([0.0; 6], [0.0; 6]), |w| (w.position, w.velocity));
+        let scale = |v: [f64; 6]| std::array::from_fn(|i| if i < 3 { v[i] * 10.0 } else { v[i] });
+        (scale(position), scale(velocity))
     }
 
     /// Adds the configured observation noise to `obs`.
