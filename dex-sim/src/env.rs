@@ -258,13 +258,36 @@ pub struct VecStep {
     pub truncated: Vec<bool>,
     /// Infos (after an auto-reset: the reset's info).
     pub infos: Vec<Info>,
-    /// Which environments were reset during this call instead of stepped.
+    /// Which environments were reset during this call instead of stepped
+    /// ([`AutoReset::NextStep`]; always `false` in [`AutoReset::SameStep`]).
     pub reset: Vec<bool>,
+    /// In [`AutoReset::SameStep`], the last observation of each episode that ended in
+    /// this call (`obs` then holds the new episode's first one); `None` otherwise.
+    pub final_obs: Vec<Option<Observation>>,
+    /// In [`AutoReset::SameStep`], the last info of each episode that ended in this
+    /// call (`infos` then holds the reset's); `None` otherwise.
+    pub final_info: Vec<Option<Info>>,
+}
+
+/// When [`VecEnv`] starts a new episode in an environment whose episode ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AutoReset {
+    /// Gymnasium 1.x's default (and EnvPool's): the step *after* an episode ends resets
+    /// the environment, ignores its action and returns the new episode's first
+    /// observation with reward 0 and neither flag set.
+    #[default]
+    NextStep,
+    /// Stable-Baselines3's and Gymnasium's `SAME_STEP`: the step that ends an episode
+    /// resets at once; it returns the new episode's first observation, the ended
+    /// episode's reward and flags, and its last observation and info in
+    /// [`VecStep::final_obs`] / [`VecStep::final_info`].
+    SameStep,
 }
 
 /// N environments stepped in parallel on rayon's pool, with next-step auto-reset (as
 /// Gymnasium 1.x and EnvPool): the step after an episode ends resets that environment
 /// (ignoring its action) and returns the new episode's first observation with reward 0.
+/// [`VecEnv::with_autoreset`] selects [`AutoReset::SameStep`] instead.
 ///
 /// Environment `i` is seeded with [`env_seed`]`(seed, i)` at [`VecEnv::reset`]; later
 /// episodes continue each environment's own random stream, so results are bit for bit
@@ -273,6 +296,7 @@ pub struct VecEnv {
     envs: Vec<Box<dyn Env>>,
     done: Vec<bool>,
     action_dim: usize,
+    autoreset: AutoReset,
 }
 
 impl std::fmt::Debug for VecEnv {
@@ -304,7 +328,20 @@ impl VecEnv {
             done: vec![false; envs.len()],
             envs,
             action_dim,
+            autoreset: AutoReset::NextStep,
         })
+    }
+
+    /// The same batch with auto-reset `mode` (takes effect from the next step).
+    pub fn with_autoreset(mut self, mode: AutoReset) -> Self {
+        self.autoreset = mode;
+        self.done.fill(false);
+        self
+    }
+
+    /// The auto-reset mode.
+    pub fn autoreset(&self) -> AutoReset {
+        self.autoreset
     }
 
     /// Builds `n` environments with `make(i)`.
@@ -351,6 +388,18 @@ impl VecEnv {
         Ok((obs, infos))
     }
 
+    /// Starts a new episode in every environment, each continuing its own random
+    /// stream (as `reset(None)` does for one environment).
+    pub fn reset_unseeded(&mut self) -> Result<(Vec<Observation>, Vec<Info>)> {
+        let results: Vec<Result<(Observation, Info)>> =
+            self.envs.par_iter_mut().map(|e| e.reset(None)).collect();
+        self.done.fill(false);
+        results
+            .into_iter()
+            .collect::<Result<Vec<_>>>()
+            .map(|v| v.into_iter().unzip())
+    }
+
     /// Steps every environment with its slice of `actions` (`num_envs × action_dim`,
     /// row-major). Actions are checked before any environment moves.
     pub fn step(&mut self, actions: &[f32]) -> Result<VecStep> {
@@ -369,7 +418,11 @@ impl VecEnv {
             }
         }
         let dim = self.action_dim;
-        let results: Vec<Result<(Step, bool)>> = self
+        let same_step = self.autoreset == AutoReset::SameStep;
+        // Per environment: the step, whether it was a reset in place of a step, and (same
+        // step) the ended episode's last observation and info.
+        type Outcome = (Step, bool, Option<(Observation, Info)>);
+        let results: Vec<Result<Outcome>> = self
             .envs
             .par_iter_mut()
             .zip(self.done.par_iter())
@@ -377,31 +430,38 @@ impl VecEnv {
             .map(|(i, (e, done))| {
                 if *done {
                     let (obs, info) = e.reset(None)?;
-                    Ok((
-                        Step {
-                            obs,
-                            reward: 0.0,
-                            terminated: false,
-                            truncated: false,
-                            info,
-                        },
-                        true,
-                    ))
-                } else {
-                    Ok((e.step(&actions[i * dim..(i + 1) * dim])?, false))
+                    let s = Step {
+                        obs,
+                        reward: 0.0,
+                        terminated: false,
+                        truncated: false,
+                        info,
+                    };
+                    return Ok((s, true, None));
                 }
+                let mut s = e.step(&actions[i * dim..(i + 1) * dim])?;
+                if same_step && (s.terminated || s.truncated) {
+                    let (obs, info) = e.reset(None)?;
+                    let last_obs = std::mem::replace(&mut s.obs, obs);
+                    let last_info = std::mem::replace(&mut s.info, info);
+                    return Ok((s, false, Some((last_obs, last_info))));
+                }
+                Ok((s, false, None))
             })
             .collect();
         let mut out = VecStep::default();
         for (i, r) in results.into_iter().enumerate() {
-            let (s, was_reset) = r?;
-            self.done[i] = s.terminated || s.truncated;
+            let (s, was_reset, last) = r?;
+            self.done[i] = !same_step && (s.terminated || s.truncated);
             out.obs.push(s.obs);
             out.rewards.push(s.reward);
             out.terminated.push(s.terminated);
             out.truncated.push(s.truncated);
             out.infos.push(s.info);
             out.reset.push(was_reset);
+            let (o, f) = last.unzip();
+            out.final_obs.push(o);
+            out.final_info.push(f);
         }
         Ok(out)
     }

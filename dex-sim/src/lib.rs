@@ -42,7 +42,8 @@ mod rapier;
 pub use camera::{Camera, DepthFrame, LABEL_MARKER};
 pub use chaos::{ChaosBox, Scene, chaos_box};
 pub use env::{
-    BoxSpace, Env, Info, Observation, ObservationSpec, Step, TimeLimit, VecEnv, VecStep, env_seed,
+    AutoReset, BoxSpace, Env, Info, Observation, ObservationSpec, Step, TimeLimit, VecEnv, VecStep,
+    env_seed,
 };
 pub use error::{Error, Result};
 pub use mock::{MockEnv, MockSimulator};

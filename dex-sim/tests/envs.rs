@@ -3,8 +3,8 @@
 
 use dex_core::HandModel;
 use dex_sim::{
-    AnyposeConfig, AnyposeToAnypose, Env, Error, FingertipReach, InHandRotation, ObjectSpec,
-    Randomization, ReachConfig, RotateConfig, TaskConfig, VecEnv, make_env,
+    AnyposeConfig, AnyposeToAnypose, AutoReset, Env, Error, FingertipReach, InHandRotation,
+    ObjectSpec, Randomization, ReachConfig, RotateConfig, TaskConfig, VecEnv, make_env,
 };
 use nalgebra::{UnitQuaternion, Vector3};
 use rand::{Rng, SeedableRng};
@@ -209,6 +209,66 @@ fn vec_env_auto_resets_on_the_next_step() {
     let mut bad = a.clone();
     bad[3] = 2.0;
     assert!(venv.step(&bad).is_err());
+}
+
+#[test]
+fn same_step_auto_reset_returns_the_final_observation_and_matches_next_step() {
+    let config = TaskConfig {
+        episode_steps: 2,
+        ..mock_config()
+    };
+    let make = |_| make_env("reach", HandModel::leap_right(), config.clone());
+    let mut next = VecEnv::from_fn(2, make).unwrap();
+    let mut same = VecEnv::from_fn(2, make)
+        .unwrap()
+        .with_autoreset(AutoReset::SameStep);
+    assert_eq!(same.autoreset(), AutoReset::SameStep);
+    next.reset(1).unwrap();
+    same.reset(1).unwrap();
+    let a = vec![0.1f32; 32];
+    let (n1, s1) = (next.step(&a).unwrap(), same.step(&a).unwrap());
+    assert_eq!(n1.obs, s1.obs);
+    assert!(s1.final_obs.iter().all(Option::is_none));
+    let (n2, s2) = (next.step(&a).unwrap(), same.step(&a).unwrap());
+    // The episode ends: same flags and rewards; the ended episode's last observation
+    // moves to final_obs and obs is the next episode's first, which next-step
+    // auto-reset returns one call later.
+    assert!(s2.truncated[0] && s2.truncated[1]);
+    assert_eq!(n2.rewards, s2.rewards);
+    assert_eq!(Some(&n2.obs[0]), s2.final_obs[0].as_ref());
+    assert_eq!(Some(&n2.infos[1]), s2.final_info[1].as_ref());
+    assert!(!s2.reset[0]);
+    let n3 = next.step(&a).unwrap();
+    assert!(n3.reset[0]);
+    assert_eq!(n3.obs, s2.obs);
+    // Same step keeps stepping: the following step is a real one in both.
+    let (n4, s3) = (next.step(&a).unwrap(), same.step(&a).unwrap());
+    assert_eq!(n4.obs, s3.obs);
+    assert_eq!(n4.rewards, s3.rewards);
+}
+
+/// `n` steps of actions drawn from `rng`: the observations and the final digest.
+fn replay(env: &mut dyn Env, seed: u64, rng: &mut ChaCha8Rng, n: usize) -> (Vec<Vec<f32>>, u64) {
+    let (obs, _) = env.reset(Some(seed)).unwrap();
+    let mut seen = vec![obs.state];
+    let dim = env.action_space().dim();
+    for _ in 0..n {
+        let a: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0..=1.0)).collect();
+        seen.push(env.step(&a).unwrap().obs.state);
+    }
+    (seen, env.simulator().unwrap().state_digest())
+}
+
+#[test]
+fn a_seeded_reset_replays_the_same_episode_after_any_history() {
+    for task in ["reach", "rotate", "anygrasp"] {
+        let mut env = make_env(task, HandModel::leap_right(), TaskConfig::default()).unwrap();
+        let first = replay(env.as_mut(), 7, &mut ChaCha8Rng::seed_from_u64(1), 6);
+        // Another episode with other actions in between.
+        replay(env.as_mut(), 8, &mut ChaCha8Rng::seed_from_u64(2), 6);
+        let again = replay(env.as_mut(), 7, &mut ChaCha8Rng::seed_from_u64(1), 6);
+        assert_eq!(first, again, "{task}: the replayed episode differs");
+    }
 }
 
 #[test]

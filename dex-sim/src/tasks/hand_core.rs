@@ -14,7 +14,7 @@ use super::sampling::gaussian;
 use crate::env::{BoxSpace, ObservationSpec};
 use crate::error::{Error, Result};
 use crate::object::ObjectSpec;
-use crate::simulator::{SimConfig, Simulator, nominal_gains, open_configuration};
+use crate::simulator::{SimConfig, SimState, Simulator, nominal_gains, open_configuration};
 
 /// Builds the simulator a task asks for: the kinematic [`crate::MockSimulator`] when
 /// `mock` is true, else the rapier physics backend.
@@ -90,6 +90,8 @@ pub(crate) struct HandCore {
     pub(crate) action_space: BoxSpace,
     /// The task's observation shapes (set by the task with [`HandCore::set_observation`]).
     pub(crate) obs_spec: ObservationSpec,
+    /// The simulator's state at the first reset, restored at every later one.
+    initial: Option<SimState>,
 }
 
 impl HandCore {
@@ -137,7 +139,23 @@ impl HandCore {
                 state: BoxSpace::uniform(0, f32::NEG_INFINITY, f32::INFINITY),
                 depth: None,
             },
+            initial: None,
         })
+    }
+
+    /// Puts the simulator back in the state it had at the first reset (saving it then),
+    /// so that an episode depends only on the random stream at its start, not on the
+    /// episodes before it: `reset(Some(seed))` replays the same episode after any
+    /// history. Changes made to the simulator before the first reset are kept; changes
+    /// made between episodes are undone.
+    pub(crate) fn restore_initial(&mut self) -> Result<()> {
+        match &self.initial {
+            Some(state) => self.sim.restore_state(state),
+            None => {
+                self.initial = Some(self.sim.save_state());
+                Ok(())
+            }
+        }
     }
 
     /// Sets the observation shapes: a state vector of `state_dim` values (unbounded)

@@ -43,7 +43,9 @@ macro_rules! env_for_task {
                 &mut self,
                 seed: Option<u64>,
             ) -> $crate::error::Result<($crate::env::Observation, $crate::env::Info)> {
-                $crate::tasks::task::Task::core_mut(self).reseed(seed);
+                let core = $crate::tasks::task::Task::core_mut(self);
+                core.reseed(seed);
+                core.restore_initial()?;
                 $crate::tasks::task::Task::start_episode(self)
             }
             fn step(&mut self, action: &[f32]) -> $crate::error::Result<$crate::env::Step> {
