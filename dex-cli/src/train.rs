@@ -32,6 +32,120 @@ pub enum TrainCommand {
     /// A periodic finger gait found by cross-entropy search (open loop; a base policy
     /// where RL does not find the motion in the time at hand); ends with `score <x>`.
     Gait(GaitArgs),
+    /// Behaviour cloning: fit an MLP student to a dataset of (observation, action)
+    /// rows (a dex dataset, e.g. converted from LeRobot by `dex.lerobot.to_dex`); when
+    /// the dataset names its environment, the student is evaluated there.
+    Bc(BcArgs),
+}
+
+/// Arguments of `dex train bc`.
+#[derive(Debug, Args)]
+pub struct BcArgs {
+    /// A dex dataset directory (`dataset.toml` and `.npy` chunks).
+    #[arg(long)]
+    data: PathBuf,
+    /// What the student sees: half-open ranges of the observation, e.g. `0..112`
+    /// (default: all of it).
+    #[arg(long)]
+    keep: Option<String>,
+    /// Seed of the student's initialisation, minibatch order and evaluation.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output directory: student checkpoint and config.toml.
+    #[arg(long)]
+    out: PathBuf,
+    /// A TOML config file (`[run]` for the evaluation, `[bc]` for the network and
+    /// training; see --print-config).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override one config key, e.g. `--set bc.epochs=50` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Print the full config and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+/// The config file of `dex train bc`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct BcFile {
+    /// The evaluation (`eval_episodes`, `eval_envs`; the rest is unused).
+    run: RunSettings,
+    /// The student network and its training.
+    bc: dex_policy::BcConfig,
+}
+
+fn run_bc(a: BcArgs) -> Result<()> {
+    let mut file: BcFile = layered_config(BcFile::default(), a.config.as_deref(), &a.sets)?;
+    if let Some(s) = a.seed {
+        file.bc.seed = s;
+    }
+    if a.print_config {
+        return output(&toml::to_string(&file)?);
+    }
+    file.run.validate()?;
+    file.bc.validate()?;
+    let data = dex_policy::Dataset::open(&a.data)
+        .with_context(|| format!("opening the dataset {}", a.data.display()))?;
+    let meta = data.meta().clone();
+    let env = match meta.meta.get("env") {
+        Some(toml::Value::Table(t)) => Some(
+            EnvSpec::from_table(t)
+                .with_context(|| format!("the environment named by {}", a.data.display()))?,
+        ),
+        Some(_) => bail!("{}: `env` in its meta is not a table", a.data.display()),
+        None => None,
+    };
+    let keep = match &a.keep {
+        Some(k) => parse_ranges(k)?,
+        None => vec![[0, meta.observation_dim]],
+    };
+    if a.out.join(dex_policy::ppo::META_FILE).exists() {
+        bail!(
+            "{} already holds a checkpoint; choose another --out",
+            a.out.display()
+        );
+    }
+    let (x, y) = data.load_all()?;
+    let start = Instant::now();
+    let env_table = match &env {
+        Some(e) => e.to_table()?,
+        None => toml::Table::new(),
+    };
+    let student = dex_policy::StudentPolicy::new(
+        &file.bc,
+        meta.observation_dim,
+        meta.action_dim,
+        keep,
+        env_table,
+    )?;
+    let mut trainer = dex_policy::BcTrainer::new(student)?;
+    let loss = trainer.fit(x.view(), y.view())?;
+    let mut student = trainer.into_student();
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    std::fs::write(a.out.join("config.toml"), toml::to_string(&file)?)?;
+    student.save(&a.out)?;
+    output(&format!(
+        "student trained on {} rows for {} epochs in {:.1} s (loss {loss:.5}); checkpoint in {}",
+        meta.rows(),
+        file.bc.epochs,
+        start.elapsed().as_secs_f64(),
+        a.out.display()
+    ))?;
+    let Some(env) = env else {
+        return output("the dataset names no environment (meta.env): not evaluated");
+    };
+    let mut venv = env.build(file.run.eval_envs)?;
+    let r = evaluate(
+        &mut student,
+        &mut venv,
+        file.run.eval_episodes,
+        file.bc.seed.wrapping_add(1),
+        ActMode::Deterministic,
+    )?;
+    output(&format!("student on {} ({})", env.task, env.hand))?;
+    eval_lines(&env, &r)
 }
 
 /// Arguments of `dex train gait`.
@@ -615,6 +729,7 @@ pub fn run(cmd: TrainCommand) -> Result<()> {
     match cmd {
         TrainCommand::Dagger(a) => run_dagger(a),
         TrainCommand::Gait(a) => run_gait(a),
+        TrainCommand::Bc(a) => run_bc(a),
         TrainCommand::Ppo(a) => {
             let mut file: PpoRunConfig = layered_config(
                 PpoRunConfig::for_task(&a.common.task),

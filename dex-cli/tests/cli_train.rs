@@ -426,3 +426,80 @@ fn dagger_distils_the_proxy_expert_into_a_dex4d_student() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn bc_learns_from_a_dataset_that_names_its_environment_and_refuses_bad_input() {
+    let dir = std::env::temp_dir().join(format!("dex-cli-bc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // A dataset of reach observations (mock physics) labelled by the IK expert's actions.
+    let env = dex_sim::EnvSpec::state(
+        "reach",
+        "leap",
+        dex_sim::TaskConfig {
+            mock_physics: true,
+            ..dex_sim::TaskConfig::default()
+        },
+    );
+    let mut venv = env.build(1).unwrap();
+    let (obs, _) = venv.reset(3).unwrap();
+    let od = obs[0].state.len();
+    let mut meta = toml::Table::new();
+    meta.insert("env".into(), toml::Value::Table(env.to_table().unwrap()));
+    let data = dir.join("data");
+    let mut w = dex_policy::DatasetWriter::create(&data, od, 16, 64, meta).unwrap();
+    let x = ndarray::Array2::from_shape_fn((100, od), |(i, j)| ((i * 7 + j) % 13) as f32 / 13.0);
+    let y = ndarray::Array2::from_shape_fn((100, 16), |(i, j)| ((i + j) % 5) as f32 / 5.0 - 0.4);
+    w.push(x.view(), y.view()).unwrap();
+    w.finish().unwrap();
+    let out = dir.join("student");
+    let o = dex(&[
+        "train",
+        "bc",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        "2",
+        "--set",
+        "bc.hidden=[16]",
+        "--set",
+        "run.eval_episodes=2",
+        "--set",
+        "run.eval_envs=2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("trained on 100 rows"), "{}", stdout(&o));
+    assert!(last_line(&o).starts_with("success "), "{}", stdout(&o));
+    let e = dex(&[
+        "eval",
+        "--checkpoint",
+        out.to_str().unwrap(),
+        "--episodes",
+        "2",
+    ]);
+    assert!(e.status.success(), "{}", stderr(&e));
+    // A missing dataset, an existing checkpoint: exit code 2 and why.
+    for (args, needle) in [
+        (
+            vec!["--data", "/no/such/dataset", "--out", "/tmp/x"],
+            "dataset",
+        ),
+        (
+            vec![
+                "--data",
+                data.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            "already holds a checkpoint",
+        ),
+    ] {
+        let mut full = vec!["train", "bc"];
+        full.extend(args);
+        let o = dex(&full);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

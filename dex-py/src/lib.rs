@@ -6,6 +6,7 @@
 //! The Python package wraps these classes as `gymnasium.Env` / `gymnasium.vector.VectorEnv`
 //! subclasses and registers `dex/Reach-v0` and the others on `import dex`.
 
+mod dataset;
 mod env;
 mod errors;
 mod hw;
@@ -66,6 +67,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hw::PyLeapHand>()?;
     m.add_class::<hw::PyEmulator>()?;
     m.add_function(wrap_pyfunction!(env_seed, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset::write_dataset, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset::read_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(_rust_env_steps_per_s, m)?)?;
     m.add("DexError", m.py().get_type::<errors::DexError>())?;
     m.add(

@@ -76,7 +76,7 @@ def main() -> None:
     algo = config.build_algo()
     writer = csv.writer(open(args.out, "w", newline="")) if args.out else None
     if writer:
-        writer.writerow(["iteration", "env_steps", "seconds", "env_steps_per_s", "mean_return"])
+        writer.writerow(["iteration", "env_steps", "seconds", "env_steps_per_s", "sampling_env_steps_per_s", "mean_return"])
     start = time.time()
     last_steps, last_t = 0, start
     try:
@@ -85,11 +85,18 @@ def main() -> None:
             runners = res.get("env_runners", {})
             steps = int(runners.get("num_env_steps_sampled_lifetime", 0))
             now = time.time()
+            # Whole iterations (sampling and learning) and sampling alone (RLlib's timer).
             rate = (steps - last_steps) / max(now - last_t, 1e-9)
+            sampling_s = float(res.get("timers", {}).get("env_runner_sampling_timer", float("nan")))
+            sample_rate = (steps - last_steps) / sampling_s if sampling_s > 0 else float("nan")
             ret = runners.get("episode_return_mean", float("nan"))
-            print(f"iter {it:3d}  steps {steps:8d}  {now - start:6.0f} s  {rate:7.0f} env-steps/s  return {ret:8.2f}", flush=True)
+            print(
+                f"iter {it:3d}  steps {steps:8d}  {now - start:6.0f} s  {rate:6.0f} env-steps/s "
+                f"(sampling {sample_rate:6.0f})  return {ret:8.2f}",
+                flush=True,
+            )
             if writer:
-                writer.writerow([it, steps, f"{now - start:.1f}", f"{rate:.0f}", f"{ret:.4f}"])
+                writer.writerow([it, steps, f"{now - start:.1f}", f"{rate:.0f}", f"{sample_rate:.0f}", f"{ret:.4f}"])
             last_steps, last_t = steps, now
             if args.minutes is not None and now - start > args.minutes * 60:
                 break
