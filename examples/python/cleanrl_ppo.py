@@ -10,7 +10,9 @@ that ended) to ``--out``.
 
 NEXT_STEP detail: the step after an episode ends is a reset step (its action is
 ignored, its reward is 0); it is not a transition of the MDP, so it is masked out of
-the loss and the returns, and GAE is cut where an episode ended.
+the loss and the returns, and GAE is cut where an episode ended. Its input is the
+ended episode's last observation, so an episode cut by the time limit (truncated, not
+terminated) bootstraps from that observation's value, as SB3 does.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch import nn
 from torch.distributions import Normal
 
 import dex  # noqa: F401  (registers dex/Reach-v0)
+from _settings import parse_sets
 
 
 def layer(i: int, o: int, std: float = np.sqrt(2)) -> nn.Linear:
@@ -86,11 +89,14 @@ def main() -> None:
     p.add_argument("--clip", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="learning-curve CSV")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a task setting (TOML [task] key), e.g. --set action_mode=relative")
     args = p.parse_args()
+    settings = parse_sets(args.sets)
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)
-    envs = gym.make_vec(args.env_id, num_envs=args.num_envs, vectorization_mode="vector_entry_point")
+    envs = gym.make_vec(args.env_id, num_envs=args.num_envs, vectorization_mode="vector_entry_point", **settings)
     n, obs_dim = args.num_envs, envs.single_observation_space.shape[0]
     act_dim = envs.single_action_space.shape[0]
     agent = Agent(obs_dim, act_dim)
@@ -102,6 +108,7 @@ def main() -> None:
     act_b = np.zeros((T, n, act_dim), np.float32)
     logp_b, rew_b, val_b = np.zeros((T, n)), np.zeros((T, n)), np.zeros((T, n))
     done_b, valid_b = np.zeros((T, n), bool), np.zeros((T, n), bool)
+    term_b = np.zeros((T, n), bool)
 
     raw, _ = envs.reset(seed=args.seed)
     prev_done = np.zeros(n, bool)
@@ -121,7 +128,7 @@ def main() -> None:
             raw, r, term, trunc, info = envs.step(action)
             done = term | trunc
             obs_b[t], act_b[t], logp_b[t], val_b[t] = x, a.numpy(), logp.numpy(), v.numpy()
-            rew_b[t], done_b[t], valid_b[t] = r, done, ~prev_done
+            rew_b[t], done_b[t], term_b[t], valid_b[t] = r, done, term, ~prev_done
             ep_ret += np.where(prev_done, 0.0, r)
             for i in np.flatnonzero(done & ~prev_done):
                 finished_ret.append(ep_ret[i])
@@ -134,11 +141,12 @@ def main() -> None:
         adv = np.zeros((T, n))
         last = np.zeros(n)
         for t in reversed(range(T)):
+            # V of the observation after step t: for an ended episode, its last
+            # observation (the input of the reset step that follows).
             nv = next_v if t == T - 1 else val_b[t + 1]
-            # After a step that ended an episode the next row is a reset step: no bootstrap.
-            nonterminal = 1.0 - done_b[t]
-            delta = rew_b[t] + args.gamma * nv * nonterminal - val_b[t]
-            last = delta + args.gamma * args.gae_lambda * nonterminal * last
+            # Bootstrap unless the task terminated; cut the GAE recursion at any end.
+            delta = rew_b[t] + args.gamma * nv * (1.0 - term_b[t]) - val_b[t]
+            last = delta + args.gamma * args.gae_lambda * (1.0 - done_b[t]) * last
             # A reset step carries no transition: cut the recursion through it.
             last = np.where(valid_b[t], last, 0.0)
             adv[t] = last

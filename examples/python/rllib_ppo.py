@@ -33,6 +33,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 import gymnasium as gym  # noqa: E402
 import ray  # noqa: E402
 from ray.rllib.algorithms.ppo import PPOConfig  # noqa: E402
+from _settings import parse_sets  # noqa: E402
 
 
 def main() -> None:
@@ -47,7 +48,10 @@ def main() -> None:
     p.add_argument("--address", default=None, help="a Ray cluster's address, or 'auto'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a task setting (TOML [task] key), e.g. --set action_mode=relative")
     args = p.parse_args()
+    settings = parse_sets(args.sets)
 
     if args.address:
         ray.init(address=args.address)
@@ -55,7 +59,7 @@ def main() -> None:
         ray.init(num_cpus=max(2, int(args.runners * args.cpus_per_runner + 0.999)), include_dashboard=False)
     config = (
         PPOConfig()
-        .environment(f"dex:{args.env_id}")
+        .environment(f"dex:{args.env_id}", env_config=settings)
         .env_runners(
             num_env_runners=args.runners,
             num_envs_per_env_runner=args.envs_per_runner,

@@ -19,6 +19,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
+from _settings import parse_sets
 from dex.sb3 import make_sb3_vec_env
 
 
@@ -65,9 +66,12 @@ def main() -> None:
     p.add_argument("--total-steps", type=int, default=10_000_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a task setting (TOML [task] key), e.g. --set action_mode=relative")
     args = p.parse_args()
+    settings = parse_sets(args.sets)
     torch.set_num_threads(1)
-    venv = VecNormalize(make_sb3_vec_env(args.env_id, num_envs=args.num_envs, seed=args.seed), norm_reward=False)
+    venv = VecNormalize(make_sb3_vec_env(args.env_id, num_envs=args.num_envs, seed=args.seed, **settings), norm_reward=False)
     model = PPO(
         "MlpPolicy",
         venv,

@@ -18,6 +18,20 @@ class DexError(RuntimeError):
 def env_seed(seed: int, index: int) -> int:
     """The seed of environment ``index`` in a batch reset with ``seed``."""
 
+def write_dataset(
+    path: str,
+    observations: npt.NDArray[np.float32],
+    actions: npt.NDArray[np.float32],
+    meta_json: str = "{}",
+    chunk_rows: int = 65536,
+) -> int:
+    """Writes a new dex dataset (``dataset.toml`` + ``.npy`` chunks); returns its rows."""
+
+def read_dataset(
+    path: str,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], str]:
+    """Reads a dex dataset: ``(observations, actions, meta as JSON)``."""
+
 def _rust_env_steps_per_s(
     task: str, num_envs: int, steps: int, config: str | None = None, seed: int = 0
 ) -> float: ...
