@@ -158,11 +158,11 @@ def main() -> None:
         badv = torch.from_numpy(adv.reshape(-1)[m]).float()
         bret = torch.from_numpy(ret.reshape(-1)[m]).float()
         size = bo.shape[0]
-        mb = max(size // args.minibatches, 1)
         for _ in range(args.epochs):
-            perm = torch.randperm(size)
-            for k in range(0, size, mb):
-                idx = perm[k : k + mb]
+            # Exactly `minibatches` near-equal parts: the number of valid rows varies
+            # with the reset steps masked out, and a leftover minibatch of one row
+            # would make the advantage's standard deviation NaN.
+            for idx in torch.tensor_split(torch.randperm(size), args.minibatches):
                 _, lp, ent, v = agent.act(bo[idx], ba[idx])
                 ratio = (lp - blp[idx]).exp()
                 a_n = (badv[idx] - badv[idx].mean()) / (badv[idx].std() + 1e-8)
