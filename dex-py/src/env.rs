@@ -169,6 +169,41 @@ impl PyEnv {
         Ok(image)
     }
 
+    /// The scene now, in the world frame: `time` (s), `q`, `qdot`, `targets` (rad),
+    /// `link_names` and `link_poses` `(links, 4, 4)`, `fingertips` `(fingers, 3)`,
+    /// `object_poses` `(objects, 4, 4)`. What a viewer draws (e.g. rerun) and what a
+    /// user checks a policy against. `ValueError` for a task without a simulator.
+    fn scene<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let env = self.inner.lock().map_err(poisoned)?;
+        let sim = env
+            .simulator()
+            .ok_or_else(|| value_error(format!("task `{}` has no simulator", env.name())))?;
+        let js = sim.joint_state();
+        let poses = |ps: &[nalgebra::Isometry3<f64>]| {
+            let ms: Vec<nalgebra::Matrix4<f64>> = ps.iter().map(|p| p.to_homogeneous()).collect();
+            Array3::from_shape_fn((ms.len(), 4, 4), |(i, r, c)| ms[i][(r, c)])
+        };
+        let objects = (0..sim.objects().len())
+            .map(|i| sim.object_state(i).map(|s| s.pose))
+            .collect::<dex_sim::Result<Vec<_>>>()
+            .map_err(sim_error)?;
+        let tips = sim.fingertip_positions();
+        let d = PyDict::new(py);
+        d.set_item("time", sim.time())?;
+        d.set_item("q", js.q.into_pyarray(py))?;
+        d.set_item("qdot", js.qdot.into_pyarray(py))?;
+        d.set_item("targets", sim.joint_targets().to_vec().into_pyarray(py))?;
+        let names: Vec<String> = sim.model().links().iter().map(|l| l.name.clone()).collect();
+        d.set_item("link_names", names)?;
+        d.set_item("link_poses", poses(&sim.link_poses()).into_pyarray(py))?;
+        d.set_item(
+            "fingertips",
+            Array2::from_shape_fn((tips.len(), 3), |(i, k)| tips[i][k]).into_pyarray(py),
+        )?;
+        d.set_item("object_poses", poses(&objects).into_pyarray(py))?;
+        Ok(d)
+    }
+
     /// A digest of the simulator's full state (same seed and actions, same digest), or
     /// `None` for a task without a simulator.
     fn state_digest(&self) -> PyResult<Option<u64>> {

@@ -87,3 +87,25 @@ def test_depth_tasks_observe_a_dict() -> None:
     assert set(obs) == {"state", "depth"}
     assert obs["depth"].shape == env.observation_space["depth"].shape
     assert obs["depth"].max() > 0.0
+
+
+def test_the_scene_gives_links_objects_and_joints() -> None:
+    env = dex.DexEnv("rotate")
+    env.reset(seed=0)
+    a = np.full(16, 0.2, np.float32)
+    env.step(a)
+    scene = env.scene()
+    hand = dex.HandModel.load("leap")
+    assert scene["link_names"] == hand.link_names
+    assert scene["link_poses"].shape == (len(hand.link_names), 4, 4)
+    assert scene["object_poses"].shape == (1, 4, 4)
+    assert np.allclose(scene["object_poses"][0, 3], [0, 0, 0, 1])
+    assert scene["q"].shape == scene["targets"].shape == (16,)
+    assert scene["time"] > 0.0
+    # The fingertips are where forward kinematics puts them from the measured joints,
+    # moved by the palm's pose in the world (the root link's).
+    root = scene["link_poses"][0]
+    tips = hand.fingertip_positions(scene["q"]) @ root[:3, :3].T + root[:3, 3]
+    assert np.allclose(tips, scene["fingertips"], atol=1e-6)
+    with pytest.raises(ValueError, match="no simulator"):
+        dex.DexEnv("anypose-proxy").scene()

@@ -139,6 +139,12 @@ class DexEnv(gym.Env):
             return None
         return self._core.render(*self.render_size)
 
+    def scene(self) -> dict[str, Any]:
+        """The scene now, in the world frame: ``time``, ``q``, ``qdot``, ``targets``,
+        ``link_names``, ``link_poses`` (links, 4, 4), ``fingertips`` (fingers, 3),
+        ``object_poses`` (objects, 4, 4)."""
+        return self._core.scene()
+
     def state_digest(self) -> int | None:
         """A digest of the simulator's whole state (same seed and actions, same digest)."""
         return self._core.state_digest()
