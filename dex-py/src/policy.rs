@@ -163,13 +163,11 @@ impl PyPolicy {
         };
         let r = py
             .detach(|| {
-                let mut venv = self.env.build(num_envs)?;
-                let mut guard = self
-                    .acting
-                    .lock()
-                    .map_err(|_| dex_policy::Error::InvalidInput("poisoned policy lock".into()))?;
-                evaluate(guard.policy.as_mut(), &mut venv, episodes, seed, mode)
-            })
+                locked(&self.acting, |acting| {
+                    let mut venv = self.env.build(num_envs)?;
+                    evaluate(acting.policy.as_mut(), &mut venv, episodes, seed, mode)
+                })
+            })?
             .map_err(policy_error)?;
         let d = PyDict::new(py);
         d.set_item("episodes", r.episodes)?;

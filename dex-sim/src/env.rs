@@ -371,28 +371,26 @@ impl VecEnv {
 
     /// Resets every environment, environment `i` with seed [`env_seed`]`(seed, i)`.
     pub fn reset(&mut self, seed: u64) -> Result<(Vec<Observation>, Vec<Info>)> {
-        let results: Vec<Result<(Observation, Info)>> = self
-            .envs
-            .par_iter_mut()
-            .enumerate()
-            .map(|(i, e)| e.reset(Some(env_seed(seed, i))))
-            .collect();
-        self.done.fill(false);
-        let mut obs = Vec::with_capacity(results.len());
-        let mut infos = Vec::with_capacity(results.len());
-        for r in results {
-            let (o, i) = r?;
-            obs.push(o);
-            infos.push(i);
-        }
-        Ok((obs, infos))
+        self.reset_each(|i| Some(env_seed(seed, i)))
     }
 
     /// Starts a new episode in every environment, each continuing its own random
     /// stream (as `reset(None)` does for one environment).
     pub fn reset_unseeded(&mut self) -> Result<(Vec<Observation>, Vec<Info>)> {
-        let results: Vec<Result<(Observation, Info)>> =
-            self.envs.par_iter_mut().map(|e| e.reset(None)).collect();
+        self.reset_each(|_| None)
+    }
+
+    /// Resets environment `i` with `seed(i)`, all in parallel.
+    fn reset_each(
+        &mut self,
+        seed: impl Fn(usize) -> Option<u64> + Sync,
+    ) -> Result<(Vec<Observation>, Vec<Info>)> {
+        let results: Vec<Result<(Observation, Info)>> = self
+            .envs
+            .par_iter_mut()
+            .enumerate()
+            .map(|(i, e)| e.reset(seed(i)))
+            .collect();
         self.done.fill(false);
         results
             .into_iter()

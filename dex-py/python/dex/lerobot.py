@@ -257,6 +257,7 @@ class LeRobotWriter:
         pq.write_table(pa.table({k: column(v) for k, v in cols.items()}), data_path)
 
         video_ranges: list[tuple[float, float]] = []
+        frames = None
         if video_shape is not None:
             frames = np.concatenate([e.images for e in self.episodes])
             if frames.ndim == 3 or frames.shape[-1] == 1:  # grey -> RGB
@@ -320,11 +321,8 @@ class LeRobotWriter:
         pq.write_table(tasks, self.root / "meta" / "tasks.parquet")
 
         stats = {name: _stats(values) for name, values in cols.items()}
-        if video_shape is not None:
-            imgs = np.concatenate([e.images for e in self.episodes])
-            if imgs.ndim == 3:
-                imgs = np.repeat(imgs[..., None], 3, axis=-1)
-            stats[CAMERA_KEY] = _stats(imgs[:: max(1, len(imgs) // 200)])
+        if frames is not None:
+            stats[CAMERA_KEY] = _stats(frames[:: max(1, len(frames) // 200)])
         (self.root / "meta" / "stats.json").write_text(json.dumps(stats, indent=1))
         info = {
             "codebase_version": CODEBASE_VERSION,
