@@ -10,6 +10,7 @@ mod hw;
 mod ndm;
 mod plot;
 mod progress;
+mod record;
 mod sim;
 mod stdout;
 mod track;

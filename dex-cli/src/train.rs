@@ -630,6 +630,12 @@ pub struct EvalArgs {
     /// driver path without the gap).
     #[arg(long, requires = "emulated", default_value = "servo")]
     actuator: String,
+    /// Also record one episode (environment 0's first: same start, same actions) for
+    /// the rerun viewer (0.35) in this `.rrd` file: links, objects, an overview camera's
+    /// grey images, joint targets against measured angles (needs dex built with the
+    /// `rerun` feature; simulated evaluations only).
+    #[arg(long, value_name = "FILE.rrd", conflicts_with_all = ["port", "emulated"])]
+    rerun: Option<PathBuf>,
 }
 
 /// The last lines of an evaluation: episodes, return and length, then `success
@@ -913,6 +919,9 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
     if a.episodes == 0 || a.envs == 0 {
         bail!("--episodes and --envs must be positive");
     }
+    if let Some(path) = &a.rerun {
+        crate::record::check(path)?;
+    }
     let mut ck = load_checkpoint(&a.checkpoint)?;
     let mut env = EnvSpec::from_table(&ck.env)?;
     if let Some(task) = &a.task
@@ -947,6 +956,14 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
     } else {
         ActMode::Deterministic
     };
+    if let Some(path) = &a.rerun {
+        let (steps, ret) =
+            crate::record::record_episode(&env, ck.policy.as_mut(), a.seed, mode, path)?;
+        eprintln!(
+            "rerun {}: one episode, {steps} steps, return {ret:.3}",
+            path.display()
+        );
+    }
     let r = evaluate(ck.policy.as_mut(), &mut venv, a.episodes, a.seed, mode)?;
     output(&format!(
         "{} policy on {} ({}), trained {} environment steps{}",

@@ -204,6 +204,42 @@ impl PyEnv {
         Ok(d)
     }
 
+    /// The camera `render(width, height)` uses now: `pose` (4 × 4, camera → world; x
+    /// right, y down, z forward) and the pinhole `fx`, `fy`, `cx`, `cy`, `width`, `height`.
+    fn camera<'py>(
+        &self,
+        py: Python<'py>,
+        width: usize,
+        height: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let env = self.inner.lock().map_err(poisoned)?;
+        let camera = overview_camera(env.as_ref(), width, height)?;
+        let k = camera.intrinsics;
+        let d = PyDict::new(py);
+        let m = camera.pose.to_homogeneous();
+        let pose = Array2::from_shape_fn((4, 4), |(r, c)| m[(r, c)]);
+        d.set_item("pose", pose.into_pyarray(py))?;
+        for (key, v) in [("fx", k.fx), ("fy", k.fy), ("cx", k.cx), ("cy", k.cy)] {
+            d.set_item(key, v)?;
+        }
+        d.set_item("width", k.width)?;
+        d.set_item("height", k.height)?;
+        Ok(d)
+    }
+
+    /// Each object's shape in its own frame (a dict as `HandModel.collision_shapes`
+    /// gives; convex hulls as `kind="points"`), in `scene()["object_poses"]` order.
+    fn object_shapes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let env = self.inner.lock().map_err(poisoned)?;
+        let Some(sim) = env.simulator() else {
+            return Ok(Vec::new());
+        };
+        sim.objects()
+            .iter()
+            .map(|o| crate::shapes::primitive_dict(py, &dex_rerun::object_primitive(&o.shape)))
+            .collect()
+    }
+
     /// A digest of the simulator's full state (same seed and actions, same digest), or
     /// `None` for a task without a simulator.
     fn state_digest(&self) -> PyResult<Option<u64>> {
@@ -212,8 +248,8 @@ impl PyEnv {
     }
 }
 
-/// The grey image of `env`'s scene, `(height, width, 3)`.
-fn render_gray(env: &dyn Env, width: usize, height: usize) -> PyResult<Array3<u8>> {
+/// The camera `render` uses: an overview of the hand, aimed at its fingertips' mean.
+fn overview_camera(env: &dyn Env, width: usize, height: usize) -> PyResult<Camera> {
     let sim = env.simulator().ok_or_else(|| {
         value_error(format!(
             "task `{}` has no simulator to render (it is physics-free)",
@@ -225,7 +261,15 @@ fn render_gray(env: &dyn Env, width: usize, height: usize) -> PyResult<Array3<u8
     let centre = tips
         .iter()
         .fold(Point3::origin(), |acc, p| acc + p.coords / n);
-    let camera = Camera::overview(width, height, centre).map_err(sim_error)?;
+    Camera::overview(width, height, centre).map_err(sim_error)
+}
+
+/// The grey image of `env`'s scene, `(height, width, 3)`.
+fn render_gray(env: &dyn Env, width: usize, height: usize) -> PyResult<Array3<u8>> {
+    let camera = overview_camera(env, width, height)?;
+    let sim = env
+        .simulator()
+        .ok_or_else(|| value_error("no simulator to render"))?;
     let frame = sim.render_depth(&camera).map_err(sim_error)?;
     let (h, w) = frame.gray.dim();
     Ok(Array3::from_shape_fn((h, w, 3), |(y, x, _)| {

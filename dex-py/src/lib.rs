@@ -12,6 +12,7 @@ mod errors;
 mod hw;
 mod model;
 mod policy;
+mod shapes;
 mod spaces;
 
 use pyo3::prelude::*;

@@ -6,6 +6,7 @@ use nalgebra::{Isometry3, Matrix6xX, Point3};
 use ndarray::{Array2, Array3};
 use numpy::{IntoPyArray, PyArray2, PyArray3, PyArray4, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::errors::{core_error, value_error};
 
@@ -83,6 +84,23 @@ impl PyHandModel {
     #[getter]
     fn link_names(&self) -> Vec<String> {
         self.model.links().iter().map(|l| l.name.clone()).collect()
+    }
+
+    /// Each link's collision shapes in the link frame, in `link_names` order: a list of
+    /// dicts (`kind`: `box`, `sphere`, `capsule`, `cylinder`; metres, quaternions
+    /// `[x, y, z, w]`). Mesh references, which dex does not load, are left out.
+    fn collision_shapes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Vec<Bound<'py, PyDict>>>> {
+        self.model
+            .links()
+            .iter()
+            .map(|l| {
+                dex_rerun::geometry_primitives(&l.collisions)
+                    .0
+                    .iter()
+                    .map(|p| crate::shapes::primitive_dict(py, p))
+                    .collect()
+            })
+            .collect()
     }
 
     /// Fingertip frame names.

@@ -109,3 +109,20 @@ def test_the_scene_gives_links_objects_and_joints() -> None:
     assert np.allclose(tips, scene["fingertips"], atol=1e-6)
     with pytest.raises(ValueError, match="no simulator"):
         dex.DexEnv("anypose-proxy").scene()
+
+
+def test_object_shapes_and_the_render_camera() -> None:
+    env = gym.make("dex/Rotate-v0", render_mode="rgb_array").unwrapped
+    env.reset(seed=0)
+    [cube] = env._core.object_shapes()
+    assert cube["kind"] == "box"
+    assert len(set(cube["half_size"])) == 1  # a cube
+    assert gym.make("dex/Reach-v0").unwrapped._core.object_shapes() == []
+    cam = env._core.camera(64, 48)
+    assert (cam["width"], cam["height"]) == (64, 48)
+    pose = cam["pose"]
+    np.testing.assert_allclose(pose[:3, :3] @ pose[:3, :3].T, np.eye(3), atol=1e-9)
+    # The camera looks at the fingertips' mean: it lies ahead, along the camera's z axis.
+    tips = env.scene()["fingertips"].mean(axis=0)
+    to_tips = tips - pose[:3, 3]
+    assert np.dot(to_tips / np.linalg.norm(to_tips), pose[:3, 2]) > 0.999

@@ -45,3 +45,20 @@ def test_bad_configurations_raise() -> None:
         hand.jacobian(np.zeros(16), "no_link")
     with pytest.raises(ValueError):
         dex.HandModel.load("no-such-hand")
+
+
+def test_collision_shapes_are_the_links_primitives() -> None:
+    hand = dex.HandModel.load("leap")
+    shapes = hand.collision_shapes()
+    assert len(shapes) == len(hand.link_names)
+    kinds = {s["kind"] for link in shapes for s in link}
+    assert kinds <= {"box", "sphere", "capsule", "cylinder"}
+    assert "capsule" in kinds  # the LEAP fingertips
+    for link in shapes:
+        for s in link:
+            if s["kind"] == "box":
+                assert min(s["half_size"]) > 0
+                assert abs(np.linalg.norm(s["rotation"]) - 1) < 1e-6
+            if s["kind"] == "capsule":
+                assert np.linalg.norm(np.subtract(s["end"], s["start"])) > 0
+                assert s["radius"] > 0

@@ -39,4 +39,10 @@ pub struct DemoArgs {
     /// the shipped student more than half its reaches.
     #[arg(long, default_value_t = 1.0)]
     pub(super) max_step: f64,
+    /// Record the run for the rerun viewer (0.35) in this `.rrd` file: the hand's
+    /// links, the cube, reach goals, the tracker's camera images with its points, joint
+    /// targets against the angles the driver reads (needs dex built with the `rerun`
+    /// feature).
+    #[arg(long, value_name = "FILE.rrd")]
+    pub(super) rerun: Option<PathBuf>,
 }

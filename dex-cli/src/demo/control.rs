@@ -62,6 +62,8 @@ pub(super) struct LoopState<'a> {
     pub(super) rest: Option<Vector3<f64>>,
     pub(super) end_position: Option<Vector3<f64>>,
     pub(super) error: Option<anyhow::Error>,
+    /// `--rerun`: the scene, goals and joint series of every tick.
+    pub(super) recorder: Option<dex_rerun::Recorder>,
 }
 
 impl LoopState<'_> {
@@ -177,6 +179,7 @@ impl LoopState<'_> {
                     .as_ref()
                     .ok_or_else(|| anyhow::anyhow!("the tracker has finished"))?;
                 tracker.push(TrackingFrame {
+                    tick: k,
                     t: k as f64 / self.rate_hz,
                     state: snapshot,
                     object_pose: pose,
@@ -214,6 +217,16 @@ impl LoopState<'_> {
             tilt_deg: tilt,
             phase: phase.name(),
         });
+        if let Some(rec) = &mut self.recorder {
+            rec.set_time(k as i64, k as f64 / self.rate_hz);
+            rec.log_bodies(lock(&self.sim).as_ref())?;
+            rec.log_joints(&state.q, &target)?;
+            let goals = match phase {
+                Phase::Reach(set) => self.goals[set].as_slice(),
+                _ => &[],
+            };
+            rec.log_world_points("goals", goals, 0.006, [230, 40, 40, 255])?;
+        }
         self.last_target = target.clone();
         Ok(JointTargets::new(target))
     }

@@ -46,6 +46,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         bail!("--max-step must be positive, got {}", args.max_step);
     }
     prepare_out(&args.out)?;
+    if let Some(path) = &args.rerun {
+        crate::record::check(path)?;
+    }
     let plan = Plan::new(args.quick);
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -76,6 +79,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         );
     }
 
+    let mut recorder = match &args.rerun {
+        Some(path) => Some(crate::record::open(path, &model)?),
+        None => None,
+    };
     let sim_reached = reach_in_sim(policy.as_mut(), &model, &task, args.seed, plan.reach_sets)?;
 
     // 2. The hand: a simulation behind a servo bus on a pseudo-terminal.
@@ -115,6 +122,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         sim_config.clone(),
         plan.image_width,
         plan.image_height,
+        recorder.as_ref().map(|r| r.fork()),
     )?;
     let spans = timeline(&plan);
     let ticks: usize = spans.iter().map(|s| s.2).sum();
@@ -144,6 +152,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         rest: None,
         end_position: None,
         error: None,
+        recorder: recorder.take(),
     };
     let report = dex_hw::run_control_loop_while(&mut hand, rate_hz, ticks, |k, state| {
         if stop.load(Ordering::SeqCst) {
@@ -255,6 +264,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
     output(&format!("figure {}", figure.display()))?;
     output(&format!("frames {}", frames.display()))?;
     output(&format!("summary {}", json.display()))?;
+    if let (Some(mut rec), Some(path)) = (run.recorder.take(), &args.rerun) {
+        rec.flush()?;
+        output(&format!("rerun {}", path.display()))?;
+    }
     if interrupted {
         bail!("interrupted: the figure and summary show the ticks that ran");
     }

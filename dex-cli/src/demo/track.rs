@@ -27,6 +27,8 @@ const QUERIES: usize = 128;
 
 /// One snapshot for the tracker.
 pub struct TrackingFrame {
+    /// The control tick.
+    pub tick: usize,
     /// Time of the control tick (s).
     pub t: f64,
     /// The simulation's state at that tick.
@@ -96,6 +98,7 @@ impl Tracking {
         config: dex_sim::SimConfig,
         width: usize,
         height: usize,
+        recorder: Option<dex_rerun::Recorder>,
     ) -> Result<Self> {
         let scene = crate::hw::leap_sim_scene(object, config, None)?;
         let target = scene.object_state(0)?.pose.translation.vector;
@@ -110,7 +113,7 @@ impl Tracking {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("dex-demo-tracker".into())
-            .spawn(move || track_frames(scene, camera, rx))
+            .spawn(move || track_frames(scene, camera, rx, recorder))
             .context("cannot start the tracker thread")?;
         Ok(Self {
             tx: Some(tx),
@@ -168,6 +171,7 @@ fn track_frames(
     mut scene: Box<dyn Simulator>,
     camera: Camera,
     rx: mpsc::Receiver<TrackingFrame>,
+    mut recorder: Option<dex_rerun::Recorder>,
 ) -> Result<TrackResult> {
     let label = object_label(0);
     let k = camera.intrinsics;
@@ -236,6 +240,16 @@ fn track_frames(
             }
             frame_gt.push((truth_px, visible));
             frame_pred.push((predicted, seen));
+        }
+        if let Some(rec) = &mut recorder {
+            rec.set_time(frame.tick as i64, frame.t);
+            let seen: Vec<[f32; 2]> = frame_pred.iter().filter(|p| p.1).map(|p| p.0).collect();
+            rec.log_camera("camera", &rendered, Some(&seen))?;
+            let lifted: Vec<Point3<f64>> = (0..model_points.len())
+                .filter(|&i| result.visible[i])
+                .map(|i| result.point(i))
+                .collect();
+            rec.log_world_points("tracked", &lifted, 0.002, [40, 220, 80, 255])?;
         }
         let first = gt.is_empty();
         let still = TrackedStill {
