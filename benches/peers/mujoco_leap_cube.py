@@ -30,6 +30,7 @@ import argparse
 import os
 import statistics
 import subprocess
+import tempfile
 import time
 
 import mujoco
@@ -39,12 +40,25 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 DEFAULT_XML = os.path.join(ROOT, "..", "shared", "assets", "menagerie", "leap_hand", "right_hand.xml")
 # Where `dex sim bench` rests its cube: above the centre of the palm's collision boxes.
 CUBE_POS = (-0.049, 0.0355, 0.1606)
+CUBE = "object0"  # the name dex's MJCF export gives its first object
 SETTLE_STEPS = 100
+
+
+def dex_scene_model(dex, dt):
+    """dex's own scene (`dex sim mjcf --hand leap --object cube`): the hand, cube, contact
+    filter and PD gains the rapier backend steps, as MJCF."""
+    with tempfile.TemporaryDirectory() as tmp:
+        xml = os.path.join(tmp, "leap_cube.xml")
+        subprocess.run(
+            [dex, "sim", "mjcf", "--hand", "leap", "--object", "cube", "--dt", str(dt), "--out", xml],
+            check=True,
+        )
+        return mujoco.MjModel.from_xml_path(xml)
 
 
 def mujoco_model(xml, dt):
     spec = mujoco.MjSpec.from_file(xml)
-    body = spec.worldbody.add_body(name="cube", pos=list(CUBE_POS))
+    body = spec.worldbody.add_body(name=CUBE, pos=list(CUBE_POS))
     body.add_freejoint()
     body.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.025, 0.025, 0.025], mass=0.1)
     model = spec.compile()
@@ -71,7 +85,7 @@ def mujoco_nstep(model, steps):
     """MuJoCo's own loop: one `mj_step(..., nstep=steps)` call."""
     data = settled_data(model)
     wall, cpu = timed(lambda: mujoco.mj_step(model, data, nstep=steps), steps)
-    return wall, cpu, data.body("cube").xpos[2], data.ncon
+    return wall, cpu, data.body(CUBE).xpos[2], data.ncon
 
 
 def mujoco_python_loop(model, steps):
@@ -83,7 +97,7 @@ def mujoco_python_loop(model, steps):
             mujoco.mj_step(model, data)
 
     wall, cpu = timed(loop, steps)
-    return wall, cpu, data.body("cube").xpos[2], data.ncon
+    return wall, cpu, data.body(CUBE).xpos[2], data.ncon
 
 
 def dex_run(dex, steps, dt):
@@ -100,13 +114,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dex", default=os.path.join(ROOT, "target", "release", "dex"))
     ap.add_argument("--xml", default=DEFAULT_XML)
+    ap.add_argument(
+        "--scene",
+        choices=["menagerie", "dex"],
+        default="menagerie",
+        help="MuJoCo's model: the Menagerie hand (--xml) plus a cube, or dex's own scene "
+        "exported as MJCF (`dex sim mjcf`: the same geometry, gains and contact filter as rapier)",
+    )
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--dt", type=float, default=0.002)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-python-loop", action="store_true", help="skip the secondary per-call figure")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    model = mujoco_model(args.xml, args.dt)
+    model = dex_scene_model(args.dex, args.dt) if args.scene == "dex" else mujoco_model(args.xml, args.dt)
     mj_wall, mj_cpu, py_wall, py_cpu, dex_sps = [], [], [], [], []
     for _ in range(args.repeats):
         w, c, z, ncon = mujoco_nstep(model, args.steps)
@@ -118,7 +139,7 @@ def main():
             py_cpu.append(c)
         d, line = dex_run(args.dex, args.steps, args.dt)
         dex_sps.append(d)
-    print(f"mujoco {mujoco.__version__}: cube z {z:.4f} m, {ncon} contacts at the end (nstep run)")
+    print(f"mujoco {mujoco.__version__}, scene {args.scene}: cube z {z:.4f} m, {ncon} contacts at the end (nstep run)")
     print(f"dex: {line}")
     mw, mc, ds = statistics.median(mj_wall), statistics.median(mj_cpu), statistics.median(dex_sps)
     print(f"mujoco_nstep_steps_per_s {mw:.0f} (per CPU-second {mc:.0f}; repeats {' '.join(f'{x:.0f}' for x in mj_wall)})")

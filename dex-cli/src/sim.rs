@@ -25,6 +25,30 @@ pub enum SimCommand {
     Run(RunArgs),
     /// Render a depth image of a hand and an object to a PNG file.
     Render(RenderArgs),
+    /// Write the scene `dex sim bench` steps (the hand at its mount pose, the object
+    /// resting on the palm) as MJCF, MuJoCo's XML model format.
+    Mjcf(MjcfArgs),
+}
+
+/// Arguments of `dex sim mjcf`.
+#[derive(Debug, Args)]
+pub struct MjcfArgs {
+    /// Built-in hand (`leap`, `allegro`) or a URDF path.
+    #[arg(long, default_value = "leap")]
+    hand: String,
+    /// Object on the palm (as `dex sim bench`; `chaos-box` is not exported).
+    #[arg(long, default_value = "none")]
+    object: String,
+    /// Physics time step (s).
+    #[arg(long, default_value_t = 0.002)]
+    dt: f64,
+    /// The hand's root at the origin instead of its mount pose (the frame `dex fk` gives
+    /// link poses in).
+    #[arg(long)]
+    at_origin: bool,
+    /// Output file; standard output without it.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `dex sim bench`.
@@ -109,7 +133,36 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
         SimCommand::Bench(a) => bench(a),
         SimCommand::Run(a) => run_task(a),
         SimCommand::Render(a) => render(a),
+        SimCommand::Mjcf(a) => mjcf(a),
     }
+}
+
+fn mjcf(a: MjcfArgs) -> anyhow::Result<()> {
+    let config = SimConfig {
+        dt: a.dt,
+        ..SimConfig::default()
+    };
+    let sim = scene(&a.hand, &a.object, config)?;
+    let mut config = sim.config().clone();
+    let mut poses = (0..sim.objects().len())
+        .map(|i| sim.object_state(i).map(|s| s.pose))
+        .collect::<dex_sim::Result<Vec<_>>>()?;
+    if a.at_origin {
+        let to_origin = config.hand_pose.inverse();
+        for p in &mut poses {
+            *p = to_origin * *p;
+        }
+        config.gravity = to_origin.rotation * config.gravity;
+        config.hand_pose = nalgebra::Isometry3::identity();
+    }
+    let text = dex_sim::to_mjcf(sim.model(), &config, sim.objects(), &poses)?;
+    match &a.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => output(text.trim_end())?,
+    }
+    Ok(())
 }
 
 /// A hand with `object` resting on its palm (or alone for `none`).

@@ -28,6 +28,7 @@ pub mod camera;
 mod chaos;
 pub mod env;
 mod error;
+pub mod mjcf;
 mod mock;
 pub mod object;
 mod simulator;
@@ -46,6 +47,7 @@ pub use env::{
     env_seed,
 };
 pub use error::{Error, Result};
+pub use mjcf::to_mjcf;
 pub use mock::{MockEnv, MockSimulator};
 pub use object::{ObjectShape, ObjectSpec, RandomObjectParams, random_object};
 pub use simulator::{

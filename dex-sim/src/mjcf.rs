@@ -1,0 +1,441 @@
+//! MJCF, MuJoCo's XML model format, from a dex hand model and a scene: the same hand,
+//! objects, gravity and time step as the rapier backend builds, for MuJoCo.
+//!
+//! The kinematic tree becomes nested bodies (each body at its joint's origin in the
+//! parent's frame, the joint at the body's origin, so MuJoCo's forward kinematics is
+//! dex-core's), URDF inertials become `<inertial>` elements, primitive collision
+//! shapes become geoms (meshes, which dex keeps unloaded, are left out), each degree of
+//! freedom gets a MuJoCo `position` actuator with the joint's PD gains
+//! ([`crate::nominal_pd_gains`]), its control range and effort limit, and a mimic joint
+//! an equality constraint. Objects are free bodies (a convex hull as a mesh, of which
+//! MuJoCo collides with the hull). Collision filtering follows the rapier backend: the
+//! hand meets objects and the table, not the ground; fingers meet each other only with
+//! [`SimConfig::hand_self_collision`]; objects meet everything.
+
+use std::fmt::Write as _;
+
+use dex_core::{HandModel, JointKind, LinkId, Shape};
+use nalgebra::{Isometry3, UnitQuaternion, Vector3};
+
+use crate::error::{Error, Result};
+use crate::object::{ObjectShape, ObjectSpec};
+use crate::simulator::{SimConfig, nominal_gains, validate_objects};
+
+/// Collision bits: `contype` / `conaffinity` of each kind of geom.
+const HAND: u32 = 1;
+const OBJECT: u32 = 2;
+const STATIC: u32 = 4;
+
+/// `x y z` of a vector, each number as Rust prints it (the shortest text that parses
+/// back to the same `f64`).
+fn v3(v: &Vector3<f64>) -> String {
+    format!("{} {} {}", v.x, v.y, v.z)
+}
+
+/// `w x y z` of a rotation (MJCF's order).
+fn quat(q: &UnitQuaternion<f64>) -> String {
+    let c = q.coords;
+    format!("{} {} {} {}", c.w, c.x, c.y, c.z)
+}
+
+fn pose_attrs(p: &Isometry3<f64>) -> String {
+    format!(
+        r#"pos="{}" quat="{}""#,
+        v3(&p.translation.vector),
+        quat(&p.rotation)
+    )
+}
+
+/// Escapes the characters XML forbids in attribute values.
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The MJCF of `model` in the scene `config` describes, with `objects` at `poses`.
+///
+/// Errors: objects and poses of different lengths or invalid objects, non-finite
+/// settings, and what MJCF here does not cover (the wrist, an enclosure).
+pub fn to_mjcf(
+    model: &HandModel,
+    config: &SimConfig,
+    objects: &[ObjectSpec],
+    poses: &[Isometry3<f64>],
+) -> Result<String> {
+    config.validate()?;
+    validate_objects(objects, poses)?;
+    if config.wrist.is_some() {
+        return Err(Error::InvalidParameter {
+            what: "MJCF export",
+            reason: "the hand on a wrist is not exported yet: export the hand at `hand_pose`"
+                .into(),
+        });
+    }
+    if config.enclosure.is_some() {
+        return Err(Error::InvalidParameter {
+            what: "MJCF export",
+            reason: "enclosures are not exported yet".into(),
+        });
+    }
+    let mut out = String::new();
+    let w = &mut out;
+    let g = config.gravity;
+    // `write!` on a String cannot fail.
+    let _ = writeln!(w, r#"<mujoco model="{}">"#, xml(model.name()));
+    let _ = writeln!(w, r#"  <compiler angle="radian" autolimits="true"/>"#);
+    let _ = writeln!(
+        w,
+        r#"  <option timestep="{}" gravity="{}" integrator="implicitfast" cone="elliptic"/>"#,
+        config.dt,
+        v3(&g)
+    );
+    let hulls: Vec<(usize, &Vec<[f64; 3]>)> = objects
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| match &o.shape {
+            ObjectShape::ConvexHull { points } => Some((i, points)),
+            _ => None,
+        })
+        .collect();
+    if !hulls.is_empty() {
+        let _ = writeln!(w, "  <asset>");
+        for (i, points) in hulls {
+            let vertices: Vec<String> = points
+                .iter()
+                .map(|p| format!("{} {} {}", p[0], p[1], p[2]))
+                .collect();
+            let _ = writeln!(
+                w,
+                r#"    <mesh name="object{i}_hull" vertex="{}"/>"#,
+                vertices.join(" ")
+            );
+        }
+        let _ = writeln!(w, "  </asset>");
+    }
+    let _ = writeln!(w, "  <worldbody>");
+    let _ = writeln!(
+        w,
+        r#"    <geom name="ground" type="plane" size="0 0 1" contype="{STATIC}" conaffinity="{OBJECT}"/>"#
+    );
+    if let Some(t) = &config.table {
+        let [x, y, z] = t.top_center;
+        let [hx, hy] = t.half_extents;
+        let _ = writeln!(
+            w,
+            r#"    <geom name="table" type="box" pos="{x} {y} {}" size="{hx} {hy} 0.01" friction="{} 0.005 0.0001" contype="{STATIC}" conaffinity="{}"/>"#,
+            z - 0.01,
+            t.friction,
+            HAND | OBJECT
+        );
+    }
+    let hand_affinity = if config.hand_self_collision {
+        HAND | OBJECT
+    } else {
+        OBJECT
+    };
+    write_body(
+        w,
+        model,
+        model.root(),
+        &config.hand_pose,
+        config,
+        hand_affinity,
+        2,
+    );
+    for (i, (o, p)) in objects.iter().zip(poses).enumerate() {
+        let _ = writeln!(w, r#"    <body name="object{i}" {}>"#, pose_attrs(p));
+        let _ = writeln!(w, r#"      <freejoint name="object{i}_free"/>"#);
+        let common = format!(
+            r#"mass="{}" friction="{} 0.005 0.0001" contype="{OBJECT}" conaffinity="{}""#,
+            o.mass,
+            o.friction,
+            HAND | OBJECT | STATIC
+        );
+        let geom = match &o.shape {
+            ObjectShape::Box { half_extents: h } => {
+                format!(r#"type="box" size="{} {} {}""#, h[0], h[1], h[2])
+            }
+            ObjectShape::Sphere { radius } => format!(r#"type="sphere" size="{radius}""#),
+            ObjectShape::Capsule { radius, length } => {
+                format!(r#"type="capsule" size="{radius} {}""#, length / 2.0)
+            }
+            ObjectShape::Cylinder { radius, height } => {
+                format!(r#"type="cylinder" size="{radius} {}""#, height / 2.0)
+            }
+            ObjectShape::ConvexHull { .. } => format!(r#"type="mesh" mesh="object{i}_hull""#),
+        };
+        let _ = writeln!(w, r#"      <geom name="object{i}_geom" {geom} {common}/>"#);
+        let _ = writeln!(w, "    </body>");
+    }
+    let _ = writeln!(w, "  </worldbody>");
+    write_excludes(w, model);
+    let mimics: Vec<_> = model
+        .joints()
+        .iter()
+        .filter_map(|j| j.mimic.map(|m| (j, m)))
+        .collect();
+    if !mimics.is_empty() {
+        let _ = writeln!(w, "  <equality>");
+        for (j, m) in mimics {
+            let source = &model.joint(m.source).name;
+            let _ = writeln!(
+                w,
+                r#"    <joint joint1="{}" joint2="{}" polycoef="{} {} 0 0 0"/>"#,
+                xml(&j.name),
+                xml(source),
+                m.offset,
+                m.multiplier
+            );
+        }
+        let _ = writeln!(w, "  </equality>");
+    }
+    let _ = writeln!(w, "  <actuator>");
+    for j in model.dof_joints() {
+        let (kp, kv) = nominal_gains(j);
+        let mut attrs = format!(r#"kp="{kp}" kv="{kv}""#);
+        if let Some(l) = &j.limits {
+            if l.lower.is_finite() && l.upper.is_finite() {
+                let _ = write!(attrs, r#" ctrlrange="{} {}""#, l.lower, l.upper);
+            }
+            if l.effort.is_finite() && l.effort > 0.0 {
+                let _ = write!(attrs, r#" forcerange="{} {}""#, -l.effort, l.effort);
+            }
+        }
+        let _ = writeln!(
+            w,
+            r#"    <position name="{0}" joint="{0}" {attrs}/>"#,
+            xml(&j.name)
+        );
+    }
+    let _ = writeln!(w, "  </actuator>");
+    let _ = writeln!(w, "</mujoco>");
+    Ok(out)
+}
+
+/// Contact exclusions as the rapier backend filters: a link and its parent, links of
+/// one finger (the subtree below one child of the root), and the model's own excluded
+/// pairs. (MuJoCo's own parent filter does not act here: the root is welded to the
+/// world, and MuJoCo does not filter contacts with the world.)
+fn write_excludes(w: &mut String, model: &HandModel) {
+    let root = model.root();
+    let parent = |l: LinkId| model.link(l).parent_joint.map(|j| model.joint(j).parent);
+    let finger = |mut l: LinkId| {
+        while let Some(p) = parent(l) {
+            if p == root {
+                return Some(l);
+            }
+            l = p;
+        }
+        None
+    };
+    let mut pairs: Vec<(LinkId, LinkId)> = Vec::new();
+    let n = model.links().len();
+    for a in 0..n {
+        for b in a + 1..n {
+            let (la, lb) = (LinkId(a), LinkId(b));
+            let related = parent(la) == Some(lb)
+                || parent(lb) == Some(la)
+                || (finger(la).is_some() && finger(la) == finger(lb));
+            if related {
+                pairs.push((la, lb));
+            }
+        }
+    }
+    for (a, b) in model.contact_excludes() {
+        if !pairs.contains(&(*a, *b)) && !pairs.contains(&(*b, *a)) {
+            pairs.push((*a, *b));
+        }
+    }
+    if pairs.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "  <contact>");
+    for (a, b) in pairs {
+        let _ = writeln!(
+            w,
+            r#"    <exclude body1="{}" body2="{}"/>"#,
+            xml(&model.link(a).name),
+            xml(&model.link(b).name)
+        );
+    }
+    let _ = writeln!(w, "  </contact>");
+}
+
+/// Writes `link`'s body at `pose` (in its parent's frame), its joint, inertial and
+/// geoms, then its children's bodies inside it.
+fn write_body(
+    w: &mut String,
+    model: &HandModel,
+    link: LinkId,
+    pose: &Isometry3<f64>,
+    config: &SimConfig,
+    affinity: u32,
+    depth: usize,
+) {
+    let pad = "  ".repeat(depth);
+    let l = model.link(link);
+    let _ = writeln!(
+        w,
+        r#"{pad}<body name="{}" {}>"#,
+        xml(&l.name),
+        pose_attrs(pose)
+    );
+    if let Some(jid) = l.parent_joint {
+        let j = model.joint(jid);
+        let kind = match j.kind {
+            JointKind::Revolute | JointKind::Continuous => Some("hinge"),
+            JointKind::Prismatic => Some("slide"),
+            JointKind::Fixed => None,
+        };
+        if let Some(kind) = kind {
+            let mut attrs = format!(
+                r#"name="{}" type="{kind}" axis="{}" damping="{}" frictionloss="{}""#,
+                xml(&j.name),
+                v3(&j.axis),
+                j.dynamics.damping,
+                j.dynamics.friction
+            );
+            match (&j.limits, j.kind) {
+                (Some(lim), JointKind::Revolute | JointKind::Prismatic)
+                    if lim.lower.is_finite() && lim.upper.is_finite() =>
+                {
+                    let _ = write!(attrs, r#" range="{} {}""#, lim.lower, lim.upper);
+                }
+                _ => attrs.push_str(r#" limited="false""#),
+            }
+            let _ = writeln!(w, r#"{pad}  <joint {attrs}/>"#);
+        }
+    }
+    if let Some(i) = &l.inertial {
+        let m = &i.inertia;
+        let _ = writeln!(
+            w,
+            r#"{pad}  <inertial pos="{} {} {}" mass="{}" fullinertia="{} {} {} {} {} {}"/>"#,
+            i.com.x,
+            i.com.y,
+            i.com.z,
+            i.mass,
+            m[(0, 0)],
+            m[(1, 1)],
+            m[(2, 2)],
+            m[(0, 1)],
+            m[(0, 2)],
+            m[(1, 2)]
+        );
+    }
+    for (k, g) in l.collisions.iter().enumerate() {
+        let shape = match &g.shape {
+            Shape::Box { half_extents: h } => format!(r#"type="box" size="{}""#, v3(h)),
+            Shape::Sphere { radius } => format!(r#"type="sphere" size="{radius}""#),
+            Shape::Capsule { radius, length } => {
+                format!(r#"type="capsule" size="{radius} {}""#, length / 2.0)
+            }
+            Shape::Cylinder { radius, length } => {
+                format!(r#"type="cylinder" size="{radius} {}""#, length / 2.0)
+            }
+            Shape::Mesh { .. } => continue,
+        };
+        let _ = writeln!(
+            w,
+            r#"{pad}  <geom name="{}_c{k}" {shape} {} friction="{} 0.005 0.0001" contype="{HAND}" conaffinity="{affinity}"/>"#,
+            xml(&l.name),
+            pose_attrs(&g.origin),
+            config.hand_friction
+        );
+    }
+    for &jid in &l.child_joints {
+        let j = model.joint(jid);
+        write_body(w, model, j.child, &j.origin, config, affinity, depth + 1);
+    }
+    let _ = writeln!(w, "{pad}</body>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> roxmltree::Document<'_> {
+        roxmltree::Document::parse(text).unwrap_or_else(|e| panic!("not XML: {e}"))
+    }
+
+    #[test]
+    fn every_link_joint_and_actuator_is_there() {
+        for model in [HandModel::leap_right(), HandModel::allegro_right()] {
+            let text = to_mjcf(&model, &SimConfig::default(), &[], &[]).unwrap_or_default();
+            let d = doc(&text);
+            let count = |tag: &str| d.descendants().filter(|n| n.has_tag_name(tag)).count();
+            assert_eq!(count("body"), model.links().len());
+            assert_eq!(count("joint"), model.dof());
+            assert_eq!(count("position"), model.dof());
+            for j in model.dof_joints() {
+                let node = d
+                    .descendants()
+                    .find(|n| n.has_tag_name("joint") && n.attribute("name") == Some(&j.name))
+                    .unwrap_or_else(|| panic!("joint {} missing", j.name));
+                let lim = j
+                    .limits
+                    .unwrap_or_else(|| panic!("{} has no limits", j.name));
+                let range: Vec<f64> = node
+                    .attribute("range")
+                    .unwrap_or_default()
+                    .split(' ')
+                    .filter_map(|s| s.parse().ok())
+                    .collect();
+                // Exact: the numbers are written in their shortest round-trip form.
+                assert_eq!(range, vec![lim.lower, lim.upper], "{}", j.name);
+                let axis: Vec<f64> = node
+                    .attribute("axis")
+                    .unwrap_or_default()
+                    .split(' ')
+                    .filter_map(|s| s.parse().ok())
+                    .collect();
+                assert_eq!(axis, j.axis.as_slice().to_vec(), "{}", j.name);
+            }
+        }
+    }
+
+    #[test]
+    fn objects_are_free_bodies_and_what_is_not_covered_is_an_error() {
+        let model = HandModel::leap_right();
+        let cube = ObjectSpec::cube(0.05, 0.1);
+        let hull = ObjectSpec::new(
+            "tet",
+            ObjectShape::ConvexHull {
+                points: vec![
+                    [0.0, 0.0, 0.0],
+                    [0.02, 0.0, 0.0],
+                    [0.0, 0.02, 0.0],
+                    [0.0, 0.0, 0.02],
+                ],
+            },
+            0.05,
+        );
+        let poses = [Isometry3::translation(0.0, 0.0, 0.1); 2];
+        let text =
+            to_mjcf(&model, &SimConfig::default(), &[cube, hull], &poses).unwrap_or_default();
+        let d = doc(&text);
+        assert_eq!(
+            d.descendants()
+                .filter(|n| n.has_tag_name("freejoint"))
+                .count(),
+            2
+        );
+        assert!(d.descendants().any(|n| n.has_tag_name("mesh")));
+        let cfg = SimConfig {
+            wrist: Some(crate::WristConfig::default()),
+            ..SimConfig::default()
+        };
+        assert!(to_mjcf(&model, &cfg, &[], &[]).is_err());
+        assert!(
+            to_mjcf(
+                &model,
+                &SimConfig::default(),
+                &[ObjectSpec::cube(0.05, 0.1)],
+                &[]
+            )
+            .is_err()
+        );
+    }
+}
