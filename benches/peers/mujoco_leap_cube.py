@@ -100,9 +100,10 @@ def mujoco_python_loop(model, steps):
     return wall, cpu, data.body(CUBE).xpos[2], data.ncon
 
 
-def dex_run(dex, steps, dt):
+def dex_run(dex, steps, dt, backend="rapier"):
     out = subprocess.run(
-        [dex, "sim", "bench", "--hand", "leap", "--object", "cube", "--steps", str(steps), "--dt", str(dt)],
+        [dex, "sim", "bench", "--hand", "leap", "--object", "cube", "--steps", str(steps), "--dt", str(dt),
+         "--backend", backend],
         check=True,
         capture_output=True,
         text=True,
@@ -125,10 +126,16 @@ def main():
     ap.add_argument("--dt", type=float, default=0.002)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-python-loop", action="store_true", help="skip the secondary per-call figure")
+    ap.add_argument(
+        "--mujoco-backend",
+        action="store_true",
+        help="also time dex's MuJoCo backend (`dex sim bench --backend mujoco`: dex built with the "
+        "`mujoco` feature, LD_LIBRARY_PATH from scripts/mujoco-setup.sh); compare it with --scene dex",
+    )
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     model = dex_scene_model(args.dex, args.dt) if args.scene == "dex" else mujoco_model(args.xml, args.dt)
-    mj_wall, mj_cpu, py_wall, py_cpu, dex_sps = [], [], [], [], []
+    mj_wall, mj_cpu, py_wall, py_cpu, dex_sps, dexmj_sps = [], [], [], [], [], []
     for _ in range(args.repeats):
         w, c, z, ncon = mujoco_nstep(model, args.steps)
         mj_wall.append(w)
@@ -139,6 +146,9 @@ def main():
             py_cpu.append(c)
         d, line = dex_run(args.dex, args.steps, args.dt)
         dex_sps.append(d)
+        if args.mujoco_backend:
+            dm, mline = dex_run(args.dex, args.steps, args.dt, "mujoco")
+            dexmj_sps.append(dm)
     print(f"mujoco {mujoco.__version__}, scene {args.scene}: cube z {z:.4f} m, {ncon} contacts at the end (nstep run)")
     print(f"dex: {line}")
     mw, mc, ds = statistics.median(mj_wall), statistics.median(mj_cpu), statistics.median(dex_sps)
@@ -153,6 +163,11 @@ def main():
     print(f"ratio_dex_over_mujoco_nstep {ds / mw:.2f} (vs MuJoCo nstep per CPU-second {ds / mc:.2f})")
     if py_wall:
         print(f"ratio_dex_over_mujoco_python_loop {ds / pw:.2f} (secondary)")
+    if dexmj_sps:
+        dm = statistics.median(dexmj_sps)
+        print(f"dex (mujoco backend): {mline}")
+        print(f"dex_mujoco_backend_steps_per_s {dm:.0f} (repeats {' '.join(f'{x:.0f}' for x in dexmj_sps)})")
+        print(f"ratio_dex_mujoco_backend_over_mujoco_nstep {dm / mw:.2f} (same scene only with --scene dex)")
 
 
 if __name__ == "__main__":

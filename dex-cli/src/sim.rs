@@ -67,6 +67,10 @@ pub struct BenchArgs {
     /// Physics time step (s).
     #[arg(long, default_value_t = 0.002)]
     dt: f64,
+    /// Physics engine: `rapier` (built in) or `mujoco` (dex built with the `mujoco`
+    /// feature, see scripts/mujoco-setup.sh).
+    #[arg(long, default_value = "rapier")]
+    backend: String,
 }
 
 /// Scripted policies of `dex sim run`.
@@ -99,6 +103,10 @@ pub struct RunArgs {
     /// Domain randomisation settings (TOML file).
     #[arg(long)]
     randomization: Option<PathBuf>,
+    /// Physics engine: `rapier` (built in) or `mujoco` (dex built with the `mujoco`
+    /// feature, see scripts/mujoco-setup.sh).
+    #[arg(long, default_value = "rapier")]
+    backend: String,
 }
 
 /// Arguments of `dex sim render`.
@@ -197,6 +205,11 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         substeps: 1,
         ..SimConfig::default()
     };
+    match a.backend.as_str() {
+        "rapier" => {}
+        "mujoco" => return bench_mujoco(&a, config),
+        other => bail!("--backend `{other}`: known backends are `rapier` and `mujoco`"),
+    }
     let mut sim = scene(&a.hand, &a.object, config)?;
     let hold = sim.joint_targets().to_vec();
     sim.set_joint_targets(&hold)?;
@@ -230,6 +243,57 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     output(&format!("steps_per_s {:.0}", a.steps as f64 / secs))
 }
 
+/// `dex sim bench --backend mujoco`: the same scene, stepped by MuJoCo.
+#[cfg(feature = "mujoco")]
+fn bench_mujoco(a: &BenchArgs, config: SimConfig) -> anyhow::Result<()> {
+    use dex_sim::MujocoSim;
+    let rapier = scene(&a.hand, &a.object, config)?;
+    let poses = (0..rapier.objects().len())
+        .map(|i| rapier.object_state(i).map(|s| s.pose))
+        .collect::<dex_sim::Result<Vec<_>>>()?;
+    let mut sim = MujocoSim::new(
+        rapier.model().clone(),
+        rapier.objects(),
+        &poses,
+        rapier.config().clone(),
+    )?;
+    drop(rapier);
+    sim.step_physics(100)?;
+    let start = Instant::now();
+    sim.step_physics(a.steps)?;
+    let secs = start.elapsed().as_secs_f64();
+    output(&format!(
+        "hand {} object {} dt {} steps {} wall_s {:.3} backend mujoco contacts {}",
+        sim.model().name(),
+        a.object,
+        a.dt,
+        a.steps,
+        secs,
+        sim.contact_count()
+    ))?;
+    if !sim.objects().is_empty() {
+        let s = sim.object_state(0)?;
+        let p = s.pose.translation.vector;
+        output(&format!(
+            "object_position {:.4} {:.4} {:.4} speed {:.5}",
+            p.x,
+            p.y,
+            p.z,
+            s.linear_velocity.norm()
+        ))?;
+    }
+    output(&format!("steps_per_s {:.0}", a.steps as f64 / secs))
+}
+
+/// Without the `mujoco` feature: an error that says how to build with it.
+#[cfg(not(feature = "mujoco"))]
+fn bench_mujoco(_a: &BenchArgs, _config: SimConfig) -> anyhow::Result<()> {
+    bail!(
+        "--backend mujoco: this dex was built without the `mujoco` feature; run \
+         `eval \"$(scripts/mujoco-setup.sh)\" && cargo build --release -p dex-cli --features mujoco`"
+    )
+}
+
 fn run_task(a: RunArgs) -> anyhow::Result<()> {
     let model = HandModel::load(&a.hand).with_context(|| format!("loading hand `{}`", a.hand))?;
     let mut config = TaskConfig::default();
@@ -239,6 +303,7 @@ fn run_task(a: RunArgs) -> anyhow::Result<()> {
         config.randomization = dex_sim::Randomization::from_toml(&text)
             .with_context(|| format!("in {}", path.display()))?;
     }
+    config.backend = a.backend.parse()?;
     let mut env = make_env(&a.task, model, config)?;
     let mut rng = ChaCha8Rng::seed_from_u64(a.seed ^ 0x5EED);
     let dim = env.action_space().dim();

@@ -30,6 +30,8 @@ pub mod env;
 mod error;
 pub mod mjcf;
 mod mock;
+#[cfg(feature = "mujoco")]
+mod mujoco;
 pub mod object;
 mod simulator;
 mod spec;
@@ -49,10 +51,12 @@ pub use env::{
 pub use error::{Error, Result};
 pub use mjcf::to_mjcf;
 pub use mock::{MockEnv, MockSimulator};
+#[cfg(feature = "mujoco")]
+pub use mujoco::MujocoSim;
 pub use object::{ObjectShape, ObjectSpec, RandomObjectParams, random_object};
 pub use simulator::{
-    BodyRef, Contact, Enclosure, ObjectState, SimConfig, SimState, Simulator, Table, mount_pose,
-    nominal_pd_gains, open_configuration, palm_up_pose, rest_pose_on_palm,
+    Backend, BodyRef, Contact, Enclosure, ObjectState, SimConfig, SimState, Simulator, Table,
+    mount_pose, nominal_pd_gains, open_configuration, palm_up_pose, rest_pose_on_palm,
 };
 pub use spec::EnvSpec;
 pub use tasks::{

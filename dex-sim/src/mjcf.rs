@@ -64,6 +64,28 @@ pub fn to_mjcf(
     objects: &[ObjectSpec],
     poses: &[Isometry3<f64>],
 ) -> Result<String> {
+    mjcf_text(model, config, objects, poses, Actuation::Position)
+}
+
+/// How the degrees of freedom are driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Actuation {
+    /// MuJoCo `position` actuators: `ctrl` is the joint target.
+    Position,
+    /// `general` actuators with gain 1 and an affine bias `−kp q − kv q̇`: `ctrl` is
+    /// `kp · target + feed-forward torque`, so the gains live in the bias parameters,
+    /// which can be changed at run time (the MuJoCo backend's choice).
+    #[cfg_attr(not(feature = "mujoco"), allow(dead_code))]
+    Affine,
+}
+
+pub(crate) fn mjcf_text(
+    model: &HandModel,
+    config: &SimConfig,
+    objects: &[ObjectSpec],
+    poses: &[Isometry3<f64>],
+    actuation: Actuation,
+) -> Result<String> {
     config.validate()?;
     validate_objects(objects, poses)?;
     if config.wrist.is_some() {
@@ -194,9 +216,18 @@ pub fn to_mjcf(
     let _ = writeln!(w, "  <actuator>");
     for j in model.dof_joints() {
         let (kp, kv) = nominal_gains(j);
-        let mut attrs = format!(r#"kp="{kp}" kv="{kv}""#);
+        let (tag, mut attrs) = match actuation {
+            Actuation::Position => ("position", format!(r#"kp="{kp}" kv="{kv}""#)),
+            Actuation::Affine => (
+                "general",
+                format!(
+                    r#"gaintype="fixed" gainprm="1" biastype="affine" biasprm="0 {} {}" ctrllimited="false""#,
+                    -kp, -kv
+                ),
+            ),
+        };
         if let Some(l) = &j.limits {
-            if l.lower.is_finite() && l.upper.is_finite() {
+            if actuation == Actuation::Position && l.lower.is_finite() && l.upper.is_finite() {
                 let _ = write!(attrs, r#" ctrlrange="{} {}""#, l.lower, l.upper);
             }
             if l.effort.is_finite() && l.effort > 0.0 {
@@ -205,7 +236,7 @@ pub fn to_mjcf(
         }
         let _ = writeln!(
             w,
-            r#"    <position name="{0}" joint="{0}" {attrs}/>"#,
+            r#"    <{tag} name="{0}" joint="{0}" {attrs}/>"#,
             xml(&j.name)
         );
     }

@@ -56,6 +56,45 @@ pub struct SimConfig {
     /// A static table that objects and the hand collide with (the hand does not collide
     /// with the ground). Depth images see it (segmentation: background).
     pub table: Option<Table>,
+    /// The physics engine tasks build ([`crate::tasks::make_simulator`]).
+    pub backend: Backend,
+}
+
+/// A physics engine behind [`Simulator`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// rapier (`RapierSim`, feature `rapier`, on by default).
+    #[default]
+    Rapier,
+    /// MuJoCo 3.17 (`MujocoSim`, feature `mujoco`).
+    Mujoco,
+}
+
+impl Backend {
+    /// The backend's name in settings (`rapier`, `mujoco`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Rapier => "rapier",
+            Backend::Mujoco => "mujoco",
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "rapier" => Ok(Backend::Rapier),
+            "mujoco" => Ok(Backend::Mujoco),
+            other => Err(Error::UnknownName {
+                kind: "backend",
+                name: other.to_string(),
+                known: "rapier, mujoco".into(),
+            }),
+        }
+    }
 }
 
 /// A table: a static box whose top is a horizontal rectangle (world frame).
@@ -95,6 +134,7 @@ impl Default for SimConfig {
             enclosure: None,
             wrist: None,
             table: None,
+            backend: Backend::Rapier,
         }
     }
 }

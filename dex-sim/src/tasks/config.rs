@@ -142,6 +142,9 @@ pub struct TaskConfig {
     pub randomization: Randomization,
     /// Use the kinematic [`crate::MockSimulator`] instead of the physics backend.
     pub mock_physics: bool,
+    /// The physics engine: `rapier` (the default) or `mujoco` (dex built with the
+    /// `mujoco` feature).
+    pub backend: crate::Backend,
     /// The depth camera of the tasks that observe depth (`reach-depth`).
     pub depth_view: DepthView,
     /// The `anygrasp` task's grasp-set and goal settings (`[task.anygrasp]`; other
@@ -179,6 +182,7 @@ impl Default for TaskConfig {
             relative_lead: 0.0,
             randomization: Randomization::default(),
             mock_physics: false,
+            backend: crate::Backend::Rapier,
             depth_view: DepthView::default(),
             anygrasp: AnygraspOptions::default(),
             rotate: RotateOptions::default(),
@@ -319,6 +323,7 @@ impl TaskConfig {
             dt: self.dt,
             substeps: self.substeps,
             wrist: self.wrist,
+            backend: self.backend,
             ..SimConfig::for_hand(model)
         }
     }

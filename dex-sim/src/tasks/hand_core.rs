@@ -17,7 +17,7 @@ use crate::object::ObjectSpec;
 use crate::simulator::{SimConfig, SimState, Simulator, nominal_gains, open_configuration};
 
 /// Builds the simulator a task asks for: the kinematic [`crate::MockSimulator`] when
-/// `mock` is true, else the rapier physics backend.
+/// `mock` is true, else the physics backend `config.backend` names (rapier or MuJoCo).
 ///
 /// # Errors
 ///
@@ -35,6 +35,17 @@ pub fn make_simulator(
         let mut sim = crate::MockSimulator::new(model, config)?;
         sim.set_objects(objects, poses)?;
         return Ok(Box::new(sim));
+    }
+    if config.backend == crate::Backend::Mujoco {
+        #[cfg(feature = "mujoco")]
+        return Ok(Box::new(crate::MujocoSim::new(
+            model, objects, poses, config,
+        )?));
+        #[cfg(not(feature = "mujoco"))]
+        return Err(Error::FeatureDisabled {
+            feature: "mujoco",
+            what: "the MuJoCo backend (`backend = \"mujoco\"`; build with `--features mujoco` after `eval \"$(scripts/mujoco-setup.sh)\"`)",
+        });
     }
     #[cfg(feature = "rapier")]
     {

@@ -1,0 +1,517 @@
+//! [`MujocoSim`]: the [`Simulator`] trait on MuJoCo 3.17 through the `mujoco-rs` crate
+//! (feature `mujoco`; `scripts/mujoco-setup.sh` provides the library).
+//!
+//! The scene is dex's own MJCF ([`crate::mjcf`]): the same hand, objects, contact
+//! filter and gravity as the rapier backend. Joints are driven by MuJoCo actuators
+//! with gain 1 and an affine bias `−kp q − kv q̇`, the control being `kp · target` plus
+//! any feed-forward torque, clamped to the joint's effort: the PD law of the trait,
+//! integrated by MuJoCo itself (`implicitfast`, so the velocity term is implicit), with
+//! gains that can change at run time (MuJoCo's `position` actuators keep `kp` in a
+//! parameter that cannot be changed safely from Rust). Changing gains, damping,
+//! friction, armature or gravity edits a copy of the compiled model and swaps it in;
+//! changing the objects recompiles the scene, keeping the hand's state.
+//!
+//! Not yet: depth rendering (`render_depth` is [`Error::Unsupported`]), the wrist.
+
+use dex_core::{HandModel, JointState};
+use mujoco_rs::prelude::*;
+use nalgebra::{Isometry3, Point3, Quaternion, Translation3, UnitQuaternion, Vector3};
+
+use crate::camera::{Camera, DepthFrame};
+use crate::error::{Error, Result, check_vector};
+use crate::mjcf::{Actuation, mjcf_text};
+use crate::object::ObjectSpec;
+use crate::simulator::{
+    BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, clamp_targets, nominal_pd_gains,
+    open_configuration, validate_objects,
+};
+
+const BACKEND: &str = "mujoco";
+
+/// Addresses of one free object in MuJoCo's arrays.
+#[derive(Debug, Clone, Copy)]
+struct FreeBody {
+    qpos: usize,
+    qvel: usize,
+}
+
+/// The hand and its objects simulated by MuJoCo.
+pub struct MujocoSim {
+    model: HandModel,
+    config: SimConfig,
+    objects: Vec<ObjectSpec>,
+    data: MjData<Box<MjModel>>,
+    targets: Vec<f64>,
+    kp: Vec<f64>,
+    feedforward: Vec<f64>,
+    /// Per degree of freedom: `qpos` and `qvel` addresses, actuator index.
+    dofs: Vec<(usize, usize, usize)>,
+    /// MuJoCo body of each link.
+    link_bodies: Vec<usize>,
+    /// Each object's free joint.
+    free: Vec<FreeBody>,
+    /// What each MuJoCo geom belongs to.
+    geom_owner: Vec<BodyRef>,
+}
+
+impl std::fmt::Debug for MujocoSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MujocoSim")
+            .field("hand", &self.model.name())
+            .field("objects", &self.objects.len())
+            .field("time", &self.data.time())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The saved state: MuJoCo's integration state and the targets.
+#[derive(Debug, Clone)]
+struct MujocoState {
+    integration: Box<[f64]>,
+    targets: Vec<f64>,
+    feedforward: Vec<f64>,
+}
+
+fn engine(what: &'static str, e: impl std::fmt::Display) -> Error {
+    Error::InvalidParameter {
+        what,
+        reason: format!("MuJoCo: {e}"),
+    }
+}
+
+fn id(m: &MjModel, kind: MjtObjBase, name: &str, what: &'static str) -> Result<usize> {
+    m.name_to_id(kind, name)
+        .ok_or_else(|| Error::InvalidParameter {
+            what,
+            reason: format!("`{name}` is missing from the compiled model"),
+        })
+}
+
+impl MujocoSim {
+    /// Builds the hand of `model` with `objects` at `poses` (world frame), open (as the
+    /// rapier backend starts), with the model's PD gains.
+    pub fn new(
+        model: HandModel,
+        objects: &[ObjectSpec],
+        poses: &[Isometry3<f64>],
+        config: SimConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        validate_objects(objects, poses)?;
+        let (kp, kv) = nominal_pd_gains(&model);
+        let q = open_configuration(&model);
+        let mut sim = Self::compile(model, config, objects, poses)?;
+        sim.set_gains(&kp, &kv)?;
+        for (i, v) in q.iter().enumerate() {
+            let adr = sim.dofs[i].0;
+            sim.data.qpos_mut()[adr] = *v;
+        }
+        sim.targets = q;
+        sim.write_ctrl();
+        sim.data.forward();
+        Ok(sim)
+    }
+
+    /// A hand alone.
+    pub fn hand_only(model: HandModel, config: SimConfig) -> Result<Self> {
+        Self::new(model, &[], &[], config)
+    }
+
+    /// Compiles the scene; state at MuJoCo's defaults (`qpos0`, nominal gains).
+    fn compile(
+        model: HandModel,
+        config: SimConfig,
+        objects: &[ObjectSpec],
+        poses: &[Isometry3<f64>],
+    ) -> Result<Self> {
+        let text = mjcf_text(&model, &config, objects, poses, Actuation::Affine)?;
+        let mj = MjModel::from_xml_string(&text).map_err(|e| engine("scene", e))?;
+        let mut dofs = Vec::with_capacity(model.dof());
+        for j in model.dof_joints() {
+            let jid = id(&mj, MjtObjBase::mjOBJ_JOINT, &j.name, "joint")?;
+            let act = id(&mj, MjtObjBase::mjOBJ_ACTUATOR, &j.name, "actuator")?;
+            dofs.push((
+                mj.jnt_qposadr()[jid] as usize,
+                mj.jnt_dofadr()[jid] as usize,
+                act,
+            ));
+        }
+        let link_bodies = model
+            .links()
+            .iter()
+            .map(|l| id(&mj, MjtObjBase::mjOBJ_BODY, &l.name, "link"))
+            .collect::<Result<Vec<_>>>()?;
+        let mut free = Vec::with_capacity(objects.len());
+        let mut object_bodies = Vec::with_capacity(objects.len());
+        for i in 0..objects.len() {
+            let jid = id(
+                &mj,
+                MjtObjBase::mjOBJ_JOINT,
+                &format!("object{i}_free"),
+                "object",
+            )?;
+            object_bodies.push(id(
+                &mj,
+                MjtObjBase::mjOBJ_BODY,
+                &format!("object{i}"),
+                "object",
+            )?);
+            free.push(FreeBody {
+                qpos: mj.jnt_qposadr()[jid] as usize,
+                qvel: mj.jnt_dofadr()[jid] as usize,
+            });
+        }
+        let geom_owner = mj
+            .geom_bodyid()
+            .iter()
+            .map(|&b| {
+                let b = b as usize;
+                if let Some(l) = link_bodies.iter().position(|&x| x == b) {
+                    BodyRef::Link(l)
+                } else if let Some(o) = object_bodies.iter().position(|&x| x == b) {
+                    BodyRef::Object(o)
+                } else {
+                    BodyRef::Static
+                }
+            })
+            .collect();
+        let dof = model.dof();
+        let data = MjData::new(Box::new(mj));
+        Ok(Self {
+            model,
+            config,
+            objects: objects.to_vec(),
+            data,
+            targets: vec![0.0; dof],
+            kp: vec![0.0; dof],
+            feedforward: vec![0.0; dof],
+            dofs,
+            link_bodies,
+            free,
+            geom_owner,
+        })
+    }
+
+    /// Edits a copy of the compiled model and swaps it in (only parameters change,
+    /// never sizes, so MuJoCo accepts it).
+    fn edit_model(&mut self, edit: impl FnOnce(&mut MjModel)) -> Result<()> {
+        let mut m: MjModel = self.data.model().clone();
+        edit(&mut m);
+        self.data
+            .try_swap_model(Box::new(m))
+            .map(|_| ())
+            .map_err(|e| engine("model edit", e))
+    }
+
+    fn set_gains(&mut self, kp: &[f64], kv: &[f64]) -> Result<()> {
+        let acts: Vec<usize> = self.dofs.iter().map(|d| d.2).collect();
+        self.edit_model(|m| {
+            let bias = m.actuator_biasprm_mut();
+            for ((a, p), v) in acts.iter().zip(kp).zip(kv) {
+                bias[*a][1] = -p;
+                bias[*a][2] = -v;
+            }
+        })?;
+        self.kp = kp.to_vec();
+        self.write_ctrl();
+        Ok(())
+    }
+
+    /// `ctrl = kp · target + feed-forward` for every actuator.
+    fn write_ctrl(&mut self) {
+        let ctrl = self.data.ctrl_mut();
+        for (i, d) in self.dofs.iter().enumerate() {
+            ctrl[d.2] = self.kp[i] * self.targets[i] + self.feedforward[i];
+        }
+    }
+
+    /// Runs `n` physics steps of [`SimConfig::dt`] (not a whole control period).
+    pub fn step_physics(&mut self, n: usize) -> Result<()> {
+        for _ in 0..n {
+            self.data.step();
+        }
+        // mj_step leaves body poses at the start of its last step: bring them up to
+        // the new positions.
+        self.data.kinematics();
+        let t = self.data.time();
+        if self.data.qpos().iter().any(|v| !v.is_finite()) {
+            return Err(Error::Diverged {
+                time: t,
+                what: "MuJoCo's positions".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Contacts MuJoCo found at the last step.
+    pub fn contact_count(&self) -> usize {
+        self.data.contact().len()
+    }
+
+    fn free(&self, index: usize) -> Result<FreeBody> {
+        self.free.get(index).copied().ok_or(Error::NoSuchObject {
+            index,
+            count: self.free.len(),
+        })
+    }
+}
+
+impl Simulator for MujocoSim {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn model(&self) -> &HandModel {
+        &self.model
+    }
+
+    fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    fn time(&self) -> f64 {
+        self.data.time()
+    }
+
+    fn set_joint_targets(&mut self, targets: &[f64]) -> Result<()> {
+        check_vector("joint targets", targets, self.dofs.len())?;
+        let mut clamped = vec![0.0; targets.len()];
+        clamp_targets(&self.model, targets, &mut clamped);
+        self.targets = clamped;
+        self.write_ctrl();
+        Ok(())
+    }
+
+    fn joint_targets(&self) -> &[f64] {
+        &self.targets
+    }
+
+    fn set_pd_gains(&mut self, kp: &[f64], kd: &[f64]) -> Result<()> {
+        check_vector("kp", kp, self.dofs.len())?;
+        check_vector("kd", kd, self.dofs.len())?;
+        if kp.iter().chain(kd).any(|g| *g < 0.0) {
+            return Err(Error::InvalidParameter {
+                what: "PD gains",
+                reason: "must be ≥ 0".into(),
+            });
+        }
+        self.set_gains(kp, kd)
+    }
+
+    fn set_joint_damping(&mut self, damping: &[f64]) -> Result<()> {
+        check_vector("joint damping", damping, self.dofs.len())?;
+        let adr: Vec<usize> = self.dofs.iter().map(|d| d.1).collect();
+        self.edit_model(|m| {
+            let d = m.dof_damping_mut();
+            for (a, v) in adr.iter().zip(damping) {
+                d[*a] = v.max(0.0);
+            }
+        })
+    }
+
+    fn set_joint_efforts(&mut self, efforts: &[f64]) -> Result<()> {
+        check_vector("joint efforts", efforts, self.dofs.len())?;
+        self.feedforward = efforts.to_vec();
+        self.write_ctrl();
+        Ok(())
+    }
+
+    fn set_joint_friction(&mut self, friction: &[f64]) -> Result<()> {
+        check_vector("joint friction", friction, self.dofs.len())?;
+        let adr: Vec<usize> = self.dofs.iter().map(|d| d.1).collect();
+        self.edit_model(|m| {
+            let f = m.dof_frictionloss_mut();
+            for (a, v) in adr.iter().zip(friction) {
+                f[*a] = v.max(0.0);
+            }
+        })
+    }
+
+    fn set_joint_armature(&mut self, armature: &[f64]) -> Result<()> {
+        check_vector("joint armature", armature, self.dofs.len())?;
+        let adr: Vec<usize> = self.dofs.iter().map(|d| d.1).collect();
+        self.edit_model(|m| {
+            let f = m.dof_armature_mut();
+            for (a, v) in adr.iter().zip(armature) {
+                f[*a] = v.max(0.0);
+            }
+        })
+    }
+
+    fn step(&mut self) -> Result<()> {
+        self.step_physics(self.config.substeps)
+    }
+
+    fn joint_state(&self) -> JointState {
+        let (qpos, qvel) = (self.data.qpos(), self.data.qvel());
+        let force = self.data.actuator_force();
+        JointState {
+            q: self.dofs.iter().map(|d| qpos[d.0]).collect(),
+            qdot: self.dofs.iter().map(|d| qvel[d.1]).collect(),
+            effort: self.dofs.iter().map(|d| force[d.2]).collect(),
+        }
+    }
+
+    fn set_joint_positions(&mut self, q: &[f64]) -> Result<()> {
+        check_vector("joint positions", q, self.dofs.len())?;
+        for (j, v) in self.model.dof_joints().zip(q) {
+            if let Some(l) = &j.limits
+                && !l.contains(*v)
+            {
+                return Err(Error::InvalidParameter {
+                    what: "joint positions",
+                    reason: format!("{} = {v} is outside [{}, {}]", j.name, l.lower, l.upper),
+                });
+            }
+        }
+        for (d, v) in self.dofs.iter().zip(q) {
+            self.data.qpos_mut()[d.0] = *v;
+            self.data.qvel_mut()[d.1] = 0.0;
+        }
+        self.targets = q.to_vec();
+        self.write_ctrl();
+        self.data.forward();
+        Ok(())
+    }
+
+    fn link_poses(&self) -> Vec<Isometry3<f64>> {
+        let (xpos, xquat) = (self.data.xpos(), self.data.xquat());
+        self.link_bodies
+            .iter()
+            .map(|&b| {
+                let p = xpos[b];
+                let q = xquat[b];
+                Isometry3::from_parts(
+                    Translation3::new(p[0], p[1], p[2]),
+                    UnitQuaternion::from_quaternion(Quaternion::new(q[0], q[1], q[2], q[3])),
+                )
+            })
+            .collect()
+    }
+
+    fn objects(&self) -> &[ObjectSpec] {
+        &self.objects
+    }
+
+    fn set_objects(&mut self, objects: &[ObjectSpec], poses: &[Isometry3<f64>]) -> Result<()> {
+        validate_objects(objects, poses)?;
+        let js = self.joint_state();
+        let (kp, time) = (self.kp.clone(), self.data.time());
+        let kv: Vec<f64> = {
+            let bias = self.data.model().actuator_biasprm();
+            self.dofs.iter().map(|d| -bias[d.2][2]).collect()
+        };
+        let mut next = Self::compile(self.model.clone(), self.config.clone(), objects, poses)?;
+        next.feedforward = self.feedforward.clone();
+        next.targets = self.targets.clone();
+        next.set_gains(&kp, &kv)?;
+        for (i, d) in next.dofs.clone().iter().enumerate() {
+            next.data.qpos_mut()[d.0] = js.q[i];
+            next.data.qvel_mut()[d.1] = js.qdot[i];
+        }
+        next.data.set_time(time);
+        next.data.forward();
+        *self = next;
+        Ok(())
+    }
+
+    fn object_state(&self, index: usize) -> Result<ObjectState> {
+        let f = self.free(index)?;
+        let (qpos, qvel) = (self.data.qpos(), self.data.qvel());
+        let p = &qpos[f.qpos..f.qpos + 7];
+        let rotation = UnitQuaternion::from_quaternion(Quaternion::new(p[3], p[4], p[5], p[6]));
+        let v = &qvel[f.qvel..f.qvel + 6];
+        // A free joint's angular velocity is in the body's frame.
+        let w_local = Vector3::new(v[3], v[4], v[5]);
+        Ok(ObjectState {
+            pose: Isometry3::from_parts(Translation3::new(p[0], p[1], p[2]), rotation),
+            linear_velocity: Vector3::new(v[0], v[1], v[2]),
+            angular_velocity: rotation * w_local,
+        })
+    }
+
+    fn set_object_pose(&mut self, index: usize, pose: &Isometry3<f64>) -> Result<()> {
+        let f = self.free(index)?;
+        crate::error::check_finite("object pose", pose.translation.vector.as_slice())?;
+        let t = pose.translation.vector;
+        let q = pose.rotation.coords;
+        let values = [t.x, t.y, t.z, q.w, q.x, q.y, q.z];
+        self.data.qpos_mut()[f.qpos..f.qpos + 7].copy_from_slice(&values);
+        self.data.qvel_mut()[f.qvel..f.qvel + 6].fill(0.0);
+        self.data.forward();
+        Ok(())
+    }
+
+    fn contacts(&self) -> Vec<Contact> {
+        let owner = |g: i32| {
+            usize::try_from(g)
+                .ok()
+                .and_then(|g| self.geom_owner.get(g).copied())
+                .unwrap_or(BodyRef::Static)
+        };
+        self.data
+            .contact()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let f = self.data.contact_force(i);
+                Contact {
+                    body1: owner(c.geom[0]),
+                    body2: owner(c.geom[1]),
+                    point: Point3::new(c.pos[0], c.pos[1], c.pos[2]),
+                    normal: Vector3::new(c.frame[0], c.frame[1], c.frame[2]),
+                    distance: c.dist,
+                    normal_force: f[0],
+                }
+            })
+            .collect()
+    }
+
+    fn set_gravity(&mut self, gravity: Vector3<f64>) -> Result<()> {
+        crate::error::check_finite("gravity", gravity.as_slice())?;
+        self.edit_model(|m| m.opt_mut().gravity = [gravity.x, gravity.y, gravity.z])?;
+        self.config.gravity = gravity;
+        Ok(())
+    }
+
+    fn save_state(&self) -> SimState {
+        SimState::new(
+            BACKEND,
+            MujocoState {
+                integration: self.data.state(MjtState::mjSTATE_INTEGRATION as u32),
+                targets: self.targets.clone(),
+                feedforward: self.feedforward.clone(),
+            },
+        )
+    }
+
+    fn restore_state(&mut self, state: &SimState) -> Result<()> {
+        let s: &MujocoState = state.downcast(BACKEND)?;
+        if s.targets.len() != self.dofs.len() {
+            return Err(Error::StateMismatch {
+                reason: format!(
+                    "a state of {} joints cannot be restored into a hand of {}",
+                    s.targets.len(),
+                    self.dofs.len()
+                ),
+            });
+        }
+        self.data
+            .set_state(&s.integration, MjtState::mjSTATE_INTEGRATION as u32)
+            .map_err(|e| Error::StateMismatch {
+                reason: format!("MuJoCo: {e}"),
+            })?;
+        self.targets = s.targets.clone();
+        self.feedforward = s.feedforward.clone();
+        self.write_ctrl();
+        self.data.forward();
+        Ok(())
+    }
+
+    fn render_depth(&self, _camera: &Camera) -> Result<DepthFrame> {
+        Err(Error::Unsupported {
+            backend: BACKEND,
+            what: "depth rendering (not yet: rapier's ray-cast camera only)".into(),
+        })
+    }
+}
