@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The MuJoCo backend's checks, apart from .ci/run (5.6 minutes on 2 cores after the
+# workspace's release build; .ci/run keeps its step under 5): MuJoCo 3.17.0's library
+# from its PyPI wheel, dex-sim's MuJoCo tests (one generic body on both backends),
+# dex's CLI on it (same seed, same digest), and the LEAP + cube bench against MuJoCo's
+# own C loop on the same scene. Run from the repository root: bash scripts/ci-mujoco.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${TMPDIR:-/tmp}/dex-ci-peers-venv"
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check mujoco==4.0.0
+
+echo "== MuJoCo backend (feature mujoco): MuJoCo 3.17.0's library from its PyPI wheel, the backend's tests, same seed same digest"
+start=$(date +%s)
+eval "$(scripts/mujoco-setup.sh)"
+cargo test --release -p dex-sim --features mujoco --test mujoco
+cargo test --release -p dex-cli --features mujoco --test cli_mujoco
+cargo build --release -p dex-cli --features mujoco
+a=$(target/release/dex sim run --backend mujoco --hand leap --task rotate --seed 7 --steps 120 --policy random | tail -1)
+b=$(target/release/dex sim run --backend mujoco --hand leap --task rotate --seed 7 --steps 120 --policy random | tail -1)
+echo "$a"
+[ "$a" = "$b" ] || { echo "digests differ: $a vs $b"; exit 1; }
+"$venv/bin/python" benches/peers/mujoco_leap_cube.py --dex target/release/dex --steps 2000 --repeats 1 \
+    --scene dex --no-python-loop --mujoco-backend
+echo "MuJoCo backend step: $(( $(date +%s) - start )) s"
+
