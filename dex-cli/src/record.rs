@@ -131,11 +131,7 @@ fn log_frame(rec: &mut Recorder, sim: &dyn dex_sim::Simulator, step: usize) -> R
     rec.set_time(step as i64, sim.time());
     rec.log_simulator(sim)?;
     let tips = sim.fingertip_positions();
-    let n = tips.len().max(1) as f64;
-    let centre = tips
-        .iter()
-        .fold(nalgebra::Point3::origin(), |acc, p| acc + p.coords / n);
-    let camera = dex_sim::Camera::overview(EVAL_IMAGE.0, EVAL_IMAGE.1, centre)?;
+    let camera = dex_sim::Camera::overview_of(EVAL_IMAGE.0, EVAL_IMAGE.1, &tips)?;
     rec.log_camera("camera", &sim.render_depth(&camera)?, None)?;
     Ok(())
 }

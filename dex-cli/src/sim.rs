@@ -152,9 +152,7 @@ fn mjcf(a: MjcfArgs) -> anyhow::Result<()> {
     };
     let sim = scene(&a.hand, &a.object, config)?;
     let mut config = sim.config().clone();
-    let mut poses = (0..sim.objects().len())
-        .map(|i| sim.object_state(i).map(|s| s.pose))
-        .collect::<dex_sim::Result<Vec<_>>>()?;
+    let mut poses = object_poses(&sim)?;
     if a.at_origin {
         let to_origin = config.hand_pose.inverse();
         for p in &mut poses {
@@ -229,6 +227,11 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         pairs,
         touching
     ))?;
+    bench_result(&sim, a.steps, secs)
+}
+
+/// The last lines of `dex sim bench`: where the first object rests, then the rate.
+fn bench_result(sim: &dyn Simulator, steps: usize, secs: f64) -> anyhow::Result<()> {
     if !sim.objects().is_empty() {
         let s = sim.object_state(0)?;
         let p = s.pose.translation.vector;
@@ -240,7 +243,14 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
             s.linear_velocity.norm()
         ))?;
     }
-    output(&format!("steps_per_s {:.0}", a.steps as f64 / secs))
+    output(&format!("steps_per_s {:.0}", steps as f64 / secs))
+}
+
+/// The world poses of a scene's objects.
+fn object_poses(sim: &dyn Simulator) -> dex_sim::Result<Vec<nalgebra::Isometry3<f64>>> {
+    (0..sim.objects().len())
+        .map(|i| sim.object_state(i).map(|s| s.pose))
+        .collect()
 }
 
 /// `dex sim bench --backend mujoco`: the same scene, stepped by MuJoCo.
@@ -248,9 +258,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
 fn bench_mujoco(a: &BenchArgs, config: SimConfig) -> anyhow::Result<()> {
     use dex_sim::MujocoSim;
     let rapier = scene(&a.hand, &a.object, config)?;
-    let poses = (0..rapier.objects().len())
-        .map(|i| rapier.object_state(i).map(|s| s.pose))
-        .collect::<dex_sim::Result<Vec<_>>>()?;
+    let poses = object_poses(&rapier)?;
     let mut sim = MujocoSim::new(
         rapier.model().clone(),
         rapier.objects(),
@@ -271,18 +279,7 @@ fn bench_mujoco(a: &BenchArgs, config: SimConfig) -> anyhow::Result<()> {
         secs,
         sim.contact_count()
     ))?;
-    if !sim.objects().is_empty() {
-        let s = sim.object_state(0)?;
-        let p = s.pose.translation.vector;
-        output(&format!(
-            "object_position {:.4} {:.4} {:.4} speed {:.5}",
-            p.x,
-            p.y,
-            p.z,
-            s.linear_velocity.norm()
-        ))?;
-    }
-    output(&format!("steps_per_s {:.0}", a.steps as f64 / secs))
+    bench_result(&sim, a.steps, secs)
 }
 
 /// Without the `mujoco` feature: an error that says how to build with it.

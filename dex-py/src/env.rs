@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use dex_sim::{AutoReset, BoxSpace, Camera, Env, Info, Observation, VecEnv};
-use nalgebra::Point3;
 use ndarray::{Array1, Array2, Array3};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
@@ -256,12 +255,7 @@ fn overview_camera(env: &dyn Env, width: usize, height: usize) -> PyResult<Camer
             env.name()
         ))
     })?;
-    let tips = sim.fingertip_positions();
-    let n = tips.len().max(1) as f64;
-    let centre = tips
-        .iter()
-        .fold(Point3::origin(), |acc, p| acc + p.coords / n);
-    Camera::overview(width, height, centre).map_err(sim_error)
+    Camera::overview_of(width, height, &sim.fingertip_positions()).map_err(sim_error)
 }
 
 /// The grey image of `env`'s scene, `(height, width, 3)`.

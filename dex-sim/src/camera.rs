@@ -71,6 +71,16 @@ impl Camera {
         Self::look_at(intrinsics, eye, target, Vector3::z())
     }
 
+    /// [`Camera::overview`] aimed at the mean of `points` (the origin for none): e.g. a
+    /// hand's fingertips, the view dex's recordings and Python's `render` use.
+    pub fn overview_of(width: usize, height: usize, points: &[Point3<f64>]) -> Result<Self> {
+        let n = points.len().max(1) as f64;
+        let centre = points
+            .iter()
+            .fold(Point3::origin(), |acc, p| acc + p.coords / n);
+        Self::overview(width, height, centre)
+    }
+
     /// The same camera with another image size (same field of view).
     pub fn with_resolution(&self, width: usize, height: usize) -> Result<Self> {
         let k = &self.intrinsics;

@@ -225,6 +225,23 @@ impl MujocoSim {
         }
     }
 
+    /// Sets one per-degree-of-freedom model parameter (negative values read as 0).
+    fn set_dof_values(
+        &mut self,
+        what: &'static str,
+        values: &[f64],
+        field: fn(&mut MjModel) -> &mut [f64],
+    ) -> Result<()> {
+        check_vector(what, values, self.dofs.len())?;
+        let adr: Vec<usize> = self.dofs.iter().map(|d| d.1).collect();
+        self.edit_model(|m| {
+            let f = field(m);
+            for (a, v) in adr.iter().zip(values) {
+                f[*a] = v.max(0.0);
+            }
+        })
+    }
+
     /// Runs `n` physics steps of [`SimConfig::dt`] (not a whole control period).
     pub fn step_physics(&mut self, n: usize) -> Result<()> {
         for _ in 0..n {
@@ -299,14 +316,7 @@ impl Simulator for MujocoSim {
     }
 
     fn set_joint_damping(&mut self, damping: &[f64]) -> Result<()> {
-        check_vector("joint damping", damping, self.dofs.len())?;
-        let adr: Vec<usize> = self.dofs.iter().map(|d| d.1).collect();
-        self.edit_model(|m| {
-            let d = m.dof_damping_mut();
-            for (a, v) in adr.iter().zip(damping) {
-                d[*a] = v.max(0.0);
-            }
-        })
+        self.set_dof_values("joint damping", damping, MjModel::dof_damping_mut)
     }
 
     fn set_joint_efforts(&mut self, efforts: &[f64]) -> Result<()> {
@@ -317,25 +327,11 @@ impl Simulator for MujocoSim {
     }
 
     fn set_joint_friction(&mut self, friction: &[f64]) -> Result<()> {
-        check_vector("joint friction", friction, self.dofs.len())?;
-        let adr: Vec<usize> = self.dofs.iter().map(|d| d.1).collect();
-        self.edit_model(|m| {
-            let f = m.dof_frictionloss_mut();
-            for (a, v) in adr.iter().zip(friction) {
-                f[*a] = v.max(0.0);
-            }
-        })
+        self.set_dof_values("joint friction", friction, MjModel::dof_frictionloss_mut)
     }
 
     fn set_joint_armature(&mut self, armature: &[f64]) -> Result<()> {
-        check_vector("joint armature", armature, self.dofs.len())?;
-        let adr: Vec<usize> = self.dofs.iter().map(|d| d.1).collect();
-        self.edit_model(|m| {
-            let f = m.dof_armature_mut();
-            for (a, v) in adr.iter().zip(armature) {
-                f[*a] = v.max(0.0);
-            }
-        })
+        self.set_dof_values("joint armature", armature, MjModel::dof_armature_mut)
     }
 
     fn step(&mut self) -> Result<()> {
