@@ -133,6 +133,10 @@ pub struct RenderArgs {
     /// Also write the textured grayscale image (what point trackers see) to this PNG.
     #[arg(long)]
     gray: Option<PathBuf>,
+    /// Physics engine: `rapier` (built in) or `mujoco` (dex built with the `mujoco`
+    /// feature, see scripts/mujoco-setup.sh).
+    #[arg(long, default_value = "rapier")]
+    backend: String,
 }
 
 /// Runs a `dex sim` subcommand.
@@ -256,16 +260,7 @@ fn object_poses(sim: &dyn Simulator) -> dex_sim::Result<Vec<nalgebra::Isometry3<
 /// `dex sim bench --backend mujoco`: the same scene, stepped by MuJoCo.
 #[cfg(feature = "mujoco")]
 fn bench_mujoco(a: &BenchArgs, config: SimConfig) -> anyhow::Result<()> {
-    use dex_sim::MujocoSim;
-    let rapier = scene(&a.hand, &a.object, config)?;
-    let poses = object_poses(&rapier)?;
-    let mut sim = MujocoSim::new(
-        rapier.model().clone(),
-        rapier.objects(),
-        &poses,
-        rapier.config().clone(),
-    )?;
-    drop(rapier);
+    let mut sim = mujoco_of(&scene(&a.hand, &a.object, config)?)?;
     sim.step_physics(100)?;
     let start = Instant::now();
     sim.step_physics(a.steps)?;
@@ -282,13 +277,48 @@ fn bench_mujoco(a: &BenchArgs, config: SimConfig) -> anyhow::Result<()> {
     bench_result(&sim, a.steps, secs)
 }
 
-/// Without the `mujoco` feature: an error that says how to build with it.
+/// The scene of a rapier simulator (hand, objects where they are, settings) in MuJoCo.
+#[cfg(feature = "mujoco")]
+fn mujoco_of(rapier: &dex_sim::RapierSim) -> anyhow::Result<dex_sim::MujocoSim> {
+    Ok(dex_sim::MujocoSim::new(
+        rapier.model().clone(),
+        rapier.objects(),
+        &object_poses(rapier)?,
+        rapier.config().clone(),
+    )?)
+}
+
+/// The error of `--backend mujoco` in a dex built without the feature.
 #[cfg(not(feature = "mujoco"))]
-fn bench_mujoco(_a: &BenchArgs, _config: SimConfig) -> anyhow::Result<()> {
-    bail!(
+fn without_mujoco() -> anyhow::Error {
+    anyhow::anyhow!(
         "--backend mujoco: this dex was built without the `mujoco` feature; run \
          `eval \"$(scripts/mujoco-setup.sh)\" && cargo build --release -p dex-cli --features mujoco`"
     )
+}
+
+/// Without the `mujoco` feature: an error that says how to build with it.
+#[cfg(not(feature = "mujoco"))]
+fn bench_mujoco(_a: &BenchArgs, _config: SimConfig) -> anyhow::Result<()> {
+    Err(without_mujoco())
+}
+
+/// The scene of `hand` and `object` on `backend`.
+fn backend_scene(
+    hand: &str,
+    object: &str,
+    config: SimConfig,
+    backend: &str,
+) -> anyhow::Result<Box<dyn Simulator>> {
+    let rapier = scene(hand, object, config)?;
+    match backend {
+        "rapier" => Ok(Box::new(rapier)),
+        #[cfg(feature = "mujoco")]
+        "mujoco" => Ok(Box::new(mujoco_of(&rapier)?)),
+        #[cfg(not(feature = "mujoco"))]
+        "mujoco" => Err(without_mujoco()),
+        other => bail!("--backend `{other}`: known backends are `rapier` and `mujoco`"),
+    }
 }
 
 fn run_task(a: RunArgs) -> anyhow::Result<()> {
@@ -356,10 +386,13 @@ fn render(a: RenderArgs) -> anyhow::Result<()> {
     if a.width == 0 || a.height == 0 || a.squint == 0 {
         bail!("--width, --height and --squint must be at least 1");
     }
-    let mut sim = scene(&a.hand, &a.object, SimConfig::default())?;
+    let mut sim = backend_scene(&a.hand, &a.object, SimConfig::default(), &a.backend)?;
     let hold = sim.joint_targets().to_vec();
     sim.set_joint_targets(&hold)?;
-    sim.step_physics(100)?;
+    // Let the object settle (about 100 physics steps).
+    for _ in 0..100usize.div_ceil(sim.config().substeps.max(1)) {
+        sim.step()?;
+    }
     let target = match sim.objects().len() {
         0 | 2.. => rest_pose_on_palm(sim.model(), &sim.config().hand_pose, 0.0, 0.0)
             .translation

@@ -43,15 +43,71 @@ const BENCH: &[&str] = &[
     "200",
 ];
 
+const RENDER: &[&str] = &[
+    "sim",
+    "render",
+    "--backend",
+    "mujoco",
+    "--width",
+    "48",
+    "--height",
+    "32",
+    "--out",
+];
+
+/// `RENDER` writing to a file in a fresh directory named `name`.
+fn render_args(name: &str) -> (std::path::PathBuf, Vec<String>) {
+    let dir = std::env::temp_dir().join(format!("dex-cli-mujoco-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut args: Vec<String> = RENDER.iter().map(|s| s.to_string()).collect();
+    args.push(dir.join("depth.png").display().to_string());
+    (dir, args)
+}
+
 #[cfg(not(feature = "mujoco"))]
 #[test]
 fn without_the_feature_the_backend_is_an_error_that_names_it() {
-    for args in [RUN, BENCH] {
+    let (dir, render) = render_args("without");
+    let render: Vec<&str> = render.iter().map(String::as_str).collect();
+    for args in [RUN, BENCH, &render] {
         let o = dex(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert!(stderr(&o).contains("mujoco"), "{}", stderr(&o));
         assert!(stderr(&o).contains("feature"), "{}", stderr(&o));
     }
+    assert!(!dir.join("depth.png").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "mujoco")]
+#[test]
+fn the_mujoco_backend_renders_what_rapier_renders() {
+    let (dir, mut args) = render_args("render");
+    let line = |args: &[String]| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = dex(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).lines().last().unwrap_or_default().to_string()
+    };
+    // `wrote PATH (48×32) hit_pixels H object_pixels P render_ms T`
+    let field = |l: &str, key: &str| -> f64 {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        let i = words.iter().position(|w| *w == key).unwrap();
+        words[i + 1].parse().unwrap()
+    };
+    let mujoco = line(&args);
+    assert!(dir.join("depth.png").exists());
+    args[3] = "rapier".into();
+    let rapier = line(&args);
+    for key in ["hit_pixels", "object_pixels"] {
+        let (m, r) = (field(&mujoco, key), field(&rapier, key));
+        assert!(
+            m > 0.0 && (m - r).abs() <= 0.05 * r,
+            "{key}: mujoco {m}, rapier {r}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[cfg(feature = "mujoco")]

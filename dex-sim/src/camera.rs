@@ -100,6 +100,25 @@ impl Camera {
         })
     }
 
+    /// The image size, after checking what a renderer needs: a positive, finite
+    /// `max_depth` and a non-empty image.
+    pub(crate) fn render_size(&self) -> Result<(usize, usize)> {
+        if !(self.max_depth.is_finite() && self.max_depth > 0.0) {
+            return Err(Error::InvalidParameter {
+                what: "camera max_depth",
+                reason: format!("must be positive and finite, got {}", self.max_depth),
+            });
+        }
+        let (w, h) = (self.intrinsics.width, self.intrinsics.height);
+        if w == 0 || h == 0 {
+            return Err(Error::InvalidParameter {
+                what: "camera image size",
+                reason: format!("must be non-zero, got {w}×{h}"),
+            });
+        }
+        Ok((w, h))
+    }
+
     /// The unit direction, in the camera frame, of the ray through the centre of pixel
     /// `(u, v)`, and the depth (z) per unit of ray length.
     pub fn ray_direction(&self, u: usize, v: usize) -> (Vector3<f64>, f64) {
@@ -126,6 +145,26 @@ pub struct DepthFrame {
 }
 
 impl DepthFrame {
+    /// A frame of `camera` from row-major buffers of its image size.
+    pub(crate) fn from_buffers(
+        camera: &Camera,
+        depth: Vec<f32>,
+        segmentation: Vec<i16>,
+        gray: Vec<u8>,
+    ) -> Result<Self> {
+        let shape = (camera.intrinsics.height, camera.intrinsics.width);
+        let err = |e: ndarray::ShapeError| Error::InvalidParameter {
+            what: "camera image size",
+            reason: e.to_string(),
+        };
+        Ok(DepthFrame {
+            camera: *camera,
+            depth: DepthImage::new(Array2::from_shape_vec(shape, depth).map_err(err)?),
+            segmentation: Array2::from_shape_vec(shape, segmentation).map_err(err)?,
+            gray: Array2::from_shape_vec(shape, gray).map_err(err)?,
+        })
+    }
+
     /// The valid pixels as a point cloud in the camera frame.
     pub fn points_camera(&self) -> Result<PointCloud> {
         Ok(self.depth.to_point_cloud(&self.camera.intrinsics)?)

@@ -139,7 +139,7 @@ pub(crate) fn mjcf_text(
     let _ = writeln!(w, "  <worldbody>");
     let _ = writeln!(
         w,
-        r#"    <geom name="ground" type="plane" size="0 0 1" contype="{STATIC}" conaffinity="{OBJECT}"/>"#
+        r#"    <geom name="ground" type="plane" size="0 0 1" group="3" contype="{STATIC}" conaffinity="{OBJECT}"/>"#
     );
     if let Some(t) = &config.table {
         let [x, y, z] = t.top_center;

@@ -11,13 +11,15 @@
 //! friction, armature or gravity edits a copy of the compiled model and swaps it in;
 //! changing the objects recompiles the scene, keeping the hand's state.
 //!
-//! Not yet: depth rendering (`render_depth` is [`Error::Unsupported`]), the wrist.
+//! Rendering casts one ray per pixel with MuJoCo's `mj_multiRay` from the camera's
+//! centre into a copy of the data (depth, segmentation and the grey texture of
+//! [`crate::texture`], fixed in each geom's frame). Not yet: the wrist.
 
 use dex_core::{HandModel, JointState};
 use mujoco_rs::prelude::*;
 use nalgebra::{Isometry3, Point3, Quaternion, Translation3, UnitQuaternion, Vector3};
 
-use crate::camera::{Camera, DepthFrame};
+use crate::camera::{Camera, DepthFrame, LABEL_HAND, LABEL_NONE, object_label};
 use crate::error::{Error, Result, check_vector};
 use crate::mjcf::{Actuation, mjcf_text};
 use crate::object::ObjectSpec;
@@ -25,6 +27,7 @@ use crate::simulator::{
     BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, clamp_targets, nominal_pd_gains,
     open_configuration, validate_objects,
 };
+use crate::texture::{self, Surface};
 
 const BACKEND: &str = "mujoco";
 
@@ -52,6 +55,10 @@ pub struct MujocoSim {
     free: Vec<FreeBody>,
     /// What each MuJoCo geom belongs to.
     geom_owner: Vec<BodyRef>,
+    /// A copy of the data that rendering updates and casts rays in (MuJoCo's ray casts
+    /// need mutable data; `render_depth` takes `&self`). Made on the first render,
+    /// dropped when the model changes.
+    render: std::sync::Mutex<Option<MjData<Box<MjModel>>>>,
 }
 
 impl std::fmt::Debug for MujocoSim {
@@ -189,6 +196,7 @@ impl MujocoSim {
             link_bodies,
             free,
             geom_owner,
+            render: std::sync::Mutex::new(None),
         })
     }
 
@@ -197,6 +205,10 @@ impl MujocoSim {
     fn edit_model(&mut self, edit: impl FnOnce(&mut MjModel)) -> Result<()> {
         let mut m: MjModel = self.data.model().clone();
         edit(&mut m);
+        *self
+            .render
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         self.data
             .try_swap_model(Box::new(m))
             .map(|_| ())
@@ -504,10 +516,86 @@ impl Simulator for MujocoSim {
         Ok(())
     }
 
-    fn render_depth(&self, _camera: &Camera) -> Result<DepthFrame> {
-        Err(Error::Unsupported {
-            backend: BACKEND,
-            what: "depth rendering (not yet: rapier's ray-cast camera only)".into(),
-        })
+    fn render_depth(&self, camera: &Camera) -> Result<DepthFrame> {
+        let (w, h) = camera.render_size()?;
+        let mut guard = self
+            .render
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let data = match guard.as_mut() {
+            Some(d) => {
+                self.data
+                    .copy_visual_to(d)
+                    .map_err(|e| engine("render copy", e))?;
+                d
+            }
+            None => guard.insert(self.data.clone()),
+        };
+        // The geoms' poses at the present joint positions (a step leaves them at the
+        // positions it started from).
+        data.kinematics();
+        let origin = camera.pose.translation.vector;
+        let rot = camera.pose.rotation;
+        let mut rays = Vec::with_capacity(w * h);
+        let mut z_per_len = Vec::with_capacity(w * h);
+        for v in 0..h {
+            for u in 0..w {
+                let (dir_cam, z) = camera.ray_direction(u, v);
+                let dir = rot * dir_cam;
+                rays.push([dir.x, dir.y, dir.z]);
+                z_per_len.push(z);
+            }
+        }
+        let mut normals = vec![[0.0; 3]; rays.len()];
+        // Every geom but the ground (group 3), static ones (the table) included.
+        let groups: [u8; 6] = [1, 1, 1, 0, 1, 1];
+        let (geoms, distances) = data
+            .try_multi_ray(
+                &[origin.x, origin.y, origin.z],
+                &rays,
+                Some(&groups),
+                true,
+                None,
+                camera.max_depth,
+                Some(&mut normals),
+            )
+            .map_err(|e| engine("ray casting", e))?;
+        let mut depth = vec![0f32; w * h];
+        let mut labels = vec![LABEL_NONE; w * h];
+        let mut gray = vec![texture::BACKGROUND_GRAY; w * h];
+        let (xpos, xmat) = (data.geom_xpos(), data.geom_xmat());
+        for i in 0..w * h {
+            let (Some(g), toi) = (geoms[i], distances[i]) else {
+                continue;
+            };
+            if !(toi >= 0.0 && toi <= camera.max_depth) {
+                continue;
+            }
+            depth[i] = (toi * z_per_len[i]) as f32;
+            let surface = match self.geom_owner.get(g).copied().unwrap_or(BodyRef::Static) {
+                BodyRef::Link(_) => {
+                    labels[i] = LABEL_HAND;
+                    Surface::Hand
+                }
+                BodyRef::Object(k) => {
+                    labels[i] = object_label(k);
+                    Surface::Object
+                }
+                BodyRef::Static => continue,
+            };
+            // The texture lives in the geom's frame, so it moves with the body.
+            let dir = Vector3::from(rays[i]);
+            let offset = origin + dir * toi - Vector3::from(xpos[g]);
+            let m = &xmat[g];
+            // geom_xmat is row-major world_from_geom: local = Rᵀ · offset.
+            let local = Point3::new(
+                m[0] * offset.x + m[3] * offset.y + m[6] * offset.z,
+                m[1] * offset.x + m[4] * offset.y + m[7] * offset.z,
+                m[2] * offset.x + m[5] * offset.y + m[8] * offset.z,
+            );
+            let normal = Vector3::from(normals[i]);
+            gray[i] = texture::shade(texture::albedo(surface, &local), &normal, &dir);
+        }
+        DepthFrame::from_buffers(camera, depth, labels, gray)
     }
 }

@@ -5,8 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use dex_core::HandModel;
-use dex_sim::{BodyRef, MujocoSim, ObjectSpec, RapierSim, SimConfig, Simulator, rest_pose_on_palm};
-use nalgebra::{Isometry3, Vector3};
+use dex_sim::camera::{LABEL_HAND, LABEL_NONE, object_label};
+use dex_sim::{
+    BodyRef, Camera, MujocoSim, ObjectSpec, RapierSim, SimConfig, Simulator, rest_pose_on_palm,
+};
+use nalgebra::{Isometry3, Point3, Translation3, Vector3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -159,8 +162,52 @@ on_both_backends!(
     determinism_and_round_trip,
     targets_and_bad_input,
     pd_tracks_targets,
-    cube_rests_on_the_palm
+    cube_rests_on_the_palm,
+    rendering_sees_the_cube_and_the_hand
 );
+
+#[test]
+fn both_backends_render_the_same_scene() {
+    let rapier: RapierSim = cube_scene(RapierSim::new);
+    let mujoco: MujocoSim = cube_scene(MujocoSim::new);
+    // An oblique view of the hand and the cube.
+    let cube = rapier.object_state(0).unwrap().pose;
+    let target = Point3::from(cube.translation.vector);
+    let k = dex_core::CameraIntrinsics::from_fov_y(96, 72, 1.0).unwrap();
+    let eye = target + Vector3::new(0.25, -0.2, 0.3);
+    let cam = Camera::look_at(k, eye, target, Vector3::z()).unwrap();
+    let a = rapier.render_depth(&cam).unwrap();
+    let b = mujoco.render_depth(&cam).unwrap();
+    let n = a.segmentation.len();
+    let agree = a
+        .segmentation
+        .iter()
+        .zip(b.segmentation.iter())
+        .filter(|(x, y)| x == y)
+        .count();
+    assert!(
+        agree * 100 >= n * 97,
+        "labels agree on {agree} of {n} pixels"
+    );
+    let (mut close, mut seen) = (0, 0);
+    for ((da, db), (la, lb)) in a
+        .depth
+        .view()
+        .iter()
+        .zip(b.depth.view().iter())
+        .zip(a.segmentation.iter().zip(b.segmentation.iter()))
+    {
+        if la == lb && *la != LABEL_NONE {
+            seen += 1;
+            close += usize::from((da - db).abs() < 1e-3);
+        }
+    }
+    assert!(seen > n / 10, "the view sees the scene ({seen} pixels)");
+    assert!(
+        close * 100 >= seen * 97,
+        "depth within 1 mm on {close} of {seen} pixels"
+    );
+}
 
 #[test]
 fn a_state_of_the_other_backend_is_refused() {
@@ -178,15 +225,101 @@ fn changing_objects_keeps_the_hand() {
     let ball = ObjectSpec::new("ball", dex_sim::ObjectShape::Sphere { radius: 0.02 }, 0.05);
     sim.set_objects(
         &[ball.clone(), ObjectSpec::cube(0.03, 0.05)],
-        &[Isometry3::translation(0.0, 0.0, 0.5); 2],
+        &[
+            Isometry3::translation(0.0, 0.0, 0.5),
+            Isometry3::translation(0.2, 0.0, 0.5),
+        ],
     )
     .unwrap();
     assert_eq!(sim.objects().len(), 2);
     assert_eq!(sim.joint_state().q, q);
     assert_eq!(sim.joint_targets(), q.as_slice());
     assert_eq!(sim.object_state(1).unwrap().pose.translation.z, 0.5);
-    assert!(matches!(
-        sim.render_depth(&dex_sim::Camera::overview(8, 8, nalgebra::Point3::origin()).unwrap()),
-        Err(dex_sim::Error::Unsupported { .. })
-    ));
+    // The render sees the new objects (its copy of the data is the new scene's).
+    let ball_pose = sim.object_state(0).unwrap().pose;
+    let eye = Point3::from(ball_pose.translation.vector + Vector3::new(0.0, 0.0, 0.3));
+    let k = dex_core::CameraIntrinsics::from_fov_y(17, 17, 0.6).unwrap();
+    let cam = Camera::look_at(
+        k,
+        eye,
+        Point3::from(ball_pose.translation.vector),
+        Vector3::x(),
+    )
+    .unwrap();
+    let frame = sim.render_depth(&cam).unwrap();
+    assert_eq!(frame.segmentation[(8, 8)], object_label(0));
+    assert!((f64::from(frame.depth.view()[(8, 8)]) - 0.28).abs() < 1e-3);
+}
+
+/// A camera 30 cm above the top face of object 0, looking down.
+fn camera_over_object(sim: &dyn Simulator, size: usize) -> (Camera, Isometry3<f64>) {
+    let cube = sim.object_state(0).unwrap().pose;
+    let top = cube.translation.vector + Vector3::new(0.0, 0.0, 0.025);
+    let k = dex_core::CameraIntrinsics::from_fov_y(size, size, 0.6).unwrap();
+    let eye = Point3::from(top + Vector3::new(0.0, 0.0, 0.3));
+    let cam = Camera::look_at(k, eye, Point3::from(top), Vector3::x()).unwrap();
+    (cam, cube)
+}
+
+/// Depth, segmentation and texture: the cube's top face at 30 cm, the hand around it;
+/// the render follows a teleport at once and the texture moves with the object.
+fn rendering_sees_the_cube_and_the_hand(sim: &mut dyn Simulator) {
+    let (cam, cube) = camera_over_object(sim, 96);
+    let frame = sim.render_depth(&cam).unwrap();
+    let centre = frame.depth.view()[(48, 48)];
+    assert!(
+        (f64::from(centre) - 0.3).abs() < 1e-3,
+        "{}: depth {centre}",
+        sim.backend()
+    );
+    assert_eq!(frame.segmentation[(48, 48)], object_label(0));
+    assert!(frame.segmentation.iter().any(|l| *l == LABEL_HAND));
+    for p in frame.labelled_points_world(object_label(0)) {
+        let local = cube.inverse_transform_point(&p);
+        assert!(local.z > 0.0249 || local.x.abs() > 0.0249 || local.y.abs() > 0.0249);
+    }
+    // The grey texture varies over the face (KLT needs corners to follow).
+    let grays: std::collections::BTreeSet<u8> = frame
+        .segmentation
+        .indexed_iter()
+        .filter(|(_, l)| **l == object_label(0))
+        .map(|(ix, _)| frame.gray[ix])
+        .collect();
+    assert!(
+        grays.len() > 10,
+        "{}: {} grey levels",
+        sim.backend(),
+        grays.len()
+    );
+    // Teleported along x by 5 px on the face, its pixels and texture move together.
+    let step = 5.0 * 0.3 / cam.intrinsics.fx;
+    let moved = Isometry3::from_parts(
+        Translation3::from(cube.translation.vector + Vector3::new(step, 0.0, 0.0)),
+        cube.rotation,
+    );
+    sim.set_object_pose(0, &moved).unwrap();
+    let after = sim.render_depth(&cam).unwrap();
+    let shift = cam
+        .pose
+        .inverse_transform_vector(&Vector3::new(step, 0.0, 0.0));
+    let (du, dv) = (
+        (shift.x * cam.intrinsics.fx / 0.3).round() as isize,
+        (shift.y * cam.intrinsics.fy / 0.3).round() as isize,
+    );
+    assert!(du != 0 || dv != 0);
+    let (mut same, mut n) = (0, 0);
+    for v in 40..56isize {
+        for u in 40..56isize {
+            let (u1, v1) = ((u + du) as usize, (v + dv) as usize);
+            n += 1;
+            same += usize::from(
+                frame.gray[(v as usize, u as usize)].abs_diff(after.gray[(v1, u1)]) <= 2,
+            );
+        }
+    }
+    assert!(
+        same * 10 >= n * 9,
+        "{}: {same}/{n} pixels moved with it",
+        sim.backend()
+    );
 }

@@ -1,8 +1,6 @@
 //! Rendering: one ray per pixel against the scene's colliders, rows in parallel; depth,
 //! segmentation and a textured grey image from the same ray.
 
-use dex_core::DepthImage;
-use ndarray::Array2;
 use rapier3d::prelude::*;
 use rayon::prelude::*;
 
@@ -11,7 +9,7 @@ use nalgebra::Point3;
 use super::build;
 use super::world::{RapierSim, from_pose, from_vec, vec3};
 use crate::camera::{Camera, DepthFrame, LABEL_HAND, LABEL_NONE, object_label};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::simulator::BodyRef;
 use crate::texture::{self, Surface};
 
@@ -20,19 +18,7 @@ use crate::texture::{self, Surface};
 const ROWS_PER_TASK: usize = 8;
 
 pub(crate) fn render_depth(sim: &RapierSim, camera: &Camera) -> Result<DepthFrame> {
-    if !(camera.max_depth.is_finite() && camera.max_depth > 0.0) {
-        return Err(Error::InvalidParameter {
-            what: "camera max_depth",
-            reason: format!("must be positive and finite, got {}", camera.max_depth),
-        });
-    }
-    let (w, h) = (camera.intrinsics.width, camera.intrinsics.height);
-    if w == 0 || h == 0 {
-        return Err(Error::InvalidParameter {
-            what: "camera image size",
-            reason: format!("must be non-zero, got {w}×{h}"),
-        });
-    }
+    let (w, h) = camera.render_size()?;
     let mut depth = vec![0f32; w * h];
     let mut labels = vec![LABEL_NONE; w * h];
     let mut gray = vec![texture::BACKGROUND_GRAY; w * h];
@@ -95,23 +81,5 @@ pub(crate) fn render_depth(sim: &RapierSim, camera: &Camera) -> Result<DepthFram
                 *g = texture::shade(texture::albedo(surface, &local), &normal, &dir);
             }
         });
-    let depth = Array2::from_shape_vec((h, w), depth).map_err(|e| Error::InvalidParameter {
-        what: "camera image size",
-        reason: e.to_string(),
-    })?;
-    let segmentation =
-        Array2::from_shape_vec((h, w), labels).map_err(|e| Error::InvalidParameter {
-            what: "camera image size",
-            reason: e.to_string(),
-        })?;
-    let gray = Array2::from_shape_vec((h, w), gray).map_err(|e| Error::InvalidParameter {
-        what: "camera image size",
-        reason: e.to_string(),
-    })?;
-    Ok(DepthFrame {
-        camera: *camera,
-        depth: DepthImage::new(depth),
-        segmentation,
-        gray,
-    })
+    DepthFrame::from_buffers(camera, depth, labels, gray)
 }
