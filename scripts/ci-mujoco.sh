@@ -24,5 +24,6 @@ echo "$a"
 [ "$a" = "$b" ] || { echo "digests differ: $a vs $b"; exit 1; }
 "$venv/bin/python" benches/peers/mujoco_leap_cube.py --dex target/release/dex --steps 2000 --repeats 1 \
     --scene dex --no-python-loop --mujoco-backend
+cargo run --release -p dex-sim --features mujoco --example backend_fidelity | tail -1
 echo "MuJoCo backend step: $(( $(date +%s) - start )) s"
 
