@@ -9,8 +9,8 @@ use clap::{Args, Subcommand};
 use dex_core::HandModel;
 use dex_diffusion::dataset::DataReader;
 use dex_diffusion::{
-    CollectConfig, CommandReference, CommandSpec, DexGen, EvalConfig, EvalReport, FitConfig,
-    collect, evaluate, fit,
+    CollectConfig, CommandReference, CommandSpec, CommandSteps, DexGen, EvalConfig, EvalReport,
+    FitConfig, TaskSettings, collect, evaluate, fit,
 };
 
 use crate::plot::{Panel, Series, write_png};
@@ -49,6 +49,15 @@ pub struct CollectArgs {
     /// Environments run at once (one thread each).
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// A TOML collection config (see --print-config for every key and its default).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override one config key, e.g. `--set task.goal_timeout_steps=0` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Print the full config (with this command's episodes, seed and workers) and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 /// Arguments of `dex diffusion train`.
@@ -102,6 +111,14 @@ pub struct SourceArgs {
     /// (`targets`) or the measured joints (`measured`).
     #[arg(long, default_value = "targets", value_parser = ["targets", "measured"])]
     command_from: String,
+    /// How a command spreads over the motion's future steps: step i pulled to i times
+    /// it (`repeat`) or each to the same offset (`hold`, DexGen's Dist as written).
+    #[arg(long, default_value = "repeat", value_parser = ["repeat", "hold"])]
+    command_steps: String,
+    /// Radians of target change per unit of the command source's actions (the task's
+    /// relative action scale; the noise of `noisy:A` is in these units).
+    #[arg(long, default_value_t = 0.4)]
+    action_scale: f64,
 }
 
 /// Arguments of `dex diffusion eval`.
@@ -154,8 +171,11 @@ fn run_collect(a: CollectArgs) -> Result<()> {
         episodes: a.episodes,
         seed: a.seed,
         workers: a.workers,
-        ..CollectConfig::default()
+        ..dex_policy::run::layered_config(CollectConfig::default(), a.config.as_deref(), &a.sets)?
     };
+    if a.print_config {
+        return output(&toml::to_string_pretty(&config)?);
+    }
     let b = bar(
         a.episodes as u64,
         "{elapsed_precise} [{bar:30.cyan/blue}] episode {pos}/{len} (eta {eta})",
@@ -294,7 +314,15 @@ fn eval_config(s: &SourceArgs) -> Result<EvalConfig> {
         } else {
             CommandReference::Targets
         },
-        ..EvalConfig::default()
+        command_steps: if s.command_steps == "repeat" {
+            CommandSteps::Repeat
+        } else {
+            CommandSteps::Hold
+        },
+        task: TaskSettings {
+            relative_scale: s.action_scale,
+            ..TaskSettings::default()
+        },
     })
 }
 

@@ -36,6 +36,24 @@ fn bad_inputs_exit_with_code_2_and_say_why() {
         "1",
     ]);
     assert_eq!(r.status.code(), Some(2));
+    for bad in [
+        ["--action-scale", "0"],
+        ["--action-scale", "nan"],
+        ["--command-steps", "sometimes"],
+    ] {
+        let mut args = vec![
+            "diffusion",
+            "eval",
+            "--command",
+            "expert",
+            "--episodes",
+            "1",
+        ];
+        args.extend(bad);
+        let r = dex(&args);
+        assert_eq!(r.status.code(), Some(2), "{bad:?}");
+        assert!(!text(&r.stderr).is_empty());
+    }
     let missing = tmp.join("no-checkpoint");
     let r = dex(&[
         "diffusion",

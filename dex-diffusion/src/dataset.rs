@@ -432,6 +432,36 @@ pub enum KeypointSet {
     Tips,
 }
 
+/// Whose keypoints a motion Δx follows.
+///
+/// DexGen (§III-C) writes Δxᵢ = x_{t+i} − x_t of the finger keypoints. Measured at the
+/// joints, a finger pressing on an object hardly moves whatever its target does, so
+/// over 0.1–0.2 s the motion says little about the targets that caused it: on dex's
+/// expert data an inverse dynamics model from the measured motion and the state
+/// predicts the target changes no better than one from the state alone (held-out MSE
+/// 0.48 against 0.44, normalised), i.e. it ignores the motion, and guidance then cannot
+/// reach the joints. The keypoints of the targets in force, `FK_K(q̃)`, move exactly as
+/// the targets do (held-out MSE 0.08): the prior is then over where the expert sends
+/// the fingers, the inverse dynamics is nearly kinematic, and a command measured from
+/// the targets ([`crate::CommandReference::Targets`]) is the same kind of quantity.
+/// Figures: `cargo run --release -p dex-diffusion --example idm_inputs -- DATA`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MotionOf {
+    /// The keypoints at the measured joint positions (the paper's wording).
+    Measured,
+    /// The keypoints at the targets in force (dex's default).
+    #[default]
+    Targets,
+}
+
+impl MotionOf {
+    /// What a model file without the setting used (written before it existed).
+    fn legacy() -> Self {
+        MotionOf::Measured
+    }
+}
+
 /// How samples are cut from episodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -442,6 +472,10 @@ pub struct SampleSpec {
     pub horizon: usize,
     /// Keypoints of the motion.
     pub keypoints: KeypointSet,
+    /// Whose keypoints the motion follows (absent from a file: `measured`, what files
+    /// written before this setting used).
+    #[serde(default = "MotionOf::legacy")]
+    pub motion: MotionOf,
 }
 
 impl Default for SampleSpec {
@@ -450,6 +484,7 @@ impl Default for SampleSpec {
             history: 4,
             horizon: 2,
             keypoints: KeypointSet::All,
+            motion: MotionOf::Targets,
         }
     }
 }
@@ -502,6 +537,52 @@ impl SampleSpec {
     }
 }
 
+/// `rows × 3K`: the keypoints at each row's targets in force.
+fn target_keypoints(
+    hand: &HandModel,
+    steps: ArrayView2<'_, f32>,
+    layout: &StepLayout,
+) -> Result<Array2<f32>> {
+    let mut out = Array2::zeros((steps.nrows(), 3 * layout.keypoints));
+    let mut q = vec![0.0; layout.dof];
+    for (r, row) in steps.rows().into_iter().enumerate() {
+        for (j, v) in q.iter_mut().enumerate() {
+            *v = f64::from(row[layout.targets() + j]);
+        }
+        let kp = hand
+            .keypoint_positions(&q)
+            .map_err(|e| Error::Sim(dex_sim::Error::from(e)))?;
+        for (k, p) in kp.positions.iter().enumerate() {
+            for c in 0..3 {
+                out[[r, 3 * k + c]] = p[c] as f32;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The hand model a dataset's manifest names, when `spec` needs its kinematics.
+///
+/// # Errors
+///
+/// [`Error::InvalidSetting`] when the motion follows the targets and the hand is not a
+/// built-in one (or a URDF file at that path).
+pub fn hand_for(manifest: &Manifest, spec: &SampleSpec) -> Result<Option<HandModel>> {
+    match spec.motion {
+        MotionOf::Measured => Ok(None),
+        MotionOf::Targets => {
+            HandModel::load(&manifest.hand)
+                .map(Some)
+                .map_err(|e| Error::InvalidSetting {
+                    what: "dataset hand",
+                    reason: format!(
+                        "motions of the target keypoints need the hand's kinematics: {e}"
+                    ),
+                })
+        }
+    }
+}
+
 /// Training samples: one row per (episode, step) with a full future.
 #[derive(Debug, Clone)]
 pub struct Samples {
@@ -515,13 +596,37 @@ pub struct Samples {
 
 impl Samples {
     /// Samples of `chunk`. Steps before an episode's start repeat its first step.
+    /// `hand` gives the keypoints of the targets ([`MotionOf::Targets`]; unused for
+    /// measured motions).
     ///
     /// # Errors
     ///
-    /// [`Error::LengthMismatch`] if the chunk's width does not match `layout`.
-    pub fn from_chunk(chunk: &Chunk, layout: &StepLayout, spec: &SampleSpec) -> Result<Self> {
+    /// [`Error::LengthMismatch`] if the chunk's width does not match `layout`;
+    /// [`Error::InvalidSetting`] for target motions without a hand of `layout`'s shape.
+    pub fn from_chunk(
+        chunk: &Chunk,
+        layout: &StepLayout,
+        spec: &SampleSpec,
+        hand: Option<&HandModel>,
+    ) -> Result<Self> {
         spec.validate()?;
         crate::error::check_len("step width", layout.width(), chunk.steps.ncols())?;
+        let target_keypoints = match (spec.motion, hand) {
+            (MotionOf::Measured, _) => None,
+            (MotionOf::Targets, Some(hand)) if &StepLayout::for_model(hand) == layout => {
+                Some(target_keypoints(hand, chunk.steps.view(), layout)?)
+            }
+            (MotionOf::Targets, _) => {
+                return Err(Error::InvalidSetting {
+                    what: "samples",
+                    reason: "motions of the target keypoints need the dataset's hand model".into(),
+                });
+            }
+        };
+        // The rows whose keypoints the motion follows.
+        let moving = target_keypoints
+            .as_ref()
+            .map_or(chunk.steps.view(), |t| t.view());
         let kp = spec.motion_keypoints(layout);
         let (cd, md) = (spec.condition_dim(layout), spec.motion_dim(layout));
         let mut condition = Vec::new();
@@ -542,11 +647,12 @@ impl Samples {
                 }
                 let now = rows.row(t);
                 condition.extend((layout.mode()..layout.width()).map(|j| now[j]));
+                let x_now = moving.row(e.first + t);
                 for i in 1..=spec.horizon {
-                    let future = rows.row(t + i);
+                    let future = moving.row(e.first + t + i);
                     for &k in &kp {
                         for c in 0..3 {
-                            motion.push(future[3 * k + c] - now[3 * k + c]);
+                            motion.push(future[3 * k + c] - x_now[3 * k + c]);
                         }
                     }
                 }

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rayon::prelude::*;
 
 use crate::collect::object_for;
-use crate::controller::{CommandReference, DexGenController};
+use crate::controller::{CommandReference, CommandSteps, DexGenController};
 use crate::error::{Error, Result};
 use crate::expert::{GraspExpert, TaskSettings};
 use crate::model::DexGen;
@@ -81,6 +81,8 @@ pub struct EvalConfig {
     pub task: TaskSettings,
     /// What the controller measures a command from.
     pub reference: CommandReference,
+    /// How the controller spreads a command over the future steps.
+    pub command_steps: CommandSteps,
 }
 
 impl Default for EvalConfig {
@@ -93,6 +95,7 @@ impl Default for EvalConfig {
             expert_step: 0.03,
             task: TaskSettings::default(),
             reference: CommandReference::default(),
+            command_steps: CommandSteps::default(),
         }
     }
 }
@@ -232,7 +235,8 @@ pub fn evaluate(
     let mut policy: Box<dyn Policy> = match model {
         Some((m, g)) => Box::new(
             DexGenController::new(m, raw, hand.clone(), config.task.relative_scale, g)?
-                .with_reference(config.reference),
+                .with_reference(config.reference)
+                .with_command_steps(config.command_steps),
         ),
         None => raw,
     };

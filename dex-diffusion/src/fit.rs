@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{DataReader, Samples};
+use crate::dataset::{DataReader, Samples, hand_for};
 use crate::error::{Error, Result};
 use crate::idm::IdmTrainer;
 use crate::model::{DexGen, DexGenConfig, ModelFile, Normalizer};
@@ -152,6 +152,7 @@ pub fn fit(
     let mut model = config.model.clone();
     model.fit_to(&layout)?;
     let normalizer = Normalizer::fit(reader, &model.spec)?;
+    let hand = hand_for(reader.manifest(), &model.spec)?;
     let schedule = NoiseSchedule::cosine(model.diffusion_steps)?;
     let mut diffusion = DiffusionTrainer::new(
         &model.denoiser,
@@ -207,7 +208,8 @@ pub fn fit(
                 order.shuffle(&mut rng);
             }
             let Some(k) = order.pop() else { break };
-            let samples = Samples::from_chunk(&reader.chunk(k)?, &layout, &model.spec)?;
+            let samples =
+                Samples::from_chunk(&reader.chunk(k)?, &layout, &model.spec, hand.as_ref())?;
             if !samples.is_empty() {
                 return Ok(Some(model_inputs(&normalizer, &samples)?));
             }
@@ -285,7 +287,12 @@ pub fn fit(
     }
     let (mut validation_diffusion_loss, mut validation_idm_mse) = (None, None);
     if chunks > 1 {
-        let samples = Samples::from_chunk(&reader.chunk(chunks - 1)?, &layout, &model.spec)?;
+        let samples = Samples::from_chunk(
+            &reader.chunk(chunks - 1)?,
+            &layout,
+            &model.spec,
+            hand.as_ref(),
+        )?;
         if !samples.is_empty() {
             let (c, m, d) = model_inputs(&normalizer, &samples)?;
             let n = samples.len().min(4096);

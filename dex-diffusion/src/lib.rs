@@ -16,7 +16,7 @@ mod schedule;
 mod train;
 
 pub use collect::{CollectConfig, CollectReport, collect, object_for};
-pub use controller::{CommandReference, DexGenController};
+pub use controller::{CommandReference, CommandSteps, DexGenController};
 pub use denoiser::{Denoiser, DenoiserConfig, timestep_embedding};
 pub use error::{Error, Result};
 pub use eval::{CommandSpec, EpisodeOutcome, EvalConfig, EvalReport, evaluate};

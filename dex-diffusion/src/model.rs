@@ -17,7 +17,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{DataReader, SampleSpec, Samples, StepLayout};
+use crate::dataset::{DataReader, SampleSpec, Samples, StepLayout, hand_for};
 use crate::denoiser::{Denoiser, DenoiserConfig};
 use crate::error::{Error, Result, check_finite, check_len};
 use crate::idm::{IdmConfig, InverseDynamics};
@@ -131,8 +131,9 @@ impl Normalizer {
         let mut m_hist = vec![0u64; 1001];
         let mut m_count = 0usize;
         let mut n = 0usize;
+        let hand = hand_for(reader.manifest(), spec)?;
         for k in 0..reader.chunks() {
-            let s = Samples::from_chunk(&reader.chunk(k)?, layout, spec)?;
+            let s = Samples::from_chunk(&reader.chunk(k)?, layout, spec, hand.as_ref())?;
             accumulate(s.condition.view(), &mut c_sum, &mut c_sq);
             accumulate(s.target_change.view(), &mut d_sum, &mut d_sq);
             m_sq += s.motion.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>();

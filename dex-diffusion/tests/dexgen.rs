@@ -2,7 +2,8 @@
 
 use dex_core::HandModel;
 use dex_diffusion::dataset::{
-    DROP_DISCARD_STEPS, DataReader, DataWriter, KeypointSet, SampleSpec, Samples, StepLayout,
+    DROP_DISCARD_STEPS, DataReader, DataWriter, KeypointSet, MotionOf, SampleSpec, Samples,
+    StepLayout,
 };
 use dex_diffusion::{
     CollectConfig, CommandSpec, DexGen, DexGenConfig, DexGenController, Error, IdmConfig,
@@ -89,8 +90,11 @@ fn samples_hold_the_history_the_future_motion_and_the_target_change() -> anyhow:
     w.push_episode(&episode(&layout, 0, 6), false, 0)?;
     w.finish()?;
     let chunk = DataReader::open(&dir)?.chunk(0)?;
-    let spec = SampleSpec::default();
-    let s = Samples::from_chunk(&chunk, &layout, &spec)?;
+    let spec = SampleSpec {
+        motion: MotionOf::Measured,
+        ..SampleSpec::default()
+    };
+    let s = Samples::from_chunk(&chunk, &layout, &spec, None)?;
     // Steps 0..=3 have two future steps in an episode of 6.
     assert_eq!(s.len(), 4);
     assert_eq!(s.condition.ncols(), spec.condition_dim(&layout));
@@ -111,12 +115,76 @@ fn samples_hold_the_history_the_future_motion_and_the_target_change() -> anyhow:
     // Tips only: K = 4.
     let tips = SampleSpec {
         keypoints: KeypointSet::Tips,
-        ..SampleSpec::default()
+        ..spec.clone()
     };
     assert_eq!(
-        Samples::from_chunk(&chunk, &layout, &tips)?.motion.ncols(),
+        Samples::from_chunk(&chunk, &layout, &tips, None)?
+            .motion
+            .ncols(),
         24
     );
+    Ok(())
+}
+
+#[test]
+fn a_spec_without_the_motion_setting_reads_as_measured_motions() -> anyhow::Result<()> {
+    // Files written before the setting existed learnt measured motions.
+    let old: SampleSpec = toml::from_str("history = 4\nhorizon = 2\nkeypoints = \"all\"")?;
+    assert_eq!(old.motion, MotionOf::Measured);
+    let new: SampleSpec = toml::from_str("motion = \"targets\"")?;
+    assert_eq!(new.motion, MotionOf::Targets);
+    assert_eq!(SampleSpec::default().motion, MotionOf::Targets);
+    assert!(toml::from_str::<SampleSpec>("motion = \"velocities\"").is_err());
+    Ok(())
+}
+
+#[test]
+fn target_motions_follow_the_keypoints_of_the_targets_in_force() -> anyhow::Result<()> {
+    let hand = HandModel::leap_right();
+    let layout = StepLayout::for_model(&hand);
+    let dir = tmp("target-motion");
+    let mut w = DataWriter::create(&dir, &hand, 10.0, 100, toml::Table::new())?;
+    w.push_episode(&episode(&layout, 0, 6), false, 0)?;
+    w.finish()?;
+    let reader = DataReader::open(&dir)?;
+    let chunk = reader.chunk(0)?;
+    let spec = SampleSpec::default();
+    assert_eq!(spec.motion, MotionOf::Targets);
+    // Without the hand's kinematics target motions cannot be cut.
+    assert!(matches!(
+        Samples::from_chunk(&chunk, &layout, &spec, None),
+        Err(Error::InvalidSetting { .. })
+    ));
+    let hand_of_data = dex_diffusion::dataset::hand_for(reader.manifest(), &spec)?;
+    let s = Samples::from_chunk(&chunk, &layout, &spec, hand_of_data.as_ref())?;
+    let fk = |step: usize| -> anyhow::Result<Vec<f64>> {
+        let t = layout.targets();
+        let q: Vec<f64> = (0..layout.dof)
+            .map(|j| f64::from(chunk.steps[[step, t + j]]))
+            .collect();
+        Ok(hand
+            .keypoint_positions(&q)?
+            .positions
+            .iter()
+            .flat_map(|p| [p.x, p.y, p.z])
+            .collect())
+    };
+    // Sample 1: Δx₁ = FK(q̃₂) − FK(q̃₁), Δx₂ = FK(q̃₃) − FK(q̃₁), every keypoint.
+    let (x1, x2, x3) = (fk(1)?, fk(2)?, fk(3)?);
+    for v in 0..24 {
+        assert!((f64::from(s.motion[[1, v]]) - (x2[v] - x1[v])).abs() < 1e-5);
+        assert!((f64::from(s.motion[[1, 24 + v]]) - (x3[v] - x1[v])).abs() < 1e-5);
+    }
+    assert!(s.motion.iter().any(|v| v.abs() > 1e-4), "the targets move");
+    // The condition and the target change do not depend on whose motion it is.
+    let measured = SampleSpec {
+        motion: MotionOf::Measured,
+        ..spec
+    };
+    let m = Samples::from_chunk(&chunk, &layout, &measured, None)?;
+    assert_eq!(m.condition, s.condition);
+    assert_eq!(m.target_change, s.target_change);
+    assert_ne!(m.motion, s.motion);
     Ok(())
 }
 
@@ -392,9 +460,9 @@ fn with_unbounded_guidance_the_shipped_controller_follows_the_expert() -> anyhow
         "cosine with the expert's target changes: α → ∞ {followed:.3} over {moving} steps, α = 0 {free:.3}"
     );
     assert!(moving >= 10, "the expert moved on {moving} steps only");
-    assert!(followed > 0.15, "α → ∞: mean cosine {followed}");
+    assert!(followed > 0.5, "α → ∞: mean cosine {followed}");
     assert!(
-        followed > free + 0.1,
+        followed > free + 0.4,
         "α → ∞ {followed} against α = 0 {free}"
     );
     Ok(())
