@@ -100,9 +100,14 @@ impl Camera {
         })
     }
 
-    /// The image size, after checking what a renderer needs: a positive, finite
-    /// `max_depth` and a non-empty image.
-    pub(crate) fn render_size(&self) -> Result<(usize, usize)> {
+    /// The image size `(width, height)`, after checking what a renderer needs: a
+    /// positive, finite `max_depth` and a non-empty image (every backend's renderer
+    /// starts here).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] for a bad `max_depth` or an empty image.
+    pub fn render_size(&self) -> Result<(usize, usize)> {
         if !(self.max_depth.is_finite() && self.max_depth > 0.0) {
             return Err(Error::InvalidParameter {
                 what: "camera max_depth",
@@ -145,8 +150,13 @@ pub struct DepthFrame {
 }
 
 impl DepthFrame {
-    /// A frame of `camera` from row-major buffers of its image size.
-    pub(crate) fn from_buffers(
+    /// A frame of `camera` from row-major buffers of its image size (how a renderer
+    /// hands its result over).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] when a buffer's length is not width × height.
+    pub fn from_buffers(
         camera: &Camera,
         depth: Vec<f32>,
         segmentation: Vec<i16>,
