@@ -18,17 +18,18 @@ use rand::{Rng, SeedableRng};
 
 type Parts = (Array2<f32>, Array2<f32>, Array2<f32>);
 
+/// Normalised samples of `chunks` (`norm` and `hand` fitted once per spec).
 fn load(
     reader: &DataReader,
     spec: &SampleSpec,
+    norm: &Normalizer,
+    hand: Option<&dex_core::HandModel>,
     chunks: std::ops::Range<usize>,
 ) -> anyhow::Result<Parts> {
-    let norm = Normalizer::fit(reader, spec)?;
-    let hand = hand_for(reader.manifest(), spec)?;
     let layout = &reader.manifest().layout;
     let (mut c, mut m, mut d) = (vec![], vec![], vec![]);
     for k in chunks {
-        let s = Samples::from_chunk(&reader.chunk(k)?, layout, spec, hand.as_ref())?;
+        let s = Samples::from_chunk(&reader.chunk(k)?, layout, spec, hand)?;
         c.push(norm.condition(s.condition.view()));
         m.push(s.motion.mapv(|v| v / norm.motion_scale));
         d.push(norm.change(s.target_change.view()));
@@ -55,8 +56,10 @@ fn main() -> anyhow::Result<()> {
             motion,
             ..SampleSpec::default()
         };
-        let (ct, mt, dt) = load(&reader, &spec, 0..n - 1)?;
-        let (cv, mv, dv) = load(&reader, &spec, n - 1..n)?;
+        let norm = Normalizer::fit(&reader, &spec)?;
+        let hand = hand_for(reader.manifest(), &spec)?;
+        let (ct, mt, dt) = load(&reader, &spec, &norm, hand.as_ref(), 0..n - 1)?;
+        let (cv, mv, dv) = load(&reader, &spec, &norm, hand.as_ref(), n - 1..n)?;
         let (sd, cd) = (spec.step_dim(&layout), ct.ncols());
         // The newest history step and the mode.
         let newest: Vec<usize> = (0..sd).chain(cd - 2..cd).collect();
