@@ -71,6 +71,42 @@ pub struct BenchArgs {
     /// feature, see scripts/mujoco-setup.sh).
     #[arg(long, default_value = "rapier")]
     backend: String,
+    #[command(flatten)]
+    file: HandFileArgs,
+}
+
+/// The hand from the user's MJCF file (MuJoCo backend).
+#[derive(Debug, Args)]
+pub struct HandFileArgs {
+    /// Simulate the hand of this MJCF file (e.g. MuJoCo Menagerie's
+    /// `leap_hand/right_hand.xml`) in place of dex's model of `--hand`, placed so that
+    /// its joints coincide with the model's (needs `--backend mujoco`).
+    #[arg(long)]
+    mjcf: Option<PathBuf>,
+    /// A joint of `--hand` and its name in the `--mjcf` file, `MODEL=FILE` (repeat;
+    /// joints not listed keep their names).
+    #[arg(long = "joint", value_name = "MODEL=FILE", requires = "mjcf")]
+    joints: Vec<String>,
+}
+
+impl HandFileArgs {
+    /// The file and its joint map, checked against `backend`.
+    fn hand(&self, backend: &str) -> anyhow::Result<Option<dex_sim::MjcfHand>> {
+        let Some(path) = &self.mjcf else {
+            return Ok(None);
+        };
+        if backend != "mujoco" {
+            bail!("--mjcf needs --backend mujoco (rapier simulates dex's own model of the hand)");
+        }
+        let mut hand = dex_sim::MjcfHand::new(path);
+        for pair in &self.joints {
+            let Some((model, file)) = pair.split_once('=') else {
+                bail!("--joint `{pair}`: expected MODEL=FILE");
+            };
+            hand = hand.with_joint(model.trim(), file.trim());
+        }
+        Ok(Some(hand))
+    }
 }
 
 /// Scripted policies of `dex sim run`.
@@ -107,6 +143,8 @@ pub struct RunArgs {
     /// feature, see scripts/mujoco-setup.sh).
     #[arg(long, default_value = "rapier")]
     backend: String,
+    #[command(flatten)]
+    file: HandFileArgs,
 }
 
 /// Arguments of `dex sim render`.
@@ -137,6 +175,8 @@ pub struct RenderArgs {
     /// feature, see scripts/mujoco-setup.sh).
     #[arg(long, default_value = "rapier")]
     backend: String,
+    #[command(flatten)]
+    file: HandFileArgs,
 }
 
 /// Runs a `dex sim` subcommand.
@@ -207,6 +247,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         substeps: 1,
         ..SimConfig::default()
     };
+    a.file.hand(&a.backend)?;
     match a.backend.as_str() {
         "rapier" => {}
         "mujoco" => return bench_mujoco(&a, config),
@@ -260,7 +301,7 @@ fn object_poses(sim: &dyn Simulator) -> dex_sim::Result<Vec<nalgebra::Isometry3<
 /// `dex sim bench --backend mujoco`: the same scene, stepped by MuJoCo.
 #[cfg(feature = "mujoco")]
 fn bench_mujoco(a: &BenchArgs, config: SimConfig) -> anyhow::Result<()> {
-    let mut sim = mujoco_of(&scene(&a.hand, &a.object, config)?)?;
+    let mut sim = mujoco_of(&scene(&a.hand, &a.object, config)?, a.file.hand("mujoco")?)?;
     sim.step_physics(100)?;
     let start = Instant::now();
     sim.step_physics(a.steps)?;
@@ -277,14 +318,21 @@ fn bench_mujoco(a: &BenchArgs, config: SimConfig) -> anyhow::Result<()> {
     bench_result(&sim, a.steps, secs)
 }
 
-/// The scene of a rapier simulator (hand, objects where they are, settings) in MuJoCo.
+/// The scene of a rapier simulator (hand, objects where they are, settings) in MuJoCo,
+/// with the hand of the user's MJCF file when `mjcf` names one.
 #[cfg(feature = "mujoco")]
-fn mujoco_of(rapier: &dex_sim::RapierSim) -> anyhow::Result<dex_sim::MujocoSim> {
+fn mujoco_of(
+    rapier: &dex_sim::RapierSim,
+    mjcf: Option<dex_sim::MjcfHand>,
+) -> anyhow::Result<dex_sim::MujocoSim> {
     Ok(dex_sim::MujocoSim::new(
         rapier.model().clone(),
         rapier.objects(),
         &object_poses(rapier)?,
-        rapier.config().clone(),
+        SimConfig {
+            mjcf,
+            ..rapier.config().clone()
+        },
     )?)
 }
 
@@ -309,14 +357,19 @@ fn backend_scene(
     object: &str,
     config: SimConfig,
     backend: &str,
+    file: &HandFileArgs,
 ) -> anyhow::Result<Box<dyn Simulator>> {
+    let mjcf = file.hand(backend)?;
     let rapier = scene(hand, object, config)?;
     match backend {
         "rapier" => Ok(Box::new(rapier)),
         #[cfg(feature = "mujoco")]
-        "mujoco" => Ok(Box::new(mujoco_of(&rapier)?)),
+        "mujoco" => Ok(Box::new(mujoco_of(&rapier, mjcf)?)),
         #[cfg(not(feature = "mujoco"))]
-        "mujoco" => Err(without_mujoco()),
+        "mujoco" => {
+            let _ = mjcf;
+            Err(without_mujoco())
+        }
         other => bail!("--backend `{other}`: known backends are `rapier` and `mujoco`"),
     }
 }
@@ -331,6 +384,7 @@ fn run_task(a: RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("in {}", path.display()))?;
     }
     config.backend = a.backend.parse()?;
+    config.mjcf = a.file.hand(&a.backend)?;
     let mut env = make_env(&a.task, model, config)?;
     let mut rng = ChaCha8Rng::seed_from_u64(a.seed ^ 0x5EED);
     let dim = env.action_space().dim();
@@ -386,7 +440,13 @@ fn render(a: RenderArgs) -> anyhow::Result<()> {
     if a.width == 0 || a.height == 0 || a.squint == 0 {
         bail!("--width, --height and --squint must be at least 1");
     }
-    let mut sim = backend_scene(&a.hand, &a.object, SimConfig::default(), &a.backend)?;
+    let mut sim = backend_scene(
+        &a.hand,
+        &a.object,
+        SimConfig::default(),
+        &a.backend,
+        &a.file,
+    )?;
     let hold = sim.joint_targets().to_vec();
     sim.set_joint_targets(&hold)?;
     // Let the object settle (about 100 physics steps).

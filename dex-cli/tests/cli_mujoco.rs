@@ -143,3 +143,45 @@ fn an_unknown_backend_is_an_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("bullet"), "{}", stderr(&o));
 }
+
+/// MuJoCo Menagerie's LEAP file beside the repository (`../shared/assets/menagerie`).
+#[cfg_attr(not(feature = "mujoco"), allow(dead_code))]
+fn menagerie_leap() -> Option<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/assets/menagerie/leap_hand/right_hand.xml");
+    if path.is_file() {
+        Some(path.display().to_string())
+    } else {
+        eprintln!("skipped: {} is missing", path.display());
+        None
+    }
+}
+
+#[cfg(feature = "mujoco")]
+#[test]
+fn a_users_mjcf_hand_runs_tasks_and_bad_maps_are_errors() {
+    let Some(path) = menagerie_leap() else { return };
+    let mut args: Vec<&str> = RUN.to_vec();
+    args.extend(["--mjcf", path.as_str()]);
+    let a = dex(&args);
+    let b = dex(&args);
+    assert!(a.status.success(), "{}", stderr(&a));
+    let last = |o: &std::process::Output| stdout(o).lines().last().unwrap_or_default().to_string();
+    assert!(last(&a).starts_with("digest "), "{}", stdout(&a));
+    assert_eq!(last(&a), last(&b));
+    assert_ne!(last(&dex(RUN)), last(&a), "the file's hand is dex's model");
+    let mut bad = args.clone();
+    bad.extend(["--joint", "if_mcp=no_such_joint"]);
+    let o = dex(&bad);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no_such_joint"), "{}", stderr(&o));
+    let mut rapier: Vec<&str> = args
+        .iter()
+        .map(|s| if *s == "mujoco" { "rapier" } else { s })
+        .collect();
+    let o = dex(&rapier);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--backend mujoco"), "{}", stderr(&o));
+    rapier.extend(["--joint", "nonsense"]);
+    assert_eq!(dex(&rapier).status.code(), Some(2));
+}

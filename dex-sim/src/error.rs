@@ -77,6 +77,42 @@ pub enum Error {
         /// What the parser reported.
         message: String,
     },
+    /// A user's MJCF file could not be loaded (malformed, a missing include or mesh, a
+    /// name that clashes with dex's scene), as MuJoCo's compiler says.
+    #[error("MJCF file {path}: {reason}")]
+    Mjcf {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A joint of the hand model has no counterpart in a user's MJCF file under the
+    /// name the joint map gives (or the map names a joint the model does not have).
+    #[error("MJCF file {path}: {reason}")]
+    MjcfJoint {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The joint and what is wrong with it.
+        reason: String,
+    },
+    /// A user's MJCF hand does not move as the hand model does: after the best rigid
+    /// placement, a joint anchor or axis of the file lies farther than the tolerance
+    /// from the model's.
+    #[error(
+        "MJCF file {path}: the joints do not match the hand model: `{joint}` is {error_mm:.2} mm off (tolerance {tolerance_mm:.2} mm){hint}"
+    )]
+    MjcfKinematics {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The model's joint that disagrees most.
+        joint: String,
+        /// Its distance (mm).
+        error_mm: f64,
+        /// The tolerance (mm).
+        tolerance_mm: f64,
+        /// A hint (e.g. an axis that points the other way).
+        hint: String,
+    },
     /// The hand model uses a feature this backend does not simulate.
     #[error("unsupported by the {backend} backend: {what}")]
     Unsupported {

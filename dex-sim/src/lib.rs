@@ -55,8 +55,8 @@ pub use mock::{MockEnv, MockSimulator};
 pub use mujoco::MujocoSim;
 pub use object::{ObjectShape, ObjectSpec, RandomObjectParams, random_object};
 pub use simulator::{
-    Backend, BodyRef, Contact, Enclosure, ObjectState, SimConfig, SimState, Simulator, Table,
-    mount_pose, nominal_pd_gains, open_configuration, palm_up_pose, rest_pose_on_palm,
+    Backend, BodyRef, Contact, Enclosure, MjcfHand, ObjectState, SimConfig, SimState, Simulator,
+    Table, mount_pose, nominal_pd_gains, open_configuration, palm_up_pose, rest_pose_on_palm,
 };
 pub use spec::EnvSpec;
 pub use tasks::{

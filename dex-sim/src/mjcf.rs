@@ -79,13 +79,9 @@ pub(crate) enum Actuation {
     Affine,
 }
 
-pub(crate) fn mjcf_text(
-    model: &HandModel,
-    config: &SimConfig,
-    objects: &[ObjectSpec],
-    poses: &[Isometry3<f64>],
-    actuation: Actuation,
-) -> Result<String> {
+/// What every MJCF scene needs: valid settings and objects, and nothing MJCF here does
+/// not cover (the wrist, an enclosure).
+fn check_scene(config: &SimConfig, objects: &[ObjectSpec], poses: &[Isometry3<f64>]) -> Result<()> {
     config.validate()?;
     validate_objects(objects, poses)?;
     if config.wrist.is_some() {
@@ -101,6 +97,50 @@ pub(crate) fn mjcf_text(
             reason: "enclosures are not exported yet".into(),
         });
     }
+    Ok(())
+}
+
+/// The scene around a hand from the user's MJCF file: the file (`include`, its name
+/// relative to the scene's directory), then dex's ground, table and objects, and, with
+/// `actuators`, dex's PD actuators ([`Actuation::Affine`]) on the file's joints as
+/// `hand` maps them. Timestep and gravity are set on the compiled model.
+#[cfg_attr(not(feature = "mujoco"), allow(dead_code))]
+pub(crate) fn user_scene_text(
+    model: &HandModel,
+    config: &SimConfig,
+    objects: &[ObjectSpec],
+    poses: &[Isometry3<f64>],
+    include: &str,
+    hand: &crate::simulator::MjcfHand,
+    actuators: bool,
+) -> Result<String> {
+    check_scene(config, objects, poses)?;
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, r#"<mujoco model="dex scene">"#);
+    let _ = writeln!(w, r#"  <include file="{}"/>"#, xml(include));
+    write_hull_assets(w, objects);
+    let _ = writeln!(w, "  <worldbody>");
+    write_ground_and_table(w, config);
+    write_objects(w, objects, poses);
+    let _ = writeln!(w, "  </worldbody>");
+    if actuators {
+        write_actuators(w, model, Actuation::Affine, USER_ACTUATOR_PREFIX, |name| {
+            hand.file_joint(name).to_string()
+        });
+    }
+    let _ = writeln!(w, "</mujoco>");
+    Ok(out)
+}
+
+pub(crate) fn mjcf_text(
+    model: &HandModel,
+    config: &SimConfig,
+    objects: &[ObjectSpec],
+    poses: &[Isometry3<f64>],
+    actuation: Actuation,
+) -> Result<String> {
+    check_scene(config, objects, poses)?;
     let mut out = String::new();
     let w = &mut out;
     let g = config.gravity;
@@ -113,6 +153,53 @@ pub(crate) fn mjcf_text(
         config.dt,
         v3(&g)
     );
+    write_hull_assets(w, objects);
+    let _ = writeln!(w, "  <worldbody>");
+    write_ground_and_table(w, config);
+    let hand_affinity = if config.hand_self_collision {
+        HAND | OBJECT
+    } else {
+        OBJECT
+    };
+    write_body(
+        w,
+        model,
+        model.root(),
+        &config.hand_pose,
+        config,
+        hand_affinity,
+        2,
+    );
+    write_objects(w, objects, poses);
+    let _ = writeln!(w, "  </worldbody>");
+    write_excludes(w, model);
+    let mimics: Vec<_> = model
+        .joints()
+        .iter()
+        .filter_map(|j| j.mimic.map(|m| (j, m)))
+        .collect();
+    if !mimics.is_empty() {
+        let _ = writeln!(w, "  <equality>");
+        for (j, m) in mimics {
+            let source = &model.joint(m.source).name;
+            let _ = writeln!(
+                w,
+                r#"    <joint joint1="{}" joint2="{}" polycoef="{} {} 0 0 0"/>"#,
+                xml(&j.name),
+                xml(source),
+                m.offset,
+                m.multiplier
+            );
+        }
+        let _ = writeln!(w, "  </equality>");
+    }
+    write_actuators(w, model, actuation, "", |name| name.to_string());
+    let _ = writeln!(w, "</mujoco>");
+    Ok(out)
+}
+
+/// The convex hulls of `objects` as meshes (an `<asset>` block, none without hulls).
+pub(crate) fn write_hull_assets(w: &mut String, objects: &[ObjectSpec]) {
     let hulls: Vec<(usize, &Vec<[f64; 3]>)> = objects
         .iter()
         .enumerate()
@@ -136,7 +223,10 @@ pub(crate) fn mjcf_text(
         }
         let _ = writeln!(w, "  </asset>");
     }
-    let _ = writeln!(w, "  <worldbody>");
+}
+
+/// The ground (group 3, not drawn; objects only) and the table, inside `<worldbody>`.
+pub(crate) fn write_ground_and_table(w: &mut String, config: &SimConfig) {
     let _ = writeln!(
         w,
         r#"    <geom name="ground" type="plane" size="0 0 1" group="3" contype="{STATIC}" conaffinity="{OBJECT}"/>"#
@@ -152,20 +242,11 @@ pub(crate) fn mjcf_text(
             HAND | OBJECT
         );
     }
-    let hand_affinity = if config.hand_self_collision {
-        HAND | OBJECT
-    } else {
-        OBJECT
-    };
-    write_body(
-        w,
-        model,
-        model.root(),
-        &config.hand_pose,
-        config,
-        hand_affinity,
-        2,
-    );
+}
+
+/// The objects as free bodies `object{i}` with geoms `object{i}_geom`, inside
+/// `<worldbody>`.
+pub(crate) fn write_objects(w: &mut String, objects: &[ObjectSpec], poses: &[Isometry3<f64>]) {
     for (i, (o, p)) in objects.iter().zip(poses).enumerate() {
         let _ = writeln!(w, r#"    <body name="object{i}" {}>"#, pose_attrs(p));
         let _ = writeln!(w, r#"      <freejoint name="object{i}_free"/>"#);
@@ -191,28 +272,22 @@ pub(crate) fn mjcf_text(
         let _ = writeln!(w, r#"      <geom name="object{i}_geom" {geom} {common}/>"#);
         let _ = writeln!(w, "    </body>");
     }
-    let _ = writeln!(w, "  </worldbody>");
-    write_excludes(w, model);
-    let mimics: Vec<_> = model
-        .joints()
-        .iter()
-        .filter_map(|j| j.mimic.map(|m| (j, m)))
-        .collect();
-    if !mimics.is_empty() {
-        let _ = writeln!(w, "  <equality>");
-        for (j, m) in mimics {
-            let source = &model.joint(m.source).name;
-            let _ = writeln!(
-                w,
-                r#"    <joint joint1="{}" joint2="{}" polycoef="{} {} 0 0 0"/>"#,
-                xml(&j.name),
-                xml(source),
-                m.offset,
-                m.multiplier
-            );
-        }
-        let _ = writeln!(w, "  </equality>");
-    }
+}
+
+/// The prefix of dex's actuators in a scene around a user's MJCF hand (their names are
+/// the prefix and the model's joint name, apart from the file's own actuators).
+pub(crate) const USER_ACTUATOR_PREFIX: &str = "dex:";
+
+/// One actuator per degree of freedom, named `prefix` + the model's joint name and
+/// driving the file's joint `file_joint(model name)`, with the model's gains and effort
+/// limits.
+pub(crate) fn write_actuators<'a>(
+    w: &mut String,
+    model: &'a HandModel,
+    actuation: Actuation,
+    prefix: &str,
+    file_joint: impl Fn(&'a str) -> String,
+) {
     let _ = writeln!(w, "  <actuator>");
     for j in model.dof_joints() {
         let (kp, kv) = nominal_gains(j);
@@ -221,7 +296,7 @@ pub(crate) fn mjcf_text(
             Actuation::Affine => (
                 "general",
                 format!(
-                    r#"gaintype="fixed" gainprm="1" biastype="affine" biasprm="0 {} {}" ctrllimited="false""#,
+                    r#"gaintype="fixed" gainprm="1" biastype="affine" biasprm="0 {} {}" ctrllimited="false" dyntype="none" gear="1""#,
                     -kp, -kv
                 ),
             ),
@@ -231,18 +306,22 @@ pub(crate) fn mjcf_text(
                 let _ = write!(attrs, r#" ctrlrange="{} {}""#, l.lower, l.upper);
             }
             if l.effort.is_finite() && l.effort > 0.0 {
-                let _ = write!(attrs, r#" forcerange="{} {}""#, -l.effort, l.effort);
+                let _ = write!(
+                    attrs,
+                    r#" forcelimited="true" forcerange="{} {}""#,
+                    -l.effort, l.effort
+                );
             }
         }
         let _ = writeln!(
             w,
-            r#"    <{tag} name="{0}" joint="{0}" {attrs}/>"#,
-            xml(&j.name)
+            r#"    <{tag} name="{}{}" joint="{}" {attrs}/>"#,
+            xml(prefix),
+            xml(&j.name),
+            xml(&file_joint(&j.name))
         );
     }
     let _ = writeln!(w, "  </actuator>");
-    let _ = writeln!(w, "</mujoco>");
-    Ok(out)
 }
 
 /// Contact exclusions as the rapier backend filters: a link and its parent, links of

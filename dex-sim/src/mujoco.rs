@@ -14,6 +14,12 @@
 //! Rendering casts one ray per pixel with MuJoCo's `mj_multiRay` from the camera's
 //! centre into a copy of the data (depth, segmentation and the grey texture of
 //! [`crate::texture`], fixed in each geom's frame). Not yet: the wrist.
+//!
+//! With [`SimConfig::mjcf`] the hand is the user's own MJCF file instead (see
+//! [`crate::MjcfHand`]): dex's scene includes it, places it so that its joints coincide
+//! with the hand model's, and drives the mapped joints with its own actuators.
+
+mod file;
 
 use dex_core::{HandModel, JointState};
 use mujoco_rs::prelude::*;
@@ -21,7 +27,7 @@ use nalgebra::{Isometry3, Point3, Quaternion, Translation3, UnitQuaternion, Vect
 
 use crate::camera::{Camera, DepthFrame, LABEL_HAND, LABEL_NONE, object_label};
 use crate::error::{Error, Result, check_vector};
-use crate::mjcf::{Actuation, mjcf_text};
+use crate::mjcf::{Actuation, USER_ACTUATOR_PREFIX, mjcf_text};
 use crate::object::ObjectSpec;
 use crate::simulator::{
     BodyRef, Contact, ObjectState, SimConfig, SimState, Simulator, clamp_targets, nominal_pd_gains,
@@ -49,8 +55,11 @@ pub struct MujocoSim {
     feedforward: Vec<f64>,
     /// Per degree of freedom: `qpos` and `qvel` addresses, actuator index.
     dofs: Vec<(usize, usize, usize)>,
-    /// MuJoCo body of each link.
+    /// MuJoCo body of each link (dex's own MJCF); empty for a user's file, whose link
+    /// poses come from the hand model's kinematics.
     link_bodies: Vec<usize>,
+    /// Where a user's MJCF hand sits ([`SimConfig::mjcf`]).
+    placement: Option<file::Placement>,
     /// Each object's free joint.
     free: Vec<FreeBody>,
     /// What each MuJoCo geom belongs to.
@@ -107,7 +116,7 @@ impl MujocoSim {
         validate_objects(objects, poses)?;
         let (kp, kv) = nominal_pd_gains(&model);
         let q = open_configuration(&model);
-        let mut sim = Self::compile(model, config, objects, poses)?;
+        let mut sim = Self::compile(model, config, objects, poses, None)?;
         sim.set_gains(&kp, &kv)?;
         for (i, v) in q.iter().enumerate() {
             let adr = sim.dofs[i].0;
@@ -124,30 +133,67 @@ impl MujocoSim {
         Self::new(model, &[], &[], config)
     }
 
-    /// Compiles the scene; state at MuJoCo's defaults (`qpos0`, nominal gains).
+    /// Compiles the scene; state at MuJoCo's defaults (`qpos0`, nominal gains). A user's
+    /// MJCF hand is placed by `placement`, or by a fit when it is `None`.
     fn compile(
         model: HandModel,
         config: SimConfig,
         objects: &[ObjectSpec],
         poses: &[Isometry3<f64>],
+        placement: Option<file::Placement>,
     ) -> Result<Self> {
-        let text = mjcf_text(&model, &config, objects, poses, Actuation::Affine)?;
-        let mj = MjModel::from_xml_string(&text).map_err(|e| engine("scene", e))?;
+        let (mj, placement) = match &config.mjcf {
+            None => {
+                let text = mjcf_text(&model, &config, objects, poses, Actuation::Affine)?;
+                let mj = MjModel::from_xml_string(&text).map_err(|e| engine("scene", e))?;
+                (mj, None)
+            }
+            Some(hand) => {
+                let (mj, p) =
+                    file::compile_scene(&model, &config, hand, objects, poses, placement)?;
+                (mj, Some(p))
+            }
+        };
         let mut dofs = Vec::with_capacity(model.dof());
-        for j in model.dof_joints() {
-            let jid = id(&mj, MjtObjBase::mjOBJ_JOINT, &j.name, "joint")?;
-            let act = id(&mj, MjtObjBase::mjOBJ_ACTUATOR, &j.name, "actuator")?;
+        let jids = match &config.mjcf {
+            None => model
+                .dof_joints()
+                .map(|j| id(&mj, MjtObjBase::mjOBJ_JOINT, &j.name, "joint"))
+                .collect::<Result<Vec<_>>>()?,
+            Some(hand) => file::dof_joint_ids(&model, &mj, hand)?,
+        };
+        let prefix = if config.mjcf.is_some() {
+            USER_ACTUATOR_PREFIX
+        } else {
+            ""
+        };
+        for (j, &jid) in model.dof_joints().zip(&jids) {
+            let act = id(
+                &mj,
+                MjtObjBase::mjOBJ_ACTUATOR,
+                &format!("{prefix}{}", j.name),
+                "actuator",
+            )?;
             dofs.push((
                 mj.jnt_qposadr()[jid] as usize,
                 mj.jnt_dofadr()[jid] as usize,
                 act,
             ));
         }
-        let link_bodies = model
-            .links()
-            .iter()
-            .map(|l| id(&mj, MjtObjBase::mjOBJ_BODY, &l.name, "link"))
-            .collect::<Result<Vec<_>>>()?;
+        let (link_bodies, body_link) = if config.mjcf.is_some() {
+            (Vec::new(), file::body_links(&model, &mj, &jids))
+        } else {
+            let link_bodies = model
+                .links()
+                .iter()
+                .map(|l| id(&mj, MjtObjBase::mjOBJ_BODY, &l.name, "link"))
+                .collect::<Result<Vec<_>>>()?;
+            let mut body_link = vec![None; mj.body_parentid().len()];
+            for (l, &b) in link_bodies.iter().enumerate() {
+                body_link[b] = Some(l);
+            }
+            (link_bodies, body_link)
+        };
         let mut free = Vec::with_capacity(objects.len());
         let mut object_bodies = Vec::with_capacity(objects.len());
         for i in 0..objects.len() {
@@ -173,7 +219,7 @@ impl MujocoSim {
             .iter()
             .map(|&b| {
                 let b = b as usize;
-                if let Some(l) = link_bodies.iter().position(|&x| x == b) {
+                if let Some(l) = body_link.get(b).copied().flatten() {
                     BodyRef::Link(l)
                 } else if let Some(o) = object_bodies.iter().position(|&x| x == b) {
                     BodyRef::Object(o)
@@ -194,6 +240,7 @@ impl MujocoSim {
             feedforward: vec![0.0; dof],
             dofs,
             link_bodies,
+            placement,
             free,
             geom_owner,
             render: std::sync::Mutex::new(None),
@@ -217,6 +264,15 @@ impl MujocoSim {
 
     fn set_gains(&mut self, kp: &[f64], kv: &[f64]) -> Result<()> {
         let acts: Vec<usize> = self.dofs.iter().map(|d| d.2).collect();
+        let bias = self.data.model().actuator_biasprm();
+        let same = acts
+            .iter()
+            .zip(kp.iter().zip(kv))
+            .all(|(a, (p, v))| bias[*a][1] == -p && bias[*a][2] == -v);
+        if same && self.kp == kp {
+            // Nothing to edit (tasks set the gains at every reset).
+            return Ok(());
+        }
         self.edit_model(|m| {
             let bias = m.actuator_biasprm_mut();
             for ((a, p), v) in acts.iter().zip(kp).zip(kv) {
@@ -242,10 +298,15 @@ impl MujocoSim {
         &mut self,
         what: &'static str,
         values: &[f64],
+        read: fn(&MjModel) -> &[f64],
         field: fn(&mut MjModel) -> &mut [f64],
     ) -> Result<()> {
         check_vector(what, values, self.dofs.len())?;
         let adr: Vec<usize> = self.dofs.iter().map(|d| d.1).collect();
+        let now = read(self.data.model());
+        if adr.iter().zip(values).all(|(a, v)| now[*a] == v.max(0.0)) {
+            return Ok(());
+        }
         self.edit_model(|m| {
             let f = field(m);
             for (a, v) in adr.iter().zip(values) {
@@ -272,9 +333,31 @@ impl MujocoSim {
         Ok(())
     }
 
+    /// For a hand from a user's MJCF file, the largest distance (m) between its joints'
+    /// anchors and axes and the hand model's once placed (`None` for dex's own MJCF).
+    pub fn mjcf_fit_residual(&self) -> Option<f64> {
+        self.placement.as_ref().map(file::Placement::residual)
+    }
+
     /// Contacts MuJoCo found at the last step.
     pub fn contact_count(&self) -> usize {
         self.data.contact().len()
+    }
+
+    /// Puts a free body at `pose`, at rest (positions only: the caller runs
+    /// `mj_forward`).
+    fn write_free_pose(
+        data: &mut MjData<Box<MjModel>>,
+        f: FreeBody,
+        pose: &Isometry3<f64>,
+    ) -> Result<()> {
+        crate::error::check_finite("object pose", pose.translation.vector.as_slice())?;
+        let t = pose.translation.vector;
+        let q = pose.rotation.coords;
+        let values = [t.x, t.y, t.z, q.w, q.x, q.y, q.z];
+        data.qpos_mut()[f.qpos..f.qpos + 7].copy_from_slice(&values);
+        data.qvel_mut()[f.qvel..f.qvel + 6].fill(0.0);
+        Ok(())
     }
 
     fn free(&self, index: usize) -> Result<FreeBody> {
@@ -328,7 +411,12 @@ impl Simulator for MujocoSim {
     }
 
     fn set_joint_damping(&mut self, damping: &[f64]) -> Result<()> {
-        self.set_dof_values("joint damping", damping, MjModel::dof_damping_mut)
+        self.set_dof_values(
+            "joint damping",
+            damping,
+            MjModel::dof_damping,
+            MjModel::dof_damping_mut,
+        )
     }
 
     fn set_joint_efforts(&mut self, efforts: &[f64]) -> Result<()> {
@@ -339,11 +427,21 @@ impl Simulator for MujocoSim {
     }
 
     fn set_joint_friction(&mut self, friction: &[f64]) -> Result<()> {
-        self.set_dof_values("joint friction", friction, MjModel::dof_frictionloss_mut)
+        self.set_dof_values(
+            "joint friction",
+            friction,
+            MjModel::dof_frictionloss,
+            MjModel::dof_frictionloss_mut,
+        )
     }
 
     fn set_joint_armature(&mut self, armature: &[f64]) -> Result<()> {
-        self.set_dof_values("joint armature", armature, MjModel::dof_armature_mut)
+        self.set_dof_values(
+            "joint armature",
+            armature,
+            MjModel::dof_armature,
+            MjModel::dof_armature_mut,
+        )
     }
 
     fn step(&mut self) -> Result<()> {
@@ -383,6 +481,15 @@ impl Simulator for MujocoSim {
     }
 
     fn link_poses(&self) -> Vec<Isometry3<f64>> {
+        if self.placement.is_some() {
+            // A user's file: the model's kinematics at the file's joint positions.
+            let q = self.joint_state().q;
+            let base = self.config.hand_pose;
+            return match self.model.forward_kinematics(&q) {
+                Ok(poses) => poses.into_iter().map(|p| base * p).collect(),
+                Err(_) => vec![base; self.model.links().len()],
+            };
+        }
         let (xpos, xquat) = (self.data.xpos(), self.data.xquat());
         self.link_bodies
             .iter()
@@ -403,13 +510,29 @@ impl Simulator for MujocoSim {
 
     fn set_objects(&mut self, objects: &[ObjectSpec], poses: &[Isometry3<f64>]) -> Result<()> {
         validate_objects(objects, poses)?;
+        if objects == self.objects.as_slice() {
+            // The same objects: moved to their poses, at rest, without recompiling (a
+            // user's file with meshes takes tens of milliseconds to compile).
+            for (i, pose) in poses.iter().enumerate() {
+                let f = self.free(i)?;
+                Self::write_free_pose(&mut self.data, f, pose)?;
+            }
+            self.data.forward();
+            return Ok(());
+        }
         let js = self.joint_state();
         let (kp, time) = (self.kp.clone(), self.data.time());
         let kv: Vec<f64> = {
             let bias = self.data.model().actuator_biasprm();
             self.dofs.iter().map(|d| -bias[d.2][2]).collect()
         };
-        let mut next = Self::compile(self.model.clone(), self.config.clone(), objects, poses)?;
+        let mut next = Self::compile(
+            self.model.clone(),
+            self.config.clone(),
+            objects,
+            poses,
+            self.placement.clone(),
+        )?;
         next.feedforward = self.feedforward.clone();
         next.targets = self.targets.clone();
         next.set_gains(&kp, &kv)?;
@@ -440,12 +563,7 @@ impl Simulator for MujocoSim {
 
     fn set_object_pose(&mut self, index: usize, pose: &Isometry3<f64>) -> Result<()> {
         let f = self.free(index)?;
-        crate::error::check_finite("object pose", pose.translation.vector.as_slice())?;
-        let t = pose.translation.vector;
-        let q = pose.rotation.coords;
-        let values = [t.x, t.y, t.z, q.w, q.x, q.y, q.z];
-        self.data.qpos_mut()[f.qpos..f.qpos + 7].copy_from_slice(&values);
-        self.data.qvel_mut()[f.qvel..f.qvel + 6].fill(0.0);
+        Self::write_free_pose(&mut self.data, f, pose)?;
         self.data.forward();
         Ok(())
     }
@@ -477,7 +595,10 @@ impl Simulator for MujocoSim {
 
     fn set_gravity(&mut self, gravity: Vector3<f64>) -> Result<()> {
         crate::error::check_finite("gravity", gravity.as_slice())?;
-        self.edit_model(|m| m.opt_mut().gravity = [gravity.x, gravity.y, gravity.z])?;
+        let g = [gravity.x, gravity.y, gravity.z];
+        if self.data.model().opt().gravity != g {
+            self.edit_model(|m| m.opt_mut().gravity = g)?;
+        }
         self.config.gravity = gravity;
         Ok(())
     }

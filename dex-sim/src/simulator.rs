@@ -58,6 +58,70 @@ pub struct SimConfig {
     pub table: Option<Table>,
     /// The physics engine tasks build ([`crate::tasks::make_simulator`]).
     pub backend: Backend,
+    /// The hand from the user's own MJCF file instead of the one dex writes from the
+    /// [`HandModel`] (MuJoCo backend only; see [`MjcfHand`]). `None` (the default):
+    /// dex's model.
+    pub mjcf: Option<MjcfHand>,
+}
+
+/// A hand from the user's own MJCF file (e.g. one of MuJoCo Menagerie's), for the MuJoCo
+/// backend, with the map from the [`HandModel`]'s joints to the file's.
+///
+/// The file's bodies, geoms, inertias, joint damping and friction, contact settings and
+/// exclusions are used as written; its actuators on the mapped joints are switched off
+/// and dex drives the joints with its PD law and the model's gains and effort limits
+/// (as on every backend). The hand is placed so that its joints coincide with the
+/// model's at [`SimConfig::hand_pose`]: the rigid transform between the file's hand
+/// body and the model's root link is fitted to the joint anchors and axes of both
+/// in a few configurations, and loading fails when they disagree by more than
+/// [`MjcfHand::tolerance`]. Link poses, fingertips and keypoints come from the model's
+/// kinematics at the file's joint positions; contacts and rendering use the file's
+/// geometry. The file's friction is used (not [`SimConfig::hand_friction`]), and so
+/// are its collision bits (dex's objects collide with bit 1, the ground with bit 3:
+/// a hand on MuJoCo's default bits touches objects and the table, not the ground).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MjcfHand {
+    /// The MJCF file; its includes and meshes are found as MuJoCo finds them (relative
+    /// to the file's directory and its `meshdir`).
+    pub path: std::path::PathBuf,
+    /// The model's joint name → the file's, for the joints whose names differ (a joint
+    /// not listed keeps its name).
+    #[serde(default)]
+    pub joints: std::collections::BTreeMap<String, String>,
+    /// The largest distance (m) allowed between a joint anchor of the file and the
+    /// model's (and between points 2 cm along their axes) once the hand is placed.
+    #[serde(default = "MjcfHand::default_tolerance")]
+    pub tolerance: f64,
+}
+
+impl MjcfHand {
+    fn default_tolerance() -> f64 {
+        0.002
+    }
+
+    /// The file at `path`, with the model's joint names and the default tolerance (2 mm).
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            joints: Default::default(),
+            tolerance: Self::default_tolerance(),
+        }
+    }
+
+    /// Maps the model's joint `model_joint` to the file's joint `file_joint`.
+    pub fn with_joint(mut self, model_joint: &str, file_joint: &str) -> Self {
+        self.joints
+            .insert(model_joint.to_string(), file_joint.to_string());
+        self
+    }
+
+    /// The file's name for the model's joint `model_joint`.
+    pub fn file_joint<'a>(&'a self, model_joint: &'a str) -> &'a str {
+        self.joints
+            .get(model_joint)
+            .map_or(model_joint, String::as_str)
+    }
 }
 
 /// A physics engine behind [`Simulator`].
@@ -135,6 +199,7 @@ impl Default for SimConfig {
             wrist: None,
             table: None,
             backend: Backend::Rapier,
+            mjcf: None,
         }
     }
 }
@@ -188,6 +253,14 @@ impl SimConfig {
         }
         if let Some(w) = &self.wrist {
             w.validate()?;
+        }
+        if let Some(m) = &self.mjcf
+            && !(m.tolerance.is_finite() && m.tolerance > 0.0)
+        {
+            return bad(
+                "mjcf.tolerance",
+                format!("must be positive, got {}", m.tolerance),
+            );
         }
         if let Some(t) = &self.table
             && !(t.top_center.iter().all(|v| v.is_finite())

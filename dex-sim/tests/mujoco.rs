@@ -7,7 +7,8 @@
 use dex_core::HandModel;
 use dex_sim::camera::{LABEL_HAND, LABEL_NONE, object_label};
 use dex_sim::{
-    BodyRef, Camera, MujocoSim, ObjectSpec, RapierSim, SimConfig, Simulator, rest_pose_on_palm,
+    BodyRef, Camera, MjcfHand, MujocoSim, ObjectSpec, RapierSim, SimConfig, Simulator,
+    rest_pose_on_palm,
 };
 use nalgebra::{Isometry3, Point3, Translation3, Vector3};
 use rand::{Rng, SeedableRng};
@@ -154,6 +155,16 @@ macro_rules! on_both_backends {
         mod mujoco_backend {
             use super::*;
             $(#[test] fn $name() { super::$name(&mut cube_scene(MujocoSim::new)); })*
+        }
+        /// MuJoCo with Menagerie's LEAP file in place of dex's model of the hand.
+        mod mujoco_menagerie_leap {
+            use super::*;
+            $(#[test] fn $name() {
+                let Some(path) = menagerie("leap_hand") else { return };
+                super::$name(&mut cube_scene(|m, o, p, c| {
+                    MujocoSim::new(m, o, p, SimConfig { mjcf: Some(MjcfHand::new(&path)), ..c })
+                }));
+            })*
         }
     };
 }
@@ -322,4 +333,122 @@ fn rendering_sees_the_cube_and_the_hand(sim: &mut dyn Simulator) {
         "{}: {same}/{n} pixels moved with it",
         sim.backend()
     );
+}
+
+/// A hand of MuJoCo Menagerie (`../shared/assets/menagerie` beside the repository, or
+/// `DEX_MENAGERIE`), if present.
+fn menagerie(hand: &str) -> Option<std::path::PathBuf> {
+    let root = std::env::var_os("DEX_MENAGERIE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/assets/menagerie")
+        });
+    let path = root.join(hand).join("right_hand.xml");
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!("skipped: {} is missing", path.display());
+        None
+    }
+}
+
+/// Menagerie's LEAP and Allegro files are the same hands as dex's models: the fitted
+/// placement leaves their joints within a micrometre of the models', and the link poses
+/// (from the model's kinematics) sit on MuJoCo's bodies of the same joints.
+#[test]
+fn menagerie_hands_fit_the_models() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for (dir, model) in [
+        ("leap_hand", HandModel::leap_right()),
+        ("wonik_allegro", HandModel::allegro_right()),
+    ] {
+        let Some(path) = menagerie(dir) else { return };
+        let config = SimConfig {
+            mjcf: Some(MjcfHand::new(&path)),
+            ..SimConfig::for_hand(&model)
+        };
+        let mut sim = MujocoSim::hand_only(model.clone(), config.clone()).unwrap();
+        let residual = sim.mjcf_fit_residual().unwrap();
+        assert!(residual < 1e-6, "{dir}: {residual} m");
+        let q = random_q(&model, &mut rng);
+        sim.set_joint_positions(&q).unwrap();
+        assert_eq!(sim.joint_state().q, q);
+        let fk = model.forward_kinematics(&q).unwrap();
+        for (a, b) in sim.link_poses().iter().zip(&fk) {
+            let b = config.hand_pose * b;
+            assert!((a.translation.vector - b.translation.vector).norm() < 1e-9);
+        }
+    }
+}
+
+/// A joint map into a file with other joint names; a map naming a missing joint, a
+/// wrong map, a malformed file and a missing file are typed errors; rapier refuses.
+#[test]
+fn joint_maps_and_bad_files() {
+    let Some(path) = menagerie("leap_hand") else {
+        return;
+    };
+    let model = HandModel::leap_right();
+    let build = |hand: MjcfHand| {
+        let config = SimConfig {
+            mjcf: Some(hand),
+            ..SimConfig::for_hand(&model)
+        };
+        MujocoSim::hand_only(model.clone(), config)
+    };
+    // The same file with the index finger's joints renamed, beside its meshes.
+    let dir = std::env::temp_dir().join(format!("dex-mjcf-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let assets = dir.join("assets");
+    if !assets.exists() {
+        std::os::unix::fs::symlink(path.parent().unwrap().join("assets"), &assets).unwrap();
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    let renamed = dir.join("renamed.xml");
+    let mut out = text.clone();
+    for j in ["mcp", "rot", "pip", "dip"] {
+        out = out.replace(&format!("\"if_{j}\""), &format!("\"index_{j}\""));
+    }
+    std::fs::write(&renamed, out).unwrap();
+    let err = build(MjcfHand::new(&renamed)).unwrap_err();
+    assert!(
+        matches!(err, dex_sim::Error::MjcfJoint { .. })
+            && err.to_string().contains("the file does not have"),
+        "{err}"
+    );
+    let mut map = MjcfHand::new(&renamed);
+    for j in ["mcp", "rot", "pip", "dip"] {
+        map = map.with_joint(&format!("if_{j}"), &format!("index_{j}"));
+    }
+    let mut sim = build(map).unwrap();
+    assert!(sim.mjcf_fit_residual().unwrap() < 1e-6);
+    pd_tracks_targets(&mut sim);
+
+    let err = build(MjcfHand::new(&path).with_joint("if_mcp", "no_such_joint")).unwrap_err();
+    assert!(matches!(err, dex_sim::Error::MjcfJoint { .. }), "{err}");
+    let err = build(MjcfHand::new(&path).with_joint("no_such_joint", "if_mcp")).unwrap_err();
+    assert!(matches!(err, dex_sim::Error::MjcfJoint { .. }), "{err}");
+    // Two joints swapped: the file then turns about other axes than the model.
+    let swapped = MjcfHand::new(&path)
+        .with_joint("if_mcp", "if_rot")
+        .with_joint("if_rot", "if_mcp");
+    let err = build(swapped).unwrap_err();
+    assert!(
+        matches!(err, dex_sim::Error::MjcfKinematics { .. }),
+        "{err}"
+    );
+    let broken = dir.join("broken.xml");
+    std::fs::write(&broken, "<mujoco><worldbody><body name=\"palm\">").unwrap();
+    let err = build(MjcfHand::new(&broken)).unwrap_err();
+    assert!(matches!(err, dex_sim::Error::Mjcf { .. }), "{err}");
+    let err = build(MjcfHand::new(dir.join("missing.xml"))).unwrap_err();
+    assert!(matches!(err, dex_sim::Error::Mjcf { .. }), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let config = SimConfig {
+        mjcf: Some(MjcfHand::new(&path)),
+        ..SimConfig::for_hand(&model)
+    };
+    let err = RapierSim::hand_only(model.clone(), config).unwrap_err();
+    assert!(matches!(err, dex_sim::Error::Unsupported { .. }), "{err}");
 }

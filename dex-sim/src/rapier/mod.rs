@@ -72,6 +72,12 @@ impl RapierSim {
         config: SimConfig,
     ) -> Result<Self> {
         config.validate()?;
+        if config.mjcf.is_some() {
+            return Err(Error::Unsupported {
+                backend: "rapier",
+                what: "a hand from an MJCF file (`SimConfig::mjcf`; use the MuJoCo backend)".into(),
+            });
+        }
         let mut sim = build::build_hand(model, config)?;
         sim.set_objects(objects, poses)?;
         Ok(sim)

@@ -145,6 +145,10 @@ pub struct TaskConfig {
     /// The physics engine: `rapier` (the default) or `mujoco` (dex built with the
     /// `mujoco` feature).
     pub backend: crate::Backend,
+    /// The hand from the user's own MJCF file (`[task.mjcf]`: `path`, `joints` as a
+    /// table of model name = file name, `tolerance`), MuJoCo backend only; see
+    /// [`crate::MjcfHand`]. `None` (the default): dex's model of the hand.
+    pub mjcf: Option<crate::MjcfHand>,
     /// The depth camera of the tasks that observe depth (`reach-depth`).
     pub depth_view: DepthView,
     /// The `anygrasp` task's grasp-set and goal settings (`[task.anygrasp]`; other
@@ -183,6 +187,7 @@ impl Default for TaskConfig {
             randomization: Randomization::default(),
             mock_physics: false,
             backend: crate::Backend::Rapier,
+            mjcf: None,
             depth_view: DepthView::default(),
             anygrasp: AnygraspOptions::default(),
             rotate: RotateOptions::default(),
@@ -237,6 +242,7 @@ impl TaskConfig {
             dt: self.dt,
             substeps: self.substeps,
             wrist: self.wrist,
+            mjcf: self.mjcf.clone(),
             ..SimConfig::default()
         }
         .validate()
@@ -324,6 +330,7 @@ impl TaskConfig {
             substeps: self.substeps,
             wrist: self.wrist,
             backend: self.backend,
+            mjcf: self.mjcf.clone(),
             ..SimConfig::for_hand(model)
         }
     }

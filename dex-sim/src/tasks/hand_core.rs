@@ -36,6 +36,13 @@ pub fn make_simulator(
         sim.set_objects(objects, poses)?;
         return Ok(Box::new(sim));
     }
+    if config.mjcf.is_some() && config.backend != crate::Backend::Mujoco {
+        return Err(Error::InvalidParameter {
+            what: "mjcf",
+            reason: "a hand from an MJCF file needs the MuJoCo backend (`backend = \"mujoco\"`)"
+                .into(),
+        });
+    }
     if config.backend == crate::Backend::Mujoco {
         #[cfg(feature = "mujoco")]
         return Ok(Box::new(crate::MujocoSim::new(
