@@ -20,6 +20,7 @@ use nalgebra::{Isometry3, UnitQuaternion, Vector3};
 use crate::error::{Error, Result};
 use crate::object::{ObjectShape, ObjectSpec};
 use crate::simulator::{SimConfig, nominal_gains, validate_objects};
+use crate::wrist::WristConfig;
 
 /// Collision bits: `contype` / `conaffinity` of each kind of geom.
 const HAND: u32 = 1;
@@ -57,7 +58,9 @@ fn xml(s: &str) -> String {
 /// The MJCF of `model` in the scene `config` describes, with `objects` at `poses`.
 ///
 /// Errors: objects and poses of different lengths or invalid objects, non-finite
-/// settings, and what MJCF here does not cover (the wrist, an enclosure).
+/// settings, and what MJCF here does not cover (an enclosure). A wrist is written as
+/// the rapier backend builds it: five bodies of 50 g and six joints (x, y, z slides,
+/// then yaw, pitch, roll hinges) with position actuators of its stiffness and damping.
 pub fn to_mjcf(
     model: &HandModel,
     config: &SimConfig,
@@ -80,17 +83,10 @@ pub(crate) enum Actuation {
 }
 
 /// What every MJCF scene needs: valid settings and objects, and nothing MJCF here does
-/// not cover (the wrist, an enclosure).
+/// not cover (an enclosure).
 fn check_scene(config: &SimConfig, objects: &[ObjectSpec], poses: &[Isometry3<f64>]) -> Result<()> {
     config.validate()?;
     validate_objects(objects, poses)?;
-    if config.wrist.is_some() {
-        return Err(Error::InvalidParameter {
-            what: "MJCF export",
-            reason: "the hand on a wrist is not exported yet: export the hand at `hand_pose`"
-                .into(),
-        });
-    }
     if config.enclosure.is_some() {
         return Err(Error::InvalidParameter {
             what: "MJCF export",
@@ -115,6 +111,12 @@ pub(crate) fn user_scene_text(
     actuators: bool,
 ) -> Result<String> {
     check_scene(config, objects, poses)?;
+    if config.wrist.is_some() {
+        return Err(Error::InvalidParameter {
+            what: "mjcf",
+            reason: "a hand from an MJCF file on the wrist is not supported yet".into(),
+        });
+    }
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(w, r#"<mujoco model="dex scene">"#);
@@ -156,20 +158,24 @@ pub(crate) fn mjcf_text(
     write_hull_assets(w, objects);
     let _ = writeln!(w, "  <worldbody>");
     write_ground_and_table(w, config);
-    let hand_affinity = if config.hand_self_collision {
-        HAND | OBJECT
-    } else {
-        OBJECT
-    };
-    write_body(
-        w,
-        model,
-        model.root(),
-        &config.hand_pose,
-        config,
-        hand_affinity,
-        2,
-    );
+    match &config.wrist {
+        None => write_body(w, model, model.root(), &config.hand_pose, config, 2, ""),
+        Some(wrist) => {
+            let roll = write_wrist_open(w, wrist, &config.hand_pose);
+            write_body(
+                w,
+                model,
+                model.root(),
+                &Isometry3::identity(),
+                config,
+                2 + WRIST_JOINTS.len() - 1,
+                &roll,
+            );
+            for depth in (2..2 + WRIST_JOINTS.len() - 1).rev() {
+                let _ = writeln!(w, "{}</body>", "  ".repeat(depth));
+            }
+        }
+    }
     write_objects(w, objects, poses);
     let _ = writeln!(w, "  </worldbody>");
     write_excludes(w, model);
@@ -194,6 +200,9 @@ pub(crate) fn mjcf_text(
         let _ = writeln!(w, "  </equality>");
     }
     write_actuators(w, model, actuation, "", |name| name.to_string());
+    if let Some(wrist) = &config.wrist {
+        write_wrist_actuators(w, wrist, actuation);
+    }
     let _ = writeln!(w, "</mujoco>");
     Ok(out)
 }
@@ -324,6 +333,79 @@ pub(crate) fn write_actuators<'a>(
     let _ = writeln!(w, "  </actuator>");
 }
 
+/// The wrist's joints in chain order (see [`crate::wrist`]): the names of their bodies,
+/// joints and actuators, their type and axis.
+pub(crate) const WRIST_JOINTS: [(&str, &str, &str); 6] = [
+    ("wrist_x", "slide", "1 0 0"),
+    ("wrist_y", "slide", "0 1 0"),
+    ("wrist_z", "slide", "0 0 1"),
+    ("wrist_yaw", "hinge", "0 0 1"),
+    ("wrist_pitch", "hinge", "0 1 0"),
+    ("wrist_roll", "hinge", "1 0 0"),
+];
+
+/// One wrist joint's element; its limits stiffer than MuJoCo's default (a 4 ms time
+/// constant, MuJoCo raises it to two time steps on coarser steps), as an arm's are.
+fn wrist_joint(i: usize, wrist: &WristConfig) -> String {
+    let (name, kind, axis) = WRIST_JOINTS[i];
+    format!(
+        r#"<joint name="{name}" type="{kind}" axis="{axis}" range="{} {}" damping="0" solreflimit="0.004 1"/>"#,
+        wrist.lower[i], wrist.upper[i]
+    )
+}
+
+/// Opens the wrist's chain at `base` (as the rapier backend builds it: five collider-less
+/// bodies of 50 g carrying the first five joints) and returns the sixth joint (roll),
+/// which goes into the palm's body.
+fn write_wrist_open(w: &mut String, wrist: &WristConfig, base: &Isometry3<f64>) -> String {
+    for (i, (name, ..)) in WRIST_JOINTS.iter().take(5).enumerate() {
+        let pad = "  ".repeat(2 + i);
+        let pose = if i == 0 {
+            pose_attrs(base)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(w, r#"{pad}<body name="{name}" {pose}>"#);
+        let _ = writeln!(
+            w,
+            r#"{pad}  <inertial pos="0 0 0" mass="0.05" diaginertia="1e-5 1e-5 1e-5"/>"#
+        );
+        let _ = writeln!(w, "{pad}  {}", wrist_joint(i, wrist));
+    }
+    wrist_joint(5, wrist)
+}
+
+/// The wrist's drives: PD on each coordinate with the wrist's stiffness, damping and
+/// effort (with [`Actuation::Affine`] the control is `stiffness · target + damping ·
+/// target rate`).
+fn write_wrist_actuators(w: &mut String, wrist: &WristConfig, actuation: Actuation) {
+    let _ = writeln!(w, "  <actuator>");
+    for (i, (name, ..)) in WRIST_JOINTS.iter().enumerate() {
+        let k = usize::from(i >= 3);
+        let (kp, kv, effort) = (wrist.stiffness[k], wrist.damping[k], wrist.max_effort[k]);
+        let attrs = match actuation {
+            Actuation::Position => format!(
+                r#"kp="{kp}" kv="{kv}" ctrlrange="{} {}""#,
+                wrist.lower[i], wrist.upper[i]
+            ),
+            Actuation::Affine => format!(
+                r#"gaintype="fixed" gainprm="1" biastype="affine" biasprm="0 {} {}" ctrllimited="false" dyntype="none" gear="1""#,
+                -kp, -kv
+            ),
+        };
+        let tag = match actuation {
+            Actuation::Position => "position",
+            Actuation::Affine => "general",
+        };
+        let _ = writeln!(
+            w,
+            r#"    <{tag} name="{name}" joint="{name}" {attrs} forcelimited="true" forcerange="{} {}"/>"#,
+            -effort, effort
+        );
+    }
+    let _ = writeln!(w, "  </actuator>");
+}
+
 /// Contact exclusions as the rapier backend filters: a link and its parent, links of
 /// one finger (the subtree below one child of the root), and the model's own excluded
 /// pairs. (MuJoCo's own parent filter does not act here: the root is welded to the
@@ -381,10 +463,15 @@ fn write_body(
     link: LinkId,
     pose: &Isometry3<f64>,
     config: &SimConfig,
-    affinity: u32,
     depth: usize,
+    extra: &str,
 ) {
     let pad = "  ".repeat(depth);
+    let affinity = if config.hand_self_collision {
+        HAND | OBJECT
+    } else {
+        OBJECT
+    };
     let l = model.link(link);
     let _ = writeln!(
         w,
@@ -392,6 +479,9 @@ fn write_body(
         xml(&l.name),
         pose_attrs(pose)
     );
+    if !extra.is_empty() {
+        let _ = writeln!(w, "{pad}  {extra}");
+    }
     if let Some(jid) = l.parent_joint {
         let j = model.joint(jid);
         let kind = match j.kind {
@@ -457,7 +547,7 @@ fn write_body(
     }
     for &jid in &l.child_joints {
         let j = model.joint(jid);
-        write_body(w, model, j.child, &j.origin, config, affinity, depth + 1);
+        write_body(w, model, j.child, &j.origin, config, depth + 1, "");
     }
     let _ = writeln!(w, "{pad}</body>");
 }
@@ -507,7 +597,7 @@ mod tests {
     }
 
     #[test]
-    fn objects_are_free_bodies_and_what_is_not_covered_is_an_error() {
+    fn objects_are_free_bodies_the_wrist_a_chain_and_what_is_not_covered_is_an_error() {
         let model = HandModel::leap_right();
         let cube = ObjectSpec::cube(0.05, 0.1);
         let hull = ObjectSpec::new(
@@ -533,8 +623,39 @@ mod tests {
             2
         );
         assert!(d.descendants().any(|n| n.has_tag_name("mesh")));
+        // A wrist: six joints in a chain above the palm, each with a position drive.
         let cfg = SimConfig {
             wrist: Some(crate::WristConfig::default()),
+            ..SimConfig::default()
+        };
+        let text = to_mjcf(&model, &cfg, &[], &[]).unwrap_or_default();
+        let d = doc(&text);
+        for (name, ..) in WRIST_JOINTS {
+            assert!(
+                d.descendants()
+                    .any(|n| n.has_tag_name("joint") && n.attribute("name") == Some(name))
+            );
+            assert!(
+                d.descendants()
+                    .any(|n| n.has_tag_name("position") && n.attribute("joint") == Some(name))
+            );
+        }
+        let palm = d
+            .descendants()
+            .find(|n| {
+                n.has_tag_name("body")
+                    && n.attribute("name") == Some(model.link(model.root()).name.as_str())
+            })
+            .unwrap();
+        assert_eq!(
+            palm.ancestors().filter(|n| n.has_tag_name("body")).count(),
+            6
+        );
+        let cfg = SimConfig {
+            enclosure: Some(crate::Enclosure {
+                min: nalgebra::Point3::new(-0.1, -0.1, 0.0),
+                max: nalgebra::Point3::new(0.1, 0.1, 0.2),
+            }),
             ..SimConfig::default()
         };
         assert!(to_mjcf(&model, &cfg, &[], &[]).is_err());

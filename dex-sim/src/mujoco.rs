@@ -13,7 +13,9 @@
 //!
 //! Rendering casts one ray per pixel with MuJoCo's `mj_multiRay` from the camera's
 //! centre into a copy of the data (depth, segmentation and the grey texture of
-//! [`crate::texture`], fixed in each geom's frame). Not yet: the wrist.
+//! [`crate::texture`], fixed in each geom's frame). A wrist ([`SimConfig::wrist`]) is
+//! the rapier backend's chain (five 50 g bodies, three slides and three hinges) driven
+//! by the same PD toward a rate-limited target, advanced every physics step.
 //!
 //! With [`SimConfig::mjcf`] the hand is the user's own MJCF file instead (see
 //! [`crate::MjcfHand`]): dex's scene includes it, places it so that its joints coincide
@@ -34,6 +36,7 @@ use crate::simulator::{
     open_configuration, validate_objects,
 };
 use crate::texture::{self, Surface};
+use crate::wrist::WristState;
 
 const BACKEND: &str = "mujoco";
 
@@ -42,6 +45,18 @@ const BACKEND: &str = "mujoco";
 struct FreeBody {
     qpos: usize,
     qvel: usize,
+}
+
+/// The wrist's joints and drives in MuJoCo's arrays, and its targets.
+#[derive(Debug, Clone, Copy)]
+struct WristDrive {
+    qpos: [usize; 6],
+    qvel: [usize; 6],
+    act: [usize; 6],
+    /// The rate-limited target the drives follow.
+    target: [f64; 6],
+    /// The target last requested (clamped to the limits).
+    requested: [f64; 6],
 }
 
 /// The hand and its objects simulated by MuJoCo.
@@ -60,6 +75,8 @@ pub struct MujocoSim {
     link_bodies: Vec<usize>,
     /// Where a user's MJCF hand sits ([`SimConfig::mjcf`]).
     placement: Option<file::Placement>,
+    /// The wrist ([`SimConfig::wrist`]).
+    wrist: Option<WristDrive>,
     /// Each object's free joint.
     free: Vec<FreeBody>,
     /// What each MuJoCo geom belongs to.
@@ -86,6 +103,7 @@ struct MujocoState {
     integration: Box<[f64]>,
     targets: Vec<f64>,
     feedforward: Vec<f64>,
+    wrist: Option<WristDrive>,
 }
 
 fn engine(what: &'static str, e: impl std::fmt::Display) -> Error {
@@ -124,6 +142,7 @@ impl MujocoSim {
         }
         sim.targets = q;
         sim.write_ctrl();
+        sim.drive_wrist();
         sim.data.forward();
         Ok(sim)
     }
@@ -228,6 +247,25 @@ impl MujocoSim {
                 }
             })
             .collect();
+        let wrist = match &config.wrist {
+            None => None,
+            Some(_) => {
+                let mut w = WristDrive {
+                    qpos: [0; 6],
+                    qvel: [0; 6],
+                    act: [0; 6],
+                    target: [0.0; 6],
+                    requested: [0.0; 6],
+                };
+                for (i, (name, ..)) in crate::mjcf::WRIST_JOINTS.iter().enumerate() {
+                    let jid = id(&mj, MjtObjBase::mjOBJ_JOINT, name, "wrist joint")?;
+                    w.qpos[i] = mj.jnt_qposadr()[jid] as usize;
+                    w.qvel[i] = mj.jnt_dofadr()[jid] as usize;
+                    w.act[i] = id(&mj, MjtObjBase::mjOBJ_ACTUATOR, name, "wrist drive")?;
+                }
+                Some(w)
+            }
+        };
         let dof = model.dof();
         let data = MjData::new(Box::new(mj));
         Ok(Self {
@@ -241,6 +279,7 @@ impl MujocoSim {
             dofs,
             link_bodies,
             placement,
+            wrist,
             free,
             geom_owner,
             render: std::sync::Mutex::new(None),
@@ -293,6 +332,23 @@ impl MujocoSim {
         }
     }
 
+    /// Moves the wrist's target one physics step toward the requested one (at most its
+    /// speed) and sets its drives: `stiffness · target + damping · target rate`.
+    fn drive_wrist(&mut self) {
+        let (Some(config), Some(drive)) = (self.config.wrist, self.wrist.as_mut()) else {
+            return;
+        };
+        let dt = self.config.dt;
+        let next = config.advance(&drive.target, &drive.requested, dt);
+        let ctrl = self.data.ctrl_mut();
+        for i in 0..6 {
+            let k = usize::from(i >= 3);
+            let rate = (next[i] - drive.target[i]) / dt;
+            ctrl[drive.act[i]] = config.stiffness[k] * next[i] + config.damping[k] * rate;
+        }
+        drive.target = next;
+    }
+
     /// Sets one per-degree-of-freedom model parameter (negative values read as 0).
     fn set_dof_values(
         &mut self,
@@ -318,6 +374,7 @@ impl MujocoSim {
     /// Runs `n` physics steps of [`SimConfig::dt`] (not a whole control period).
     pub fn step_physics(&mut self, n: usize) -> Result<()> {
         for _ in 0..n {
+            self.drive_wrist();
             self.data.step();
         }
         // mj_step leaves body poses at the start of its last step: bring them up to
@@ -540,6 +597,18 @@ impl Simulator for MujocoSim {
             next.data.qpos_mut()[d.0] = js.q[i];
             next.data.qvel_mut()[d.1] = js.qdot[i];
         }
+        if let (Some(old), Some(new)) = (self.wrist, next.wrist.as_mut()) {
+            for i in 0..6 {
+                next.data.qpos_mut()[new.qpos[i]] = self.data.qpos()[old.qpos[i]];
+                next.data.qvel_mut()[new.qvel[i]] = self.data.qvel()[old.qvel[i]];
+            }
+            new.target = old.target;
+            new.requested = old.requested;
+            let ctrl = self.data.ctrl();
+            for i in 0..6 {
+                next.data.ctrl_mut()[new.act[i]] = ctrl[old.act[i]];
+            }
+        }
         next.data.set_time(time);
         next.data.forward();
         *self = next;
@@ -610,6 +679,7 @@ impl Simulator for MujocoSim {
                 integration: self.data.state(MjtState::mjSTATE_INTEGRATION as u32),
                 targets: self.targets.clone(),
                 feedforward: self.feedforward.clone(),
+                wrist: self.wrist,
             },
         )
     }
@@ -633,6 +703,42 @@ impl Simulator for MujocoSim {
         self.targets = s.targets.clone();
         self.feedforward = s.feedforward.clone();
         self.write_ctrl();
+        if s.wrist.is_some() {
+            // The wrist's controls are part of the integration state; its targets here.
+            self.wrist = s.wrist;
+        }
+        self.data.forward();
+        Ok(())
+    }
+
+    fn wrist_state(&self) -> Option<WristState> {
+        let d = self.wrist.as_ref()?;
+        let (qpos, qvel) = (self.data.qpos(), self.data.qvel());
+        Some(WristState {
+            position: std::array::from_fn(|i| qpos[d.qpos[i]]),
+            velocity: std::array::from_fn(|i| qvel[d.qvel[i]]),
+            target: d.target,
+            requested: d.requested,
+        })
+    }
+
+    fn set_wrist_target(&mut self, target: &[f64; 6]) -> Result<()> {
+        let requested = self.wrist.as_mut().map(|d| &mut d.requested);
+        crate::wrist::request_target(BACKEND, self.config.wrist, requested, target)
+    }
+
+    fn set_wrist_position(&mut self, position: &[f64; 6]) -> Result<()> {
+        self.set_wrist_target(position)?;
+        let Some(drive) = self.wrist.as_mut() else {
+            return Ok(());
+        };
+        drive.target = drive.requested;
+        let d = *drive;
+        for i in 0..6 {
+            self.data.qpos_mut()[d.qpos[i]] = d.requested[i];
+            self.data.qvel_mut()[d.qvel[i]] = 0.0;
+        }
+        self.drive_wrist();
         self.data.forward();
         Ok(())
     }

@@ -109,6 +109,31 @@ impl WristConfig {
     }
 }
 
+/// Records `target`, clamped to the limits, as the wrist's requested target (what
+/// [`crate::Simulator::set_wrist_target`] does on every backend).
+///
+/// # Errors
+///
+/// A length or non-finite error for a bad target, [`Error::Unsupported`] naming
+/// `backend` when the hand has no wrist (`config` or `requested` is `None`).
+#[cfg_attr(not(any(feature = "rapier", feature = "mujoco")), allow(dead_code))]
+pub(crate) fn request_target(
+    backend: &'static str,
+    config: Option<WristConfig>,
+    requested: Option<&mut [f64; 6]>,
+    target: &[f64; 6],
+) -> Result<()> {
+    crate::error::check_vector("wrist target", target, 6)?;
+    let (Some(config), Some(requested)) = (config, requested) else {
+        return Err(Error::Unsupported {
+            backend,
+            what: "a wrist: this hand is fixed (SimConfig::wrist is None)".into(),
+        });
+    };
+    *requested = config.clamp(target);
+    Ok(())
+}
+
 /// The wrist's state.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WristState {

@@ -1,34 +1,62 @@
-//! The 6-DoF wrist under the rapier backend: it reaches its targets, respects its speed
-//! and limits, carries the hand's links, keeps the fingers' control, and snapshots.
+//! The 6-DoF wrist, on each backend (rapier; MuJoCo with the `mujoco` feature) from one
+//! generic body per behaviour: it reaches its targets, respects its speed and limits,
+//! carries the hand's links, keeps the fingers' control, snapshots, stops on a table.
 #![cfg(feature = "rapier")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::needless_range_loop)]
 
 use dex_core::HandModel;
-use dex_sim::{RapierSim, SimConfig, Simulator, WristConfig, wrist_pose};
+use dex_sim::nalgebra::Isometry3;
+use dex_sim::{ObjectSpec, RapierSim, SimConfig, Simulator, WristConfig, wrist_pose};
 
-fn sim() -> RapierSim {
+/// A backend's constructor: hand model, objects, poses, settings.
+type Build = fn(
+    HandModel,
+    &[ObjectSpec],
+    &[Isometry3<f64>],
+    SimConfig,
+) -> dex_sim::Result<Box<dyn Simulator>>;
+
+fn rapier(
+    m: HandModel,
+    o: &[ObjectSpec],
+    p: &[Isometry3<f64>],
+    c: SimConfig,
+) -> dex_sim::Result<Box<dyn Simulator>> {
+    Ok(Box::new(RapierSim::new(m, o, p, c)?))
+}
+
+#[cfg(feature = "mujoco")]
+fn mujoco(
+    m: HandModel,
+    o: &[ObjectSpec],
+    p: &[Isometry3<f64>],
+    c: SimConfig,
+) -> dex_sim::Result<Box<dyn Simulator>> {
+    Ok(Box::new(dex_sim::MujocoSim::new(m, o, p, c)?))
+}
+
+fn sim_on(build: Build) -> Box<dyn Simulator> {
     let model = HandModel::leap_right();
     let config = SimConfig {
         wrist: Some(WristConfig::default()),
         ..SimConfig::for_hand(&model)
     };
-    RapierSim::hand_only(model, config).unwrap()
+    build(model, &[], &[], config).unwrap()
 }
 
 /// Steps for `seconds` of simulated time.
-fn run(sim: &mut RapierSim, seconds: f64) {
+fn run(sim: &mut dyn Simulator, seconds: f64) {
     let periods = (seconds / sim.config().control_period()).round() as usize;
     for _ in 0..periods {
         sim.step().unwrap();
     }
 }
 
-#[test]
-fn the_wrist_reaches_its_target_and_carries_the_palm() {
-    let mut sim = sim();
+fn the_wrist_reaches_its_target_and_carries_the_palm(build: Build) {
+    let mut sim = sim_on(build);
     let target = [0.1, -0.05, 0.15, 0.4, -0.3, 0.2];
     sim.set_wrist_target(&target).unwrap();
-    run(&mut sim, 1.5);
+    run(&mut *sim, 1.5);
     let w = sim.wrist_state().unwrap();
     for i in 0..6 {
         let tol = if i < 3 { 0.003 } else { 0.02 };
@@ -53,9 +81,8 @@ fn the_wrist_reaches_its_target_and_carries_the_palm() {
     assert!(palm.rotation.angle_to(&expected.rotation) < 1e-3);
 }
 
-#[test]
-fn the_wrist_moves_no_faster_than_its_speed_and_stays_in_its_limits() {
-    let mut sim = sim();
+fn the_wrist_moves_no_faster_than_its_speed_and_stays_in_its_limits(build: Build) {
+    let mut sim = sim_on(build);
     let config = WristConfig::default();
     let period = sim.config().control_period();
     // Far beyond the limits: clamped, then approached at the speed limit.
@@ -77,7 +104,12 @@ fn the_wrist_moves_no_faster_than_its_speed_and_stays_in_its_limits() {
                 moved <= config.max_speed[i] * period + slack,
                 "coordinate {i} moved {moved} in one period"
             );
-            assert!(w.position[i] <= config.upper[i] + slack);
+            assert!(
+                w.position[i] <= config.upper[i] + slack,
+                "coordinate {i} at {} past its limit {}",
+                w.position[i],
+                config.upper[i]
+            );
             assert!(w.position[i] >= config.lower[i] - slack);
         }
         last = w.position;
@@ -91,9 +123,8 @@ fn the_wrist_moves_no_faster_than_its_speed_and_stays_in_its_limits() {
     );
 }
 
-#[test]
-fn deltas_integrate_into_the_target() {
-    let mut sim = sim();
+fn deltas_integrate_into_the_target(build: Build) {
+    let mut sim = sim_on(build);
     let mut target = [0.0; 6];
     for _ in 0..10 {
         for (t, d) in target.iter_mut().zip([0.01, 0.0, 0.005, 0.02, 0.0, 0.0]) {
@@ -102,16 +133,15 @@ fn deltas_integrate_into_the_target() {
         sim.set_wrist_target(&target).unwrap();
         sim.step().unwrap();
     }
-    run(&mut sim, 0.5);
+    run(&mut *sim, 0.5);
     let w = sim.wrist_state().unwrap();
     assert!((w.position[0] - 0.1).abs() < 0.003);
     assert!((w.position[2] - 0.05).abs() < 0.003);
     assert!((w.position[3] - 0.2).abs() < 0.02);
 }
 
-#[test]
-fn the_fingers_still_follow_their_targets_on_a_moving_wrist() {
-    let mut sim = sim();
+fn the_fingers_still_follow_their_targets_on_a_moving_wrist(build: Build) {
+    let mut sim = sim_on(build);
     let mut q = sim.joint_state().q;
     let model = sim.model().clone();
     for (i, j) in model
@@ -127,7 +157,7 @@ fn the_fingers_still_follow_their_targets_on_a_moving_wrist() {
     sim.set_joint_targets(&q).unwrap();
     sim.set_wrist_target(&[0.2, 0.1, 0.3, 1.0, 0.0, 0.0])
         .unwrap();
-    run(&mut sim, 1.5);
+    run(&mut *sim, 1.5);
     let js = sim.joint_state();
     let err =
         js.q.iter()
@@ -137,14 +167,13 @@ fn the_fingers_still_follow_their_targets_on_a_moving_wrist() {
     assert!(err < 0.1, "largest finger tracking error {err} rad");
 }
 
-#[test]
-fn a_fixed_hand_has_no_wrist_and_says_so() {
+fn a_fixed_hand_has_no_wrist_and_says_so(build: Build) {
     let model = HandModel::leap_right();
-    let mut sim = RapierSim::hand_only(model.clone(), SimConfig::for_hand(&model)).unwrap();
+    let mut sim = build(model.clone(), &[], &[], SimConfig::for_hand(&model)).unwrap();
     assert!(sim.wrist_state().is_none());
     let err = sim.set_wrist_target(&[0.0; 6]).unwrap_err();
     assert!(err.to_string().contains("wrist"), "{err}");
-    let mut on_wrist = self::sim();
+    let mut on_wrist = sim_on(build);
     assert!(
         on_wrist
             .set_wrist_target(&[f64::NAN, 0.0, 0.0, 0.0, 0.0, 0.0])
@@ -157,28 +186,26 @@ fn a_fixed_hand_has_no_wrist_and_says_so() {
         }),
         ..SimConfig::for_hand(&model)
     };
-    assert!(RapierSim::hand_only(model, bad).is_err());
+    assert!(build(model, &[], &[], bad).is_err());
 }
 
-#[test]
-fn snapshots_restore_the_wrist_bit_for_bit() {
-    let mut sim = sim();
+fn snapshots_restore_the_wrist_bit_for_bit(build: Build) {
+    let mut sim = sim_on(build);
     sim.set_wrist_target(&[0.05, 0.0, 0.1, 0.0, 0.3, 0.0])
         .unwrap();
-    run(&mut sim, 0.2);
+    run(&mut *sim, 0.2);
     let saved = sim.save_state();
-    run(&mut sim, 0.3);
+    run(&mut *sim, 0.3);
     let digest = sim.state_digest();
     let w = sim.wrist_state().unwrap();
     sim.restore_state(&saved).unwrap();
-    run(&mut sim, 0.3);
+    run(&mut *sim, 0.3);
     assert_eq!(sim.state_digest(), digest);
     assert_eq!(sim.wrist_state().unwrap(), w);
 }
 
-#[test]
-fn a_teleport_puts_the_wrist_at_rest_where_asked() {
-    let mut sim = sim();
+fn a_teleport_puts_the_wrist_at_rest_where_asked(build: Build) {
+    let mut sim = sim_on(build);
     let at = [0.05, 0.1, 0.2, -0.5, 0.2, 0.1];
     sim.set_wrist_position(&at).unwrap();
     let w = sim.wrist_state().unwrap();
@@ -191,7 +218,7 @@ fn a_teleport_puts_the_wrist_at_rest_where_asked() {
     let expected = wrist_pose(&sim.config().hand_pose, &at);
     assert!((palm.translation.vector - expected.translation.vector).norm() < 1e-5);
     // It stays there (but for the sag under the hand's weight).
-    run(&mut sim, 0.5);
+    run(&mut *sim, 0.5);
     let w = sim.wrist_state().unwrap();
     for i in 0..6 {
         assert!((w.position[i] - at[i]).abs() < 0.01, "{:?}", w.position);
@@ -244,14 +271,13 @@ fn any_task_runs_on_the_wrist_with_dex4d_shaped_actions() {
     assert!(err.to_string().contains("wrist"), "{err}");
 }
 
-#[test]
-fn a_table_stops_the_hand_and_holds_objects() {
-    use dex_sim::nalgebra::{Isometry3, Vector3};
-    use dex_sim::{BodyRef, ObjectSpec, Table};
+fn a_table_stops_the_hand_and_holds_objects(build: Build) {
+    use dex_sim::nalgebra::Vector3;
+    use dex_sim::{BodyRef, Table};
     let model = HandModel::leap_right();
     let base = SimConfig::for_hand(&model);
     // The table's top 5 cm below the lowest link origin of the open hand.
-    let probe = RapierSim::hand_only(model.clone(), base.clone()).unwrap();
+    let probe = build(model.clone(), &[], &[], base.clone()).unwrap();
     let lowest = probe
         .link_poses()
         .iter()
@@ -270,7 +296,7 @@ fn a_table_stops_the_hand_and_holds_objects() {
     };
     let cube = ObjectSpec::cube(0.05, 0.1);
     let beside = Isometry3::translation(hand.x + 0.25, hand.y, top + 0.1);
-    let mut sim = RapierSim::new(model, &[cube], &[beside], config).unwrap();
+    let mut sim = build(model, &[cube], &[beside], config).unwrap();
     // The wrist coordinate (and sign) that moves the hand down in the world.
     let (axis, sign) = (0..3)
         .map(|i| {
@@ -283,7 +309,7 @@ fn a_table_stops_the_hand_and_holds_objects() {
     let mut target = [0.0; 6];
     target[axis] = sign * 0.1; // 10 cm down: 5 cm into the table unless it stops the hand
     sim.set_wrist_target(&target).unwrap();
-    run(&mut sim, 1.0);
+    run(&mut *sim, 1.0);
     let lowest = sim
         .link_poses()
         .iter()
@@ -366,3 +392,26 @@ fn the_tabletop_anypose_task_lifts_goals_and_counts_held_ones() {
         assert_eq!(c0, g0);
     }
 }
+
+macro_rules! on_backends {
+    ($($name:ident),*) => {
+        mod rapier_backend {
+            $(#[test] fn $name() { super::$name(super::rapier); })*
+        }
+        #[cfg(feature = "mujoco")]
+        mod mujoco_backend {
+            $(#[test] fn $name() { super::$name(super::mujoco); })*
+        }
+    };
+}
+
+on_backends!(
+    the_wrist_reaches_its_target_and_carries_the_palm,
+    the_wrist_moves_no_faster_than_its_speed_and_stays_in_its_limits,
+    deltas_integrate_into_the_target,
+    the_fingers_still_follow_their_targets_on_a_moving_wrist,
+    a_fixed_hand_has_no_wrist_and_says_so,
+    snapshots_restore_the_wrist_bit_for_bit,
+    a_teleport_puts_the_wrist_at_rest_where_asked,
+    a_table_stops_the_hand_and_holds_objects
+);

@@ -620,15 +620,8 @@ impl Simulator for RapierSim {
     }
 
     fn set_wrist_target(&mut self, target: &[f64; 6]) -> Result<()> {
-        check_vector("wrist target", target, 6)?;
-        let (Some(config), Some(drive)) = (self.config.wrist, self.wrist.as_mut()) else {
-            return Err(Error::Unsupported {
-                backend: BACKEND,
-                what: "a wrist: this hand is fixed (SimConfig::wrist is None)".into(),
-            });
-        };
-        drive.requested = config.clamp(target);
-        Ok(())
+        let requested = self.wrist.as_mut().map(|d| &mut d.requested);
+        crate::wrist::request_target(BACKEND, self.config.wrist, requested, target)
     }
 
     fn set_wrist_position(&mut self, position: &[f64; 6]) -> Result<()> {
