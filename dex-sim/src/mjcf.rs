@@ -58,7 +58,8 @@ fn xml(s: &str) -> String {
 /// The MJCF of `model` in the scene `config` describes, with `objects` at `poses`.
 ///
 /// Errors: objects and poses of different lengths or invalid objects, non-finite
-/// settings, and what MJCF here does not cover (an enclosure). A wrist is written as
+/// settings. An enclosure is six static walls (objects only, geom group 3). A wrist is
+/// written as
 /// the rapier backend builds it: five bodies of 50 g and six joints (x, y, z slides,
 /// then yaw, pitch, roll hinges) with position actuators of its stiffness and damping.
 pub fn to_mjcf(
@@ -82,17 +83,10 @@ pub(crate) enum Actuation {
     Affine,
 }
 
-/// What every MJCF scene needs: valid settings and objects, and nothing MJCF here does
-/// not cover (an enclosure).
+/// What every MJCF scene needs: valid settings and objects.
 fn check_scene(config: &SimConfig, objects: &[ObjectSpec], poses: &[Isometry3<f64>]) -> Result<()> {
     config.validate()?;
     validate_objects(objects, poses)?;
-    if config.enclosure.is_some() {
-        return Err(Error::InvalidParameter {
-            what: "MJCF export",
-            reason: "enclosures are not exported yet".into(),
-        });
-    }
     Ok(())
 }
 
@@ -250,6 +244,28 @@ pub(crate) fn write_ground_and_table(w: &mut String, config: &SimConfig) {
             t.friction,
             HAND | OBJECT
         );
+    }
+    // The enclosure's walls (objects only, not drawn), 2 cm thick, outside its box, as
+    // the rapier backend builds them.
+    if let Some(e) = &config.enclosure {
+        let t = 0.01;
+        let c = (e.min.coords + e.max.coords) / 2.0;
+        let h = (e.max.coords - e.min.coords) / 2.0;
+        for axis in 0..3 {
+            for (k, side) in [-1.0, 1.0].into_iter().enumerate() {
+                let mut half = h + Vector3::repeat(2.0 * t);
+                half[axis] = t;
+                let mut center = c;
+                center[axis] += side * (h[axis] + t);
+                let _ = writeln!(
+                    w,
+                    r#"    <geom name="wall{}" type="box" pos="{}" size="{}" friction="0.5 0.005 0.0001" group="3" contype="{STATIC}" conaffinity="{OBJECT}"/>"#,
+                    2 * axis + k,
+                    v3(&center),
+                    v3(&half)
+                );
+            }
+        }
     }
 }
 
@@ -491,7 +507,7 @@ fn write_body(
         };
         if let Some(kind) = kind {
             let mut attrs = format!(
-                r#"name="{}" type="{kind}" axis="{}" damping="{}" frictionloss="{}""#,
+                r#"name="{}" type="{kind}" axis="{}" damping="{}" frictionloss="{}" solimpfriction="0.99 0.999 0.001""#,
                 xml(&j.name),
                 v3(&j.axis),
                 j.dynamics.damping,
@@ -505,6 +521,9 @@ fn write_body(
                 }
                 _ => attrs.push_str(r#" limited="false""#),
             }
+            // Dry friction that holds: MuJoCo's default impedance (0.9–0.95) lets a joint
+            // creep under a torque below its friction (a tenth of the free motion in
+            // `tests/physics.rs`), rapier's does not.
             let _ = writeln!(w, r#"{pad}  <joint {attrs}/>"#);
         }
     }
@@ -597,7 +616,7 @@ mod tests {
     }
 
     #[test]
-    fn objects_are_free_bodies_the_wrist_a_chain_and_what_is_not_covered_is_an_error() {
+    fn objects_are_free_bodies_the_wrist_a_chain_the_enclosure_walls_and_bad_input_an_error() {
         let model = HandModel::leap_right();
         let cube = ObjectSpec::cube(0.05, 0.1);
         let hull = ObjectSpec::new(
@@ -651,6 +670,7 @@ mod tests {
             palm.ancestors().filter(|n| n.has_tag_name("body")).count(),
             6
         );
+        // An enclosure: six walls that objects meet and the hand does not.
         let cfg = SimConfig {
             enclosure: Some(crate::Enclosure {
                 min: nalgebra::Point3::new(-0.1, -0.1, 0.0),
@@ -658,7 +678,20 @@ mod tests {
             }),
             ..SimConfig::default()
         };
-        assert!(to_mjcf(&model, &cfg, &[], &[]).is_err());
+        let text = to_mjcf(&model, &cfg, &[], &[]).unwrap_or_default();
+        let d = doc(&text);
+        let walls: Vec<_> = d
+            .descendants()
+            .filter(|n| n.attribute("name").is_some_and(|a| a.starts_with("wall")))
+            .map(|n| (n.attribute("contype"), n.attribute("conaffinity")))
+            .collect();
+        assert_eq!(walls.len(), 6);
+        let (ct, ca) = (STATIC.to_string(), OBJECT.to_string());
+        assert!(
+            walls
+                .iter()
+                .all(|w| *w == (Some(ct.as_str()), Some(ca.as_str())))
+        );
         assert!(
             to_mjcf(
                 &model,

@@ -6,34 +6,10 @@
 
 use dex_core::HandModel;
 use dex_sim::nalgebra::Isometry3;
-use dex_sim::{ObjectSpec, RapierSim, SimConfig, Simulator, WristConfig, wrist_pose};
+use dex_sim::{ObjectSpec, SimConfig, Simulator, WristConfig, wrist_pose};
 
-/// A backend's constructor: hand model, objects, poses, settings.
-type Build = fn(
-    HandModel,
-    &[ObjectSpec],
-    &[Isometry3<f64>],
-    SimConfig,
-) -> dex_sim::Result<Box<dyn Simulator>>;
-
-fn rapier(
-    m: HandModel,
-    o: &[ObjectSpec],
-    p: &[Isometry3<f64>],
-    c: SimConfig,
-) -> dex_sim::Result<Box<dyn Simulator>> {
-    Ok(Box::new(RapierSim::new(m, o, p, c)?))
-}
-
-#[cfg(feature = "mujoco")]
-fn mujoco(
-    m: HandModel,
-    o: &[ObjectSpec],
-    p: &[Isometry3<f64>],
-    c: SimConfig,
-) -> dex_sim::Result<Box<dyn Simulator>> {
-    Ok(Box::new(dex_sim::MujocoSim::new(m, o, p, c)?))
-}
+mod common;
+use common::Build;
 
 fn sim_on(build: Build) -> Box<dyn Simulator> {
     let model = HandModel::leap_right();
@@ -391,18 +367,6 @@ fn the_tabletop_anypose_task_lifts_goals_and_counts_held_ones() {
         let g0 = gol[3 * i..3 * i + 3].iter().all(|v| *v == 0.0);
         assert_eq!(c0, g0);
     }
-}
-
-macro_rules! on_backends {
-    ($($name:ident),*) => {
-        mod rapier_backend {
-            $(#[test] fn $name() { super::$name(super::rapier); })*
-        }
-        #[cfg(feature = "mujoco")]
-        mod mujoco_backend {
-            $(#[test] fn $name() { super::$name(super::mujoco); })*
-        }
-    };
 }
 
 on_backends!(
