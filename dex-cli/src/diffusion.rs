@@ -119,6 +119,10 @@ pub struct SourceArgs {
     /// relative action scale; the noise of `noisy:A` is in these units).
     #[arg(long, default_value_t = 0.4)]
     action_scale: f64,
+    /// Weights of the denoiser's DDIM steps: `f32`, or `f16` (half the bytes a step
+    /// streams; conditioning and arithmetic stay in f32).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+    precision: String,
 }
 
 /// Arguments of `dex diffusion eval`.
@@ -349,7 +353,8 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         None
     } else {
         let checkpoint = Checkpoint::parse(a.source.checkpoint.as_deref());
-        let model = checkpoint.load()?;
+        let mut model = checkpoint.load()?;
+        model.set_precision(a.source.precision.parse()?)?;
         let guidance = match (a.guidance, model.file().recommended_guidance) {
             (Some(g), _) | (None, Some(g)) => g,
             (None, None) => bail!(
@@ -388,7 +393,8 @@ fn run_sweep(a: SweepArgs) -> Result<()> {
     let raw = run_one(&hand, &config, None, &format!("{} raw", config.command))?;
     let mut rows = Vec::new();
     for &g in &a.guidance {
-        let model = checkpoint.load()?;
+        let mut model = checkpoint.load()?;
+        model.set_precision(a.source.precision.parse()?)?;
         let r = run_one(
             &hand,
             &config,

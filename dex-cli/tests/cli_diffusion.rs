@@ -40,6 +40,7 @@ fn bad_inputs_exit_with_code_2_and_say_why() {
         ["--action-scale", "0"],
         ["--action-scale", "nan"],
         ["--command-steps", "sometimes"],
+        ["--precision", "f8"],
     ] {
         let mut args = vec![
             "diffusion",

@@ -1,6 +1,6 @@
 //! One DexGen control step (history in, target changes out: DDIM 10 steps with guidance,
 //! then the inverse dynamics model) at batch 1 and 64, for the default (CPU) and the
-//! paper-size networks; and one training step of each denoiser (batch 256).
+//! paper-size networks, with f32 and f16 step weights (`_f16`); and one training step of each denoiser (batch 256).
 //!
 //! Run with `RAYON_NUM_THREADS=1 cargo bench -p dex-diffusion --bench control` for the
 //! one-core figures.
@@ -11,7 +11,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use dex_diffusion::dataset::StepLayout;
 use dex_diffusion::{
-    DenoiserConfig, DexGen, DexGenConfig, DiffusionTrainer, NoiseSchedule, TrainConfig,
+    DenoiserConfig, DexGen, DexGenConfig, DiffusionTrainer, NoiseSchedule, Precision, TrainConfig,
 };
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -42,13 +42,20 @@ fn control(c: &mut Criterion) {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
             let condition = Array2::from_shape_fn((batch, cd), |(i, j)| ((i + j) % 7) as f32 * 0.1);
             let command = Array2::from_elem((batch, 24), 0.003f32);
-            group.bench_function(format!("{name}/batch_{batch}"), |b| {
-                b.iter(|| {
-                    model
-                        .control(condition.view(), Some((command.view(), 10.0)), &mut rng)
-                        .unwrap()
+            for precision in [Precision::F32, Precision::F16] {
+                model.set_precision(precision).unwrap();
+                let suffix = match precision {
+                    Precision::F32 => "",
+                    Precision::F16 => "_f16",
+                };
+                group.bench_function(format!("{name}/batch_{batch}{suffix}"), |b| {
+                    b.iter(|| {
+                        model
+                            .control(condition.view(), Some((command.view(), 10.0)), &mut rng)
+                            .unwrap()
+                    });
                 });
-            });
+            }
         }
     }
     group.finish();

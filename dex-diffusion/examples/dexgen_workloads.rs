@@ -66,6 +66,12 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         })?;
         println!("dexgen_control_{name} {ms:.4}");
+        model.set_precision(dex_diffusion::Precision::F16)?;
+        let ms = time_calls(seconds, || {
+            model.control(condition.view(), Some((command.view(), 10.0)), &mut rng)?;
+            Ok(())
+        })?;
+        println!("dexgen_control_{name}_f16 {ms:.4}");
     }
     Ok(())
 }

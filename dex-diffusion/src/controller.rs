@@ -186,6 +186,17 @@ impl<P: Policy> DexGenController<P> {
         self
     }
 
+    /// Runs the model's DDIM steps with weights in `precision` (see
+    /// [`crate::Precision`]; `f32` by default).
+    ///
+    /// # Errors
+    ///
+    /// Tensor errors (the conversion).
+    pub fn with_precision(mut self, precision: crate::Precision) -> Result<Self> {
+        self.model.set_precision(precision)?;
+        Ok(self)
+    }
+
     /// The guidance strength.
     pub fn guidance(&self) -> f64 {
         self.guidance

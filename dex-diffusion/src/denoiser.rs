@@ -11,7 +11,7 @@
 //! the matching encoder block's output concatenated (the UNet's skips); the timestep
 //! embedding is sinusoidal over the step index, then two linear layers.
 
-use candle_core::{D, Module, Tensor};
+use candle_core::{D, DType, Module, Tensor};
 use candle_nn::{GroupNorm, Linear, VarBuilder};
 use dex_policy::fused;
 use serde::{Deserialize, Serialize};
@@ -126,6 +126,7 @@ pub fn timestep_embedding(t: &[f32], dim: usize) -> Vec<f32> {
 }
 
 /// Linear → GroupNorm → ELU (the state encoder's layer).
+#[derive(Clone)]
 struct NormLayer {
     linear: Linear,
     norm: GroupNorm,
@@ -149,8 +150,63 @@ impl NormLayer {
     }
 }
 
+/// The precision of the weights a DDIM step streams (the UNet's input, block, skip and
+/// output layers) at inference. Conditioning, FiLM projections, norms, activations and
+/// the arithmetic's accumulation stay in f32 either way; training always uses f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Full precision (the default).
+    #[default]
+    F32,
+    /// IEEE half precision: half the bytes per step. A batch-1 step is bound by the speed
+    /// at which it streams its weights, so this is where the time goes down.
+    F16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "f16" => Ok(Precision::F16),
+            other => Err(Error::InvalidSetting {
+                what: "precision",
+                reason: format!("`{other}`: expected `f32` or `f16`"),
+            }),
+        }
+    }
+}
+
+/// `x · wᵀ + b` for a step layer: with half-precision weights the input is rounded to
+/// f16 for the product (candle's CPU matmul accumulates f16 products in f32) and the
+/// result brought back to f32 before the f32 bias.
+fn step_linear(x: &Tensor, layer: &Linear) -> candle_core::Result<Tensor> {
+    if layer.weight().dtype() != DType::F16 {
+        return fused::linear(x, layer);
+    }
+    let y = x
+        .to_dtype(DType::F16)?
+        .matmul(&layer.weight().t()?)?
+        .to_dtype(DType::F32)?;
+    match layer.bias() {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
+    }
+}
+
+/// `layer` with its weight (not its bias) in `dtype`.
+fn with_weight_dtype(layer: &Linear, dtype: DType) -> candle_core::Result<Linear> {
+    Ok(Linear::new(
+        layer.weight().to_dtype(dtype)?,
+        layer.bias().cloned(),
+    ))
+}
+
 /// One UNet block: linear → GroupNorm → FiLM(γ, β from the condition) → ELU, plus a
 /// residual projection of the input.
+#[derive(Clone)]
 struct FilmBlock {
     layer: NormLayer,
     film: Linear,
@@ -177,13 +233,13 @@ impl FilmBlock {
 
     /// The block, with the FiLM projection of its condition given.
     fn forward_film(&self, x: &Tensor, film: &Tensor) -> candle_core::Result<Tensor> {
-        let h = self.layer.norm(&fused::linear(x, &self.layer.linear)?)?;
+        let h = self.layer.norm(&step_linear(x, &self.layer.linear)?)?;
         let hidden = h.dim(D::Minus1)?;
         let gamma = film.narrow(D::Minus1, 0, hidden)?;
         let beta = film.narrow(D::Minus1, hidden, hidden)?;
         let h = fused::elu(&((h * (gamma + 1.0)?)? + beta)?, 1.0)?;
         let residual = match &self.skip {
-            Some(s) => fused::linear(x, s)?,
+            Some(s) => step_linear(x, s)?,
             None => x.clone(),
         };
         h + residual
@@ -192,6 +248,7 @@ impl FilmBlock {
 
 /// DexGen's denoiser: predicts the noise in a noised motion, given the diffusion step
 /// and the condition (see the module docs).
+#[derive(Clone)]
 pub struct Denoiser {
     config: DenoiserConfig,
     state: Vec<NormLayer>,
@@ -330,6 +387,48 @@ impl Denoiser {
             .collect()
     }
 
+    /// A copy for inference whose step layers (input, block, skip and output) keep their
+    /// weights in `precision` (see [`Precision`]); the rest is shared with `self`.
+    ///
+    /// # Errors
+    ///
+    /// Tensor errors (the conversion).
+    pub fn with_step_precision(&self, precision: Precision) -> Result<Denoiser> {
+        let dtype = match precision {
+            Precision::F32 => DType::F32,
+            Precision::F16 => DType::F16,
+        };
+        let block = |b: &FilmBlock| -> candle_core::Result<FilmBlock> {
+            Ok(FilmBlock {
+                layer: NormLayer {
+                    linear: with_weight_dtype(&b.layer.linear, dtype)?,
+                    norm: b.layer.norm.clone(),
+                },
+                film: b.film.clone(),
+                skip: b
+                    .skip
+                    .as_ref()
+                    .map(|s| with_weight_dtype(s, dtype))
+                    .transpose()?,
+            })
+        };
+        Ok(Denoiser {
+            input: with_weight_dtype(&self.input, dtype)?,
+            down: self
+                .down
+                .iter()
+                .map(block)
+                .collect::<candle_core::Result<_>>()?,
+            up: self
+                .up
+                .iter()
+                .map(block)
+                .collect::<candle_core::Result<_>>()?,
+            output: with_weight_dtype(&self.output, dtype)?,
+            ..self.clone()
+        })
+    }
+
     /// As [`Denoiser::forward`], from the two parts of the FiLM projections
     /// ([`Denoiser::film_code_parts`], [`Denoiser::film_time_parts`]); the time parts
     /// broadcast over the batch.
@@ -363,7 +462,7 @@ impl Denoiser {
             });
         }
         let (down_films, up_films) = films.split_at(self.down.len());
-        let mut h = fused::linear(x, &self.input)?;
+        let mut h = step_linear(x, &self.input)?;
         let mut skips = Vec::with_capacity(self.down.len());
         for (block, film) in self.down.iter().zip(down_films) {
             h = block.forward_film(&h, film)?;
@@ -376,6 +475,6 @@ impl Denoiser {
             })?;
             h = block.forward_film(&Tensor::cat(&[&h, &skip], D::Minus1)?, film)?;
         }
-        Ok(fused::linear(&h, &self.output)?)
+        Ok(step_linear(&h, &self.output)?)
     }
 }

@@ -17,7 +17,7 @@ mod train;
 
 pub use collect::{CollectConfig, CollectReport, collect, object_for};
 pub use controller::{CommandReference, CommandSteps, DexGenController};
-pub use denoiser::{Denoiser, DenoiserConfig, timestep_embedding};
+pub use denoiser::{Denoiser, DenoiserConfig, Precision, timestep_embedding};
 pub use error::{Error, Result};
 pub use eval::{CommandSpec, EpisodeOutcome, EvalConfig, EvalReport, evaluate};
 pub use expert::{GraspExpert, TaskSettings};

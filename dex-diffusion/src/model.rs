@@ -369,6 +369,21 @@ impl DexGen {
         Self::new(file, denoiser, idm)
     }
 
+    /// Runs the denoiser's DDIM steps with weights in `precision` ([`crate::Precision`];
+    /// `f32` by default): `f16` halves the bytes each step streams.
+    ///
+    /// # Errors
+    ///
+    /// Tensor errors (the conversion).
+    pub fn set_precision(&mut self, precision: crate::Precision) -> Result<()> {
+        self.predictor.set_precision(precision)
+    }
+
+    /// The precision of the denoiser's DDIM steps.
+    pub fn precision(&self) -> crate::Precision {
+        self.predictor.precision()
+    }
+
     /// The checkpoint shipped with dex (`builtin:dexgen-leap`, in
     /// `dex-diffusion/assets/dexgen-leap/`, whose README gives the commands that made
     /// it), compiled into the library.

@@ -262,6 +262,10 @@ impl DiffusionTrainer {
 #[derive(Debug)]
 pub struct DenoiserPredictor {
     net: Denoiser,
+    /// The network whose step layers run each DDIM step (`net` itself in f32, a copy
+    /// with half-precision step weights in f16).
+    step_net: Option<Denoiser>,
+    precision: crate::denoiser::Precision,
     /// The last condition, its code's FiLM parts.
     cache: Option<(Array2<f32>, Vec<Tensor>)>,
     /// The timestep FiLM parts, by diffusion step.
@@ -273,9 +277,31 @@ impl DenoiserPredictor {
     pub fn new(net: Denoiser) -> Self {
         Self {
             net,
+            step_net: None,
+            precision: crate::denoiser::Precision::F32,
             cache: None,
             time_parts: std::collections::HashMap::new(),
         }
+    }
+
+    /// Runs the DDIM steps' layers with weights in `precision` (see
+    /// [`crate::Precision`]); conditioning and FiLM projections stay in f32.
+    ///
+    /// # Errors
+    ///
+    /// Tensor errors (the conversion).
+    pub fn set_precision(&mut self, precision: crate::denoiser::Precision) -> Result<()> {
+        self.step_net = match precision {
+            crate::denoiser::Precision::F32 => None,
+            p => Some(self.net.with_step_precision(p)?),
+        };
+        self.precision = precision;
+        Ok(())
+    }
+
+    /// The precision of the DDIM steps' weights.
+    pub fn precision(&self) -> crate::denoiser::Precision {
+        self.precision
     }
 
     /// The network.
@@ -317,9 +343,11 @@ impl NoisePredictor for DenoiserPredictor {
                 parts
             }
         };
-        let eps = self
-            .net
-            .forward_parts(&to_tensor(x)?, &code_parts, &time_parts)?;
+        let eps = self.step_net.as_ref().unwrap_or(&self.net).forward_parts(
+            &to_tensor(x)?,
+            &code_parts,
+            &time_parts,
+        )?;
         Ok(to_array(&eps)?)
     }
 }

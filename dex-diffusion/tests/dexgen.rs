@@ -11,7 +11,7 @@ use dex_diffusion::{
 };
 use dex_policy::{ActMode, MockPolicy, Policy};
 use ndarray::Array2;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -465,5 +465,39 @@ fn with_unbounded_guidance_the_shipped_controller_follows_the_expert() -> anyhow
         followed > free + 0.4,
         "α → ∞ {followed} against α = 0 {free}"
     );
+    Ok(())
+}
+
+/// The shipped model with half-precision step weights samples the motions and gives the
+/// target changes of full precision to within a few percent, for the same seed.
+#[test]
+fn half_precision_steps_keep_the_shipped_models_actions() -> anyhow::Result<()> {
+    let mut model = DexGen::builtin()?;
+    let cd = model.file().config.denoiser.condition_dim;
+    let mut values = ChaCha8Rng::seed_from_u64(9);
+    let condition = Array2::from_shape_fn((8, cd), |_| values.random_range(-1.0f32..1.0));
+    let command = Array2::from_elem((8, 24), 0.004f32);
+    let run = |model: &mut DexGen, alpha: f64| -> anyhow::Result<(Array2<f32>, Array2<f32>)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        Ok(model.control(condition.view(), Some((command.view(), alpha)), &mut rng)?)
+    };
+    let norm = |a: &Array2<f32>| a.iter().map(|v| v * v).sum::<f32>().sqrt();
+    for alpha in [0.0, 30.0] {
+        model.set_precision(dex_diffusion::Precision::F32)?;
+        let (m32, t32) = run(&mut model, alpha)?;
+        model.set_precision(dex_diffusion::Precision::F16)?;
+        assert_eq!(model.precision(), dex_diffusion::Precision::F16);
+        let (m16, t16) = run(&mut model, alpha)?;
+        let motion = norm(&(&m32 - &m16)) / norm(&m32);
+        let targets = norm(&(&t32 - &t16)) / norm(&t32);
+        eprintln!(
+            "α = {alpha}: f16 against f32, relative difference motions {motion:e}, target changes {targets:e}"
+        );
+        assert!(motion > 0.0, "α = {alpha}: the f16 steps computed in f32");
+        assert!(
+            motion < 0.05 && targets < 0.05,
+            "α = {alpha}: {motion} {targets}"
+        );
+    }
     Ok(())
 }

@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use dex_diffusion::{
-    DdimSampler, Denoiser, DenoiserConfig, DiffusionTrainer, NoiseSchedule, TrainConfig,
+    DdimSampler, Denoiser, DenoiserConfig, DiffusionTrainer, NoiseSchedule, Precision, TrainConfig,
     timestep_embedding,
 };
 use ndarray::Array2;
@@ -315,4 +315,49 @@ fn the_split_film_projections_give_the_full_forward() {
     let diff = (full - parts).unwrap().abs().unwrap().max_all().unwrap();
     assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
     assert!(net.forward_parts(&x, &[], &[]).is_err());
+}
+
+/// Half-precision step weights (inference only) stay within f16's rounding of the full
+/// network's output, and are really used: the outputs are not bit-identical.
+#[test]
+fn half_precision_steps_stay_close_to_full_precision() {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let net = Denoiser::new(&tiny(), &vb).unwrap();
+    dex_policy::nets::init_seeded(&varmap, 5, |_| 1.0).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut values =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let x = Tensor::from_vec(values(3 * 4), (3, 4), &Device::Cpu).unwrap();
+    let cond = Tensor::from_vec(values(3 * 3), (3, 3), &Device::Cpu).unwrap();
+    let code = net.encode_condition(&cond).unwrap();
+    let time = Tensor::from_vec(timestep_embedding(&[17.0], 4), (1, 4), &Device::Cpu).unwrap();
+    let (code_parts, time_parts) = (
+        net.film_code_parts(&code).unwrap(),
+        net.film_time_parts(&time).unwrap(),
+    );
+    let run = |n: &Denoiser| -> Vec<f32> {
+        n.forward_parts(&x, &code_parts, &time_parts)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    let full = run(&net);
+    let same = run(&net.with_step_precision(Precision::F32).unwrap());
+    assert_eq!(full, same);
+    let half = run(&net.with_step_precision(Precision::F16).unwrap());
+    let scale = full.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let worst = full
+        .iter()
+        .zip(&half)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(worst > 0.0, "the f16 copy computed in f32");
+    assert!(
+        worst < 1e-2 * scale,
+        "{worst} against outputs up to {scale}"
+    );
+    assert!("f16".parse::<Precision>().unwrap() == Precision::F16);
+    assert!("f8".parse::<Precision>().is_err());
 }
