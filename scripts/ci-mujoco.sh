@@ -16,7 +16,7 @@ fi
 echo "== MuJoCo backend (feature mujoco): MuJoCo 3.17.0's library from its PyPI wheel, the backend's tests, same seed same digest"
 start=$(date +%s)
 eval "$(scripts/mujoco-setup.sh)"
-cargo test --release -p dex-sim --features mujoco --test mujoco --test wrist
+cargo test --release -p dex-sim --features mujoco --test mujoco --test wrist --test physics
 cargo test --release -p dex-cli --features mujoco --test cli_mujoco
 cargo build --release -p dex-cli --features mujoco
 a=$(target/release/dex sim run --backend mujoco --hand leap --task rotate --seed 7 --steps 120 --policy random | tail -1)
