@@ -262,10 +262,9 @@ impl DiffusionTrainer {
 #[derive(Debug)]
 pub struct DenoiserPredictor {
     net: Denoiser,
-    /// The network whose step layers run each DDIM step (`net` itself in f32, a copy
-    /// with half-precision step weights in f16).
+    /// A copy of `net` with half-precision step weights that runs each DDIM step;
+    /// `None`: `net` itself (f32).
     step_net: Option<Denoiser>,
-    precision: crate::denoiser::Precision,
     /// The last condition, its code's FiLM parts.
     cache: Option<(Array2<f32>, Vec<Tensor>)>,
     /// The timestep FiLM parts, by diffusion step.
@@ -278,7 +277,6 @@ impl DenoiserPredictor {
         Self {
             net,
             step_net: None,
-            precision: crate::denoiser::Precision::F32,
             cache: None,
             time_parts: std::collections::HashMap::new(),
         }
@@ -295,13 +293,15 @@ impl DenoiserPredictor {
             crate::denoiser::Precision::F32 => None,
             p => Some(self.net.with_step_precision(p)?),
         };
-        self.precision = precision;
         Ok(())
     }
 
     /// The precision of the DDIM steps' weights.
     pub fn precision(&self) -> crate::denoiser::Precision {
-        self.precision
+        match &self.step_net {
+            Some(_) => crate::denoiser::Precision::F16,
+            None => crate::denoiser::Precision::F32,
+        }
     }
 
     /// The network.

@@ -106,6 +106,18 @@ struct MujocoState {
     wrist: Option<WristDrive>,
 }
 
+/// The world pose of MuJoCo body `b` (from `xpos`, `xquat`).
+fn body_pose<M: mujoco_rs::wrappers::mj_model::traits::ModelType>(
+    data: &MjData<M>,
+    b: usize,
+) -> Isometry3<f64> {
+    let (p, q) = (data.xpos()[b], data.xquat()[b]);
+    Isometry3::from_parts(
+        Translation3::new(p[0], p[1], p[2]),
+        UnitQuaternion::from_quaternion(Quaternion::new(q[0], q[1], q[2], q[3])),
+    )
+}
+
 fn engine(what: &'static str, e: impl std::fmt::Display) -> Error {
     Error::InvalidParameter {
         what,
@@ -161,26 +173,23 @@ impl MujocoSim {
         poses: &[Isometry3<f64>],
         placement: Option<file::Placement>,
     ) -> Result<Self> {
-        let (mj, placement) = match &config.mjcf {
+        let (mj, placement, jids) = match &config.mjcf {
             None => {
                 let text = mjcf_text(&model, &config, objects, poses, Actuation::Affine)?;
                 let mj = MjModel::from_xml_string(&text).map_err(|e| engine("scene", e))?;
-                (mj, None)
+                let jids = model
+                    .dof_joints()
+                    .map(|j| id(&mj, MjtObjBase::mjOBJ_JOINT, &j.name, "joint"))
+                    .collect::<Result<Vec<_>>>()?;
+                (mj, None, jids)
             }
             Some(hand) => {
-                let (mj, p) =
+                let (mj, p, jids) =
                     file::compile_scene(&model, &config, hand, objects, poses, placement)?;
-                (mj, Some(p))
+                (mj, Some(p), jids)
             }
         };
         let mut dofs = Vec::with_capacity(model.dof());
-        let jids = match &config.mjcf {
-            None => model
-                .dof_joints()
-                .map(|j| id(&mj, MjtObjBase::mjOBJ_JOINT, &j.name, "joint"))
-                .collect::<Result<Vec<_>>>()?,
-            Some(hand) => file::dof_joint_ids(&model, &mj, hand)?,
-        };
         let prefix = if config.mjcf.is_some() {
             USER_ACTUATOR_PREFIX
         } else {
@@ -547,17 +556,9 @@ impl Simulator for MujocoSim {
                 Err(_) => vec![base; self.model.links().len()],
             };
         }
-        let (xpos, xquat) = (self.data.xpos(), self.data.xquat());
         self.link_bodies
             .iter()
-            .map(|&b| {
-                let p = xpos[b];
-                let q = xquat[b];
-                Isometry3::from_parts(
-                    Translation3::new(p[0], p[1], p[2]),
-                    UnitQuaternion::from_quaternion(Quaternion::new(q[0], q[1], q[2], q[3])),
-                )
-            })
+            .map(|&b| body_pose(&self.data, b))
             .collect()
     }
 

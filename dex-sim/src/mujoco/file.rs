@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use dex_core::HandModel;
 use mujoco_rs::prelude::*;
 use mujoco_rs::wrappers::mj_auxiliary::MjVfs;
-use nalgebra::{Isometry3, Matrix3, Point3, Quaternion, Translation3, UnitQuaternion, Vector3};
+use nalgebra::{Isometry3, Point3, Vector3};
 
 use crate::error::{Error, Result};
 use crate::mjcf::{USER_ACTUATOR_PREFIX, user_scene_text};
@@ -51,8 +51,13 @@ fn joint_error(path: &Path, reason: String) -> Error {
     }
 }
 
-/// Compiles `text` as a scene in the directory of `hand.path`, including the file.
-fn compile_text(hand: &MjcfHand, text: &str) -> Result<MjModel> {
+/// Compiles `text` as a scene in the directory of `hand.path`, including the file, after
+/// `edit` has changed its spec.
+fn compile_text(
+    hand: &MjcfHand,
+    text: &str,
+    edit: impl FnOnce(&mut MjSpec) -> Result<()>,
+) -> Result<MjModel> {
     let path = &hand.path;
     if !path.is_file() {
         return Err(file_error(path, "no such file"));
@@ -63,6 +68,7 @@ fn compile_text(hand: &MjcfHand, text: &str) -> Result<MjModel> {
     vfs.add_from_buffer(&scene, text.as_bytes())
         .map_err(|e| file_error(path, e))?;
     let mut spec = MjSpec::from_xml_vfs(&scene, &vfs).map_err(|e| file_error(path, e))?;
+    edit(&mut spec)?;
     spec.compile_with_vfs(&vfs).map_err(|e| file_error(path, e))
 }
 
@@ -77,7 +83,7 @@ fn include_name(hand: &MjcfHand) -> Result<String> {
 
 /// The file's joint of every degree of freedom of `model`, in model order, checked:
 /// present, a hinge (revolute) or slide (prismatic) as the model's joint is.
-pub(super) fn dof_joint_ids(model: &HandModel, m: &MjModel, hand: &MjcfHand) -> Result<Vec<usize>> {
+fn dof_joint_ids(model: &HandModel, m: &MjModel, hand: &MjcfHand) -> Result<Vec<usize>> {
     for name in hand.joints.keys() {
         if model.joint_id(name).is_err() {
             return Err(joint_error(
@@ -175,30 +181,6 @@ fn probe_configurations(model: &HandModel) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// The rigid transform `t` minimising Σ ‖t·src − dst‖² (Kabsch, no reflection).
-fn fit_rigid(src: &[Point3<f64>], dst: &[Point3<f64>]) -> Isometry3<f64> {
-    let n = src.len() as f64;
-    let cs = src.iter().fold(Vector3::zeros(), |a, p| a + p.coords) / n;
-    let cd = dst.iter().fold(Vector3::zeros(), |a, p| a + p.coords) / n;
-    let mut h = Matrix3::zeros();
-    for (s, d) in src.iter().zip(dst) {
-        h += (s.coords - cs) * (d.coords - cd).transpose();
-    }
-    let svd = h.svd(true, true);
-    let (Some(u), Some(v_t)) = (svd.u, svd.v_t) else {
-        return Isometry3::translation(cd.x - cs.x, cd.y - cs.y, cd.z - cs.z);
-    };
-    let mut r = v_t.transpose() * u.transpose();
-    if r.determinant() < 0.0 {
-        let mut fix = Matrix3::identity();
-        fix[(2, 2)] = -1.0;
-        r = v_t.transpose() * fix * u.transpose();
-    }
-    let rotation = UnitQuaternion::from_matrix(&r);
-    let t = cd - rotation * cs;
-    Isometry3::from_parts(Translation3::from(t), rotation)
-}
-
 /// Fits where the file's hand goes: its joints' anchors and axes in the frame of its top
 /// body against the model's in the root link's frame, over a few configurations.
 fn fit_placement(model: &HandModel, m: &MjModel, hand: &MjcfHand) -> Result<Placement> {
@@ -218,12 +200,7 @@ fn fit_placement(model: &HandModel, m: &MjModel, hand: &MjcfHand) -> Result<Plac
             data.qpos_mut()[m.jnt_qposadr()[jid] as usize] = *v;
         }
         data.kinematics();
-        let (p, r) = (data.xpos()[root], data.xquat()[root]);
-        let world_from_root = Isometry3::from_parts(
-            Translation3::new(p[0], p[1], p[2]),
-            UnitQuaternion::from_quaternion(Quaternion::new(r[0], r[1], r[2], r[3])),
-        );
-        let root_from_world = world_from_root.inverse();
+        let root_from_world = super::body_pose(&data, root).inverse();
         let links = model.forward_kinematics(&q)?;
         for (i, (&jid, j)) in jids.iter().zip(&dof_joints).enumerate() {
             let a = Point3::from(data.xanchor()[jid]);
@@ -241,7 +218,7 @@ fn fit_placement(model: &HandModel, m: &MjModel, hand: &MjcfHand) -> Result<Plac
             owner.push(i);
         }
     }
-    let t = fit_rigid(&src, &dst);
+    let t = dex_core::geometry::kabsch(&src, &dst)?;
     let mut worst = (0.0f64, 0usize, false);
     for (k, (s, d)) in src.iter().zip(&dst).enumerate() {
         let e = (t * s - d).norm();
@@ -293,51 +270,45 @@ pub(super) fn compile_scene(
     objects: &[ObjectSpec],
     poses: &[Isometry3<f64>],
     placement: Option<Placement>,
-) -> Result<(MjModel, Placement)> {
+) -> Result<(MjModel, Placement, Vec<usize>)> {
     let include = include_name(hand)?;
     let placement = match placement {
         Some(p) => p,
         None => {
             let text = user_scene_text(model, config, &[], &[], &include, hand, false)?;
-            let m = compile_text(hand, &text)?;
+            let m = compile_text(hand, &text, |_| Ok(()))?;
             fit_placement(model, &m, hand)?
         }
     };
     let text = user_scene_text(model, config, objects, poses, &include, hand, true)?;
-    let dir = hand.path.parent().unwrap_or(Path::new("."));
-    let scene = dir.join("__dex_scene__.xml");
-    let mut vfs = MjVfs::new();
-    vfs.add_from_buffer(&scene, text.as_bytes())
-        .map_err(|e| file_error(&hand.path, e))?;
-    let mut spec = MjSpec::from_xml_vfs(&scene, &vfs).map_err(|e| file_error(&hand.path, e))?;
     let world_from_file = config.hand_pose * placement.root_from_file;
-    let body = spec
-        .body_mut(&placement.root_body)
-        .ok_or_else(|| file_error(&hand.path, "the hand's top body vanished"))?;
-    let t = world_from_file.translation.vector;
-    let q = world_from_file.rotation.into_inner();
-    *body.pos_mut() = [t.x, t.y, t.z];
-    *body.quat_mut() = [q.w, q.i, q.j, q.k];
-    body.alt_mut().switch_quat();
-    let mut m = spec
-        .compile_with_vfs(&vfs)
-        .map_err(|e| file_error(&hand.path, e))?;
+    let mut m = compile_text(hand, &text, |spec| {
+        let body = spec
+            .body_mut(&placement.root_body)
+            .ok_or_else(|| file_error(&hand.path, "the hand's top body vanished"))?;
+        let t = world_from_file.translation.vector;
+        let q = world_from_file.rotation.into_inner();
+        *body.pos_mut() = [t.x, t.y, t.z];
+        *body.quat_mut() = [q.w, q.i, q.j, q.k];
+        body.alt_mut().switch_quat();
+        Ok(())
+    })?;
     m.opt_mut().timestep = config.dt;
     m.opt_mut().gravity = [config.gravity.x, config.gravity.y, config.gravity.z];
     // Their control stays 0 (dex never writes it) and unclamped, so a zero bias leaves
     // them without force.
-    for a in file_actuators(model, &m, hand)? {
+    let jids = dof_joint_ids(model, &m, hand)?;
+    for a in file_actuators(&m, &jids, hand)? {
         m.actuator_biasprm_mut()[a].fill(0.0);
         m.actuator_ctrllimited_mut()[a] = false;
     }
-    Ok((m, placement))
+    Ok((m, placement, jids))
 }
 
 /// The file's own actuators on the mapped joints, which dex switches off (a position
 /// actuator's control would otherwise pull its joint towards 0 beside dex's PD); an
 /// error for one whose force a zero control and bias do not cancel.
-fn file_actuators(model: &HandModel, read: &MjModel, hand: &MjcfHand) -> Result<Vec<usize>> {
-    let jids = dof_joint_ids(model, read, hand)?;
+fn file_actuators(read: &MjModel, jids: &[usize], hand: &MjcfHand) -> Result<Vec<usize>> {
     let mut off = Vec::new();
     for a in 0..read.actuator_trntype().len() {
         let name = read
