@@ -106,18 +106,6 @@ struct MujocoState {
     wrist: Option<WristDrive>,
 }
 
-/// The world pose of MuJoCo body `b` (from `xpos`, `xquat`).
-fn body_pose<M: mujoco_rs::wrappers::mj_model::traits::ModelType>(
-    data: &MjData<M>,
-    b: usize,
-) -> Isometry3<f64> {
-    let (p, q) = (data.xpos()[b], data.xquat()[b]);
-    Isometry3::from_parts(
-        Translation3::new(p[0], p[1], p[2]),
-        UnitQuaternion::from_quaternion(Quaternion::new(q[0], q[1], q[2], q[3])),
-    )
-}
-
 fn engine(what: &'static str, e: impl std::fmt::Display) -> Error {
     Error::InvalidParameter {
         what,
@@ -558,7 +546,7 @@ impl Simulator for MujocoSim {
         }
         self.link_bodies
             .iter()
-            .map(|&b| body_pose(&self.data, b))
+            .map(|&b| file::body_pose(&self.data, b))
             .collect()
     }
 

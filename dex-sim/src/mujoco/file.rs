@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use dex_core::HandModel;
 use mujoco_rs::prelude::*;
 use mujoco_rs::wrappers::mj_auxiliary::MjVfs;
-use nalgebra::{Isometry3, Point3, Vector3};
+use nalgebra::{Isometry3, Point3, Quaternion, Translation3, UnitQuaternion, Vector3};
 
 use crate::error::{Error, Result};
 use crate::mjcf::{USER_ACTUATOR_PREFIX, user_scene_text};
@@ -35,6 +35,18 @@ impl Placement {
     pub(super) fn residual(&self) -> f64 {
         self.residual
     }
+}
+
+/// The world pose of MuJoCo body `b` (from `xpos`, `xquat`).
+pub(super) fn body_pose<M: mujoco_rs::wrappers::mj_model::traits::ModelType>(
+    data: &MjData<M>,
+    b: usize,
+) -> Isometry3<f64> {
+    let (p, q) = (data.xpos()[b], data.xquat()[b]);
+    Isometry3::from_parts(
+        Translation3::new(p[0], p[1], p[2]),
+        UnitQuaternion::from_quaternion(Quaternion::new(q[0], q[1], q[2], q[3])),
+    )
 }
 
 fn file_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -200,7 +212,7 @@ fn fit_placement(model: &HandModel, m: &MjModel, hand: &MjcfHand) -> Result<Plac
             data.qpos_mut()[m.jnt_qposadr()[jid] as usize] = *v;
         }
         data.kinematics();
-        let root_from_world = super::body_pose(&data, root).inverse();
+        let root_from_world = body_pose(&data, root).inverse();
         let links = model.forward_kinematics(&q)?;
         for (i, (&jid, j)) in jids.iter().zip(&dof_joints).enumerate() {
             let a = Point3::from(data.xanchor()[jid]);
