@@ -440,7 +440,7 @@ impl EncoderBlock {
             .contiguous()?
             .reshape((b, t, d))?;
         let x = (x + fused::linear(&mixed, &self.proj)?)?;
-        let hidden = fused::linear(&self.n2.forward(&x)?, &self.ff1)?.gelu()?;
+        let hidden = fused::gelu(&fused::linear(&self.n2.forward(&x)?, &self.ff1)?)?;
         let ff = fused::linear(&hidden, &self.ff2)?;
         x + ff
     }

@@ -1,4 +1,4 @@
-//! Fused CPU kernels with their own backward, as candle custom ops: ELU, ReLU,
+//! Fused CPU kernels with their own backward, as candle custom ops: ELU, ReLU, GELU,
 //! LayerNorm, a linear layer, grouped linear layers and a convolution, alone or with
 //! the activation folded in.
 //!
@@ -35,6 +35,7 @@
 mod activation;
 mod conv;
 mod cpu;
+mod gelu;
 mod grouped;
 mod linear_op;
 mod norm;
@@ -47,6 +48,7 @@ mod tests;
 
 pub use activation::Activation;
 pub use conv::conv2d_nhwc;
+pub use gelu::gelu;
 pub use grouped::grouped_linear;
 pub use ops::{
     elu, hidden_layer, layer_norm, layer_norm_activation, linear, linear_activation, relu,

@@ -501,7 +501,7 @@ impl PointTrackNet {
                 let (b, t, w) = tokens.dims3()?;
                 let mut h = tokens.reshape((b, t * w))?;
                 for (n, ff1, ff2) in blocks {
-                    let z = fused::linear(&n.forward(&h)?, ff1)?.gelu()?;
+                    let z = fused::gelu(&fused::linear(&n.forward(&h)?, ff1)?)?;
                     h = (h + fused::linear(&z, ff2)?)?;
                 }
                 norm.forward(&h)?.reshape((b, t, w))?
