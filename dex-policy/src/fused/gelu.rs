@@ -103,22 +103,9 @@ impl CustomOp2 for GeluGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let grad = f32_slice(self.name(), s1, l1)?;
-        let x = f32_slice(self.name(), s2, l2)?;
-        if grad.len() != x.len() {
-            candle_core::bail!(
-                "{}: {} gradients for {} inputs",
-                self.name(),
-                grad.len(),
-                x.len()
-            );
-        }
-        let dx: Vec<f32> = grad
-            .iter()
-            .zip(x)
-            .map(|(&g, &x)| g * gelu_derivative(x))
-            .collect();
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+        zip_map(self.name(), (s1, l1), (s2, l2), |g, x| {
+            g * gelu_derivative(x)
+        })
     }
 }
 

@@ -6,6 +6,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use super::activation::Activation;
 use super::cpu::*;
+use super::linear_op::ColumnSum;
 use super::ops::{split_activation, then_activate};
 use super::pointwise::*;
 
@@ -114,49 +115,9 @@ impl CustomOp3 for GroupedLinearOp {
         };
         let dw = x.detach().transpose(1, 2)?.matmul(&grad)?;
         let (groups, _, width) = grad.dims3()?;
-        let db = grad.apply_op1_no_bwd(&GroupColumnSum { groups, width })?;
+        let db = grad
+            .apply_op1_no_bwd(&ColumnSum { groups, width })?
+            .reshape((groups, 1, width))?;
         Ok((dx, Some(dw), Some(db)))
-    }
-}
-
-/// Sum over the rows of each group of a contiguous `[groups, rows, width]` tensor, row
-/// by row (candle's `sum_keepdim(1)` reduces along the middle axis with a strided
-/// loop: an eighth of a joint-wise training step); the result is `[groups, 1, width]`.
-struct GroupColumnSum {
-    groups: usize,
-    width: usize,
-}
-
-impl candle_core::CustomOp1 for GroupColumnSum {
-    fn name(&self) -> &'static str {
-        "dex-group-column-sum"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(self.name(), storage, layout)?;
-        let (groups, width) = (self.groups, self.width);
-        if groups == 0 || width == 0 || x.len() % (groups * width) != 0 {
-            candle_core::bail!(
-                "{}: input {:?} in {groups} groups of rows of {width}",
-                self.name(),
-                layout.dims()
-            );
-        }
-        let mut sum = vec![0.0f32; groups * width];
-        for (group, out) in x
-            .chunks_exact(x.len() / groups)
-            .zip(sum.chunks_exact_mut(width))
-        {
-            for row in group.chunks_exact(width) {
-                for (s, &v) in out.iter_mut().zip(row) {
-                    *s += v;
-                }
-            }
-        }
-        Ok((CpuStorage::F32(sum), Shape::from((groups, 1, width))))
     }
 }

@@ -75,9 +75,12 @@ impl CustomOp3 for LinearOp {
             None => x.detach(),
         };
         let dw = grad.t()?.matmul(&rows)?;
-        let db = grad.apply_op1_no_bwd(&ColumnSum {
-            width: b.elem_count(),
-        })?;
+        let db = grad
+            .apply_op1_no_bwd(&ColumnSum {
+                groups: 1,
+                width: b.elem_count(),
+            })?
+            .reshape(b.shape())?;
         Ok((dx, Some(dw), Some(db)))
     }
 }
@@ -118,8 +121,11 @@ pub(super) fn affine_forward(
     Ok((y, Shape::from((rows, outputs))))
 }
 
-/// Sum over rows of a contiguous `[rows, width]` tensor, row by row.
+/// Sum over the rows of each of `groups` equal parts of a contiguous tensor of rows of
+/// `width`, row by row (candle reduces over a batch axis with a strided loop); the
+/// result is `[groups, width]`.
 pub(super) struct ColumnSum {
+    pub(super) groups: usize,
     pub(super) width: usize,
 }
 
@@ -134,20 +140,25 @@ impl CustomOp1 for ColumnSum {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(self.name(), storage, layout)?;
-        let width = self.width;
-        if width == 0 || x.len() % width != 0 {
+        let (groups, width) = (self.groups, self.width);
+        if groups == 0 || width == 0 || x.len() % (groups * width) != 0 {
             candle_core::bail!(
-                "{}: input {:?} in rows of {width}",
+                "{}: input {:?} in {groups} groups of rows of {width}",
                 self.name(),
                 layout.dims()
             );
         }
-        let mut sum = vec![0.0f32; width];
-        for row in x.chunks_exact(width) {
-            for (s, &v) in sum.iter_mut().zip(row) {
-                *s += v;
+        let mut sum = vec![0.0f32; groups * width];
+        for (group, out) in x
+            .chunks_exact(x.len() / groups)
+            .zip(sum.chunks_exact_mut(width))
+        {
+            for row in group.chunks_exact(width) {
+                for (s, &v) in out.iter_mut().zip(row) {
+                    *s += v;
+                }
             }
         }
-        Ok((CpuStorage::F32(sum), Shape::from(width)))
+        Ok((CpuStorage::F32(sum), Shape::from((groups, width))))
     }
 }
