@@ -244,7 +244,7 @@ impl Batch {
 }
 
 /// The bounding box of `points` (empty: an inverted box).
-fn bounding_box(points: &[[f32; 3]]) -> ([f32; 3], [f32; 3]) {
+fn bounding_box<'a>(points: impl IntoIterator<Item = &'a [f32; 3]>) -> ([f32; 3], [f32; 3]) {
     let mut lo = [f32::INFINITY; 3];
     let mut hi = [f32::NEG_INFINITY; 3];
     for p in points {
@@ -276,14 +276,7 @@ fn dist2(p: &[f32; 3], q: &[f32; 3]) -> f32 {
 /// to `nodes` in preorder.
 fn build(points: &[[f32; 3]], order: &mut [u32], offset: u32, nodes: &mut Vec<Node>) {
     let n = order.len();
-    let (mut lo, mut hi) = ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]);
-    for &i in order.iter() {
-        let p = points[i as usize];
-        for a in 0..3 {
-            lo[a] = lo[a].min(p[a]);
-            hi[a] = hi[a].max(p[a]);
-        }
-    }
+    let (lo, hi) = bounding_box(order.iter().map(|&i| &points[i as usize]));
     let at = nodes.len();
     nodes.push(Node {
         lo,
