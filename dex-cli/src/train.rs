@@ -178,11 +178,12 @@ pub enum StudentKind {
 #[derive(Debug, Args)]
 pub struct DaggerArgs {
     /// The teacher: a checkpoint directory written by `dex train` (its task and hand are
-    /// used), `reach-ik` for the scripted inverse-kinematics expert on `reach`, or
-    /// `proxy-expert` for the analytic teacher of `anypose-proxy`.
+    /// used), `reach-ik` for the scripted inverse-kinematics expert on `reach`,
+    /// `proxy-expert` for the analytic teacher of `anypose-proxy`, or `tabletop-expert`
+    /// for the scripted grasp-and-carry teacher of `anypose-table`.
     #[arg(long)]
     teacher: String,
-    /// Hand of the `reach-ik` expert (`leap`, `allegro` or a URDF path).
+    /// Hand of a scripted teacher (`leap`, `allegro` or a URDF path).
     #[arg(long, default_value = "leap")]
     hand: String,
     /// The student: `mlp` (sees `--keep`) or `dex4d` (Dex4D's point-track student;
@@ -300,42 +301,13 @@ fn run_dagger(a: DaggerArgs) -> Result<()> {
     if !(a.minutes.is_finite() && a.minutes > 0.0) {
         bail!("--minutes must be positive, got {}", a.minutes);
     }
-    let (mut teacher, env) = if a.teacher == "reach-ik" {
-        let env = EnvSpec {
-            task: "reach".into(),
-            hand: a.hand.clone(),
-            obs: "state".into(),
-            config: dex_sim::TaskConfig::default(),
-        };
-        let model =
-            HandModel::load(&a.hand).with_context(|| format!("loading hand `{}`", a.hand))?;
-        let expert = dex_policy::ReachIkExpert::new(model, env.config.history)?;
-        let teacher = dex_policy::LoadedCheckpoint {
-            algorithm: "reach-ik expert",
-            policy: Box::new(expert),
-            env: env.to_table()?,
-            env_steps: 0,
-        };
-        (teacher, env)
-    } else if a.teacher == "proxy-expert" {
-        let env = EnvSpec {
-            task: "anypose-proxy".into(),
-            hand: a.hand.clone(),
-            obs: "state".into(),
-            config: dex_sim::TaskConfig::default(),
-        };
-        let expert = dex_policy::PoseProxyExpert::new(&env.config.proxy);
-        let teacher = dex_policy::LoadedCheckpoint {
-            algorithm: "pose-proxy expert",
-            policy: Box::new(expert),
-            env: env.to_table()?,
-            env_steps: 0,
-        };
-        (teacher, env)
-    } else {
-        let teacher = load_checkpoint(Path::new(&a.teacher))?;
-        let env = EnvSpec::from_table(&teacher.env)?;
-        (teacher, env)
+    let (mut teacher, env) = match scripted_teacher(&a.teacher, &a.hand)? {
+        Some(scripted) => scripted,
+        None => {
+            let teacher = load_checkpoint(Path::new(&a.teacher))?;
+            let env = EnvSpec::from_table(&teacher.env)?;
+            (teacher, env)
+        }
     };
     if a.out.join(dex_policy::ppo::META_FILE).exists() {
         bail!(
@@ -421,6 +393,59 @@ fn run_dagger(a: DaggerArgs) -> Result<()> {
         a.out.display()
     ))?;
     report_student(&teacher_result, &r)
+}
+
+/// The scripted teachers by name, with the task each acts on: `reach-ik` (inverse
+/// kinematics on `reach`), `proxy-expert` (the analytic teacher of `anypose-proxy`) and
+/// `tabletop-expert` (the grasp-and-carry teacher of `anypose-table`, 200-step
+/// episodes; also `builtin:dex4d-teacher`). `None` for any other name.
+pub(crate) fn scripted_teacher(
+    name: &str,
+    hand: &str,
+) -> Result<Option<(dex_policy::LoadedCheckpoint, EnvSpec)>> {
+    let spec = |task: &str, config: dex_sim::TaskConfig| EnvSpec {
+        task: task.into(),
+        hand: hand.into(),
+        obs: "state".into(),
+        config,
+    };
+    let model = || HandModel::load(hand).with_context(|| format!("loading hand `{hand}`"));
+    let (algorithm, policy, env): (_, Box<dyn dex_policy::Policy>, _) = match name {
+        "reach-ik" => {
+            let env = spec("reach", dex_sim::TaskConfig::default());
+            let expert = dex_policy::ReachIkExpert::new(model()?, env.config.history)?;
+            ("reach-ik expert", Box::new(expert), env)
+        }
+        "proxy-expert" => {
+            let env = spec("anypose-proxy", dex_sim::TaskConfig::default());
+            let expert = dex_policy::PoseProxyExpert::new(&env.config.proxy);
+            ("pose-proxy expert", Box::new(expert), env)
+        }
+        "tabletop-expert" | "builtin:dex4d-teacher" => {
+            let env = spec(
+                "anypose-table",
+                dex_sim::TaskConfig {
+                    episode_steps: 200,
+                    ..dex_sim::TaskConfig::default()
+                },
+            );
+            let expert = dex_policy::TabletopExpert::new(
+                &model()?,
+                &env.config,
+                &dex_sim::AnyposeTableConfig::default(),
+                dex_policy::TabletopExpertConfig::default(),
+            )?;
+            ("tabletop expert", Box::new(expert), env)
+        }
+        _ => return Ok(None),
+    };
+    let teacher = dex_policy::LoadedCheckpoint {
+        algorithm,
+        policy,
+        env: env.to_table()?,
+        env_steps: 0,
+    };
+    Ok(Some((teacher, env)))
 }
 
 /// The last lines of `dex train dagger`: the fraction of the teacher's success the
@@ -587,9 +612,13 @@ pub struct SacArgs {
 /// Arguments of `dex eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A checkpoint directory written by `dex train`.
+    /// A checkpoint directory written by `dex train`, or a scripted teacher by name
+    /// (`reach-ik`, `proxy-expert`, `tabletop-expert` = `builtin:dex4d-teacher`).
     #[arg(long)]
     checkpoint: PathBuf,
+    /// Hand of a scripted teacher (`leap`, `allegro` or a URDF path).
+    #[arg(long, default_value = "leap")]
+    hand: String,
     /// Episodes to evaluate.
     #[arg(long, default_value_t = 100)]
     episodes: usize,
@@ -639,7 +668,7 @@ pub struct EvalArgs {
 }
 
 /// The last lines of an evaluation: episodes, return and length, then `success
-/// <fraction>`; for the rotate task DexNDM's figures after it, rotation about the axis
+/// <fraction>`; for `anypose-table` the mean goals completed per episode; for the rotate task DexNDM's figures after it, rotation about the axis
 /// and time to fall (the episode's length when the object stays).
 fn eval_lines(env: &dex_sim::EnvSpec, r: &dex_policy::EvalResult) -> Result<()> {
     output(&format!(
@@ -647,6 +676,12 @@ fn eval_lines(env: &dex_sim::EnvSpec, r: &dex_policy::EvalResult) -> Result<()> 
         r.episodes, r.mean_return, r.mean_length
     ))?;
     output(&format!("success {}", r.success_rate))?;
+    if env.task == "anypose-table" {
+        output(&format!(
+            "goals_per_episode {:.3}",
+            r.final_info.get("goals").copied().unwrap_or(0.0)
+        ))?;
+    }
     if env.task == "rotate" {
         let period = env.config.dt * env.config.substeps as f64;
         output(&format!(
@@ -922,8 +957,20 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
     if let Some(path) = &a.rerun {
         crate::record::check(path)?;
     }
-    let mut ck = load_checkpoint(&a.checkpoint)?;
-    let mut env = EnvSpec::from_table(&ck.env)?;
+    let (mut ck, mut env) = match a
+        .checkpoint
+        .to_str()
+        .map(|name| scripted_teacher(name, &a.hand))
+        .transpose()?
+        .flatten()
+    {
+        Some(scripted) => scripted,
+        None => {
+            let ck = load_checkpoint(&a.checkpoint)?;
+            let env = EnvSpec::from_table(&ck.env)?;
+            (ck, env)
+        }
+    };
     if let Some(task) = &a.task
         && task != &env.task
     {

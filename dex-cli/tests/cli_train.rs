@@ -503,3 +503,32 @@ fn bc_learns_from_a_dataset_that_names_its_environment_and_refuses_bad_input() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_builtin_dex4d_teacher_evaluates_on_the_tabletop_task() {
+    let eval = || {
+        dex(&[
+            "eval",
+            "--checkpoint",
+            "builtin:dex4d-teacher",
+            "--episodes",
+            "2",
+            "--envs",
+            "2",
+            "--seed",
+            "1",
+            "--set",
+            "task.episode_steps=40",
+        ])
+    };
+    let (a, b) = (eval(), eval());
+    assert!(a.status.success(), "{}", stderr(&a));
+    let text = stdout(&a);
+    assert!(
+        text.contains("tabletop expert policy on anypose-table"),
+        "{text}"
+    );
+    assert!(text.contains("success "), "{text}");
+    assert!(last_line(&a).starts_with("goals_per_episode "), "{text}");
+    assert_eq!(stdout(&a), stdout(&b), "same seed, same lines");
+}

@@ -155,18 +155,7 @@ impl ReachIkExpert {
 
     /// The damped least-squares step `J⁺ e` at `q` for fingertip errors `e` (palm frame).
     fn dls_step(&self, q: &[f64], e: &[nalgebra::Vector3<f64>]) -> Result<Option<DVector<f64>>> {
-        let (dof, m) = (self.model.dof(), 3 * self.tips.len());
-        let fk_err = |e: dex_core::Error| invalid(format!("reach expert: {e}"));
-        let mut ev = DVector::zeros(m);
-        let mut j = DMatrix::zeros(m, dof);
-        for (k, tip) in self.tips.iter().enumerate() {
-            ev.rows_mut(3 * k, 3).copy_from(&e[k]);
-            let jk = self.model.frame_jacobian(q, tip).map_err(fk_err)?;
-            j.view_mut((3 * k, 0), (3, dof))
-                .copy_from(&jk.view((0, 0), (3, dof)));
-        }
-        let jjt = &j * j.transpose() + DMatrix::identity(m, m) * 1e-4;
-        Ok(jjt.lu().solve(&ev).map(|y| j.transpose() * y))
+        dls_step(&self.model, &self.tips, q, e)
     }
 
     /// Feedback: moves the action `a` (normalised joint targets) by `gain · J⁺ e` once
@@ -196,28 +185,10 @@ impl ReachIkExpert {
         Ok(())
     }
 
-    /// 200 damped least-squares steps from `q` towards `targets` (palm frame), clamped
-    /// to the limits; returns the worst fingertip distance left (m).
+    /// Damped least-squares steps from `q` towards `targets` (palm frame); returns the
+    /// worst fingertip distance left (m).
     fn solve(&self, targets: &[Point3<f64>], q: &mut [f64]) -> Result<f64> {
-        let dof = self.model.dof();
-        let limits = self.model.joint_limits();
-        let fk_err = |e: dex_core::Error| invalid(format!("reach expert: {e}"));
-        for _ in 0..self.iterations {
-            let pos = self.model.fingertip_positions(q).map_err(fk_err)?;
-            let e: Vec<_> = targets.iter().zip(&pos).map(|(t, p)| t - p).collect();
-            let Some(dq) = self.dls_step(q, &e)? else {
-                break;
-            };
-            for i in 0..dof {
-                q[i] = (q[i] + dq[i]).clamp(limits[i].lower, limits[i].upper);
-            }
-        }
-        let pos = self.model.fingertip_positions(q).map_err(fk_err)?;
-        Ok(pos
-            .iter()
-            .zip(targets)
-            .map(|(p, t)| (p - t).norm())
-            .fold(0.0, f64::max))
+        solve_fingertips(&self.model, targets, q, self.iterations)
     }
 
     fn action_for(&self, obs: &[f32]) -> Result<Vec<f32>> {
@@ -270,6 +241,58 @@ impl ReachIkExpert {
             .map(|(l, a)| l.from_unit(f64::from(*a)))
             .collect()
     }
+}
+
+/// The damped least-squares step `J⁺ e` at `q` for the errors `e` of fingertips `tips`
+/// (palm frame).
+fn dls_step(
+    model: &HandModel,
+    tips: &[Frame],
+    q: &[f64],
+    e: &[nalgebra::Vector3<f64>],
+) -> Result<Option<DVector<f64>>> {
+    let (dof, m) = (model.dof(), 3 * tips.len());
+    let fk_err = |e: dex_core::Error| invalid(format!("fingertip IK: {e}"));
+    let mut ev = DVector::zeros(m);
+    let mut j = DMatrix::zeros(m, dof);
+    for (k, tip) in tips.iter().enumerate() {
+        ev.rows_mut(3 * k, 3).copy_from(&e[k]);
+        let jk = model.frame_jacobian(q, tip).map_err(fk_err)?;
+        j.view_mut((3 * k, 0), (3, dof))
+            .copy_from(&jk.view((0, 0), (3, dof)));
+    }
+    let jjt = &j * j.transpose() + DMatrix::identity(m, m) * 1e-4;
+    Ok(jjt.lu().solve(&ev).map(|y| j.transpose() * y))
+}
+
+/// `iterations` damped least-squares steps from `q` moving every fingertip of `model`
+/// towards its target (palm frame), clamped to the joint limits; returns the worst
+/// fingertip distance left (m).
+pub(crate) fn solve_fingertips(
+    model: &HandModel,
+    targets: &[Point3<f64>],
+    q: &mut [f64],
+    iterations: usize,
+) -> Result<f64> {
+    let limits = model.joint_limits();
+    let tips = model.fingertips();
+    let fk_err = |e: dex_core::Error| invalid(format!("fingertip IK: {e}"));
+    for _ in 0..iterations {
+        let pos = model.fingertip_positions(q).map_err(fk_err)?;
+        let e: Vec<_> = targets.iter().zip(&pos).map(|(t, p)| t - p).collect();
+        let Some(dq) = dls_step(model, tips, q, &e)? else {
+            break;
+        };
+        for (i, l) in limits.iter().enumerate() {
+            q[i] = (q[i] + dq[i]).clamp(l.lower, l.upper);
+        }
+    }
+    let pos = model.fingertip_positions(q).map_err(fk_err)?;
+    Ok(pos
+        .iter()
+        .zip(targets)
+        .map(|(p, t)| (p - t).norm())
+        .fold(0.0, f64::max))
 }
 
 impl Policy for ReachIkExpert {

@@ -41,6 +41,7 @@ pub mod gait;
 mod normalize;
 mod policy;
 pub mod proxy;
+pub mod tabletop;
 
 #[cfg(feature = "candle")]
 pub mod bc;
@@ -82,6 +83,7 @@ pub use policy::{
     ScriptedPolicy, check_observations,
 };
 pub use proxy::PoseProxyExpert;
+pub use tabletop::{TabletopExpert, TabletopExpertConfig};
 
 #[cfg(feature = "candle")]
 pub use bc::{

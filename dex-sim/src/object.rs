@@ -86,6 +86,32 @@ impl ObjectShape {
         }
     }
 
+    /// The shape's axis-aligned bounding box in the object frame, `(lower, upper)` corners
+    /// (m).
+    pub fn bounding_box(&self) -> (Vector3<f64>, Vector3<f64>) {
+        let symmetric = |h: Vector3<f64>| (-h, h);
+        match self {
+            ObjectShape::Box { half_extents } => symmetric(Vector3::from(*half_extents)),
+            ObjectShape::Cylinder { radius, height } => {
+                symmetric(Vector3::new(*radius, *radius, height / 2.0))
+            }
+            ObjectShape::Sphere { radius } => symmetric(Vector3::repeat(*radius)),
+            ObjectShape::Capsule { radius, length } => {
+                symmetric(Vector3::new(*radius, *radius, radius + length / 2.0))
+            }
+            ObjectShape::ConvexHull { points } => points.iter().fold(
+                (
+                    Vector3::repeat(f64::INFINITY),
+                    Vector3::repeat(f64::NEG_INFINITY),
+                ),
+                |(lo, hi), p| {
+                    let p = Vector3::from(*p);
+                    (lo.inf(&p), hi.sup(&p))
+                },
+            ),
+        }
+    }
+
     /// Checks that sizes are positive and finite and that a hull has enough points.
     pub fn validate(&self, name: &str) -> Result<()> {
         let bad = |reason: String| Error::InvalidObject {
@@ -540,6 +566,39 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn bounding_boxes_enclose_each_shape_tightly() {
+        let (lo, hi) = ObjectShape::Box {
+            half_extents: [0.01, 0.02, 0.03],
+        }
+        .bounding_box();
+        assert_eq!(
+            (lo, hi),
+            (
+                Vector3::new(-0.01, -0.02, -0.03),
+                Vector3::new(0.01, 0.02, 0.03)
+            )
+        );
+        let (lo, hi) = ObjectShape::Capsule {
+            radius: 0.01,
+            length: 0.04,
+        }
+        .bounding_box();
+        assert_eq!(hi, Vector3::new(0.01, 0.01, 0.03));
+        assert_eq!(lo, -hi);
+        let hull = ObjectShape::ConvexHull {
+            points: vec![
+                [0.0, 0.0, -0.01],
+                [0.02, 0.0, 0.0],
+                [0.0, 0.03, 0.0],
+                [-0.01, -0.01, 0.05],
+            ],
+        };
+        let (lo, hi) = hull.bounding_box();
+        assert_eq!(lo, Vector3::new(-0.01, -0.01, -0.01));
+        assert_eq!(hi, Vector3::new(0.02, 0.03, 0.05));
+    }
 
     #[test]
     fn named_objects_are_valid() {

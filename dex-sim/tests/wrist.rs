@@ -379,3 +379,29 @@ on_backends!(
     a_teleport_puts_the_wrist_at_rest_where_asked,
     a_table_stops_the_hand_and_holds_objects
 );
+
+#[test]
+fn the_tabletop_privileged_block_ends_with_the_object_box_and_the_wrist_base_is_the_palm() {
+    use dex_sim::{AnyposeTableConfig, AnyposeTabletop, Env, ObjectSpec, TaskConfig};
+    let params = AnyposeTableConfig {
+        fixed_object: Some(ObjectSpec::cube(0.06, 0.1)),
+        ..AnyposeTableConfig::default()
+    };
+    let model = HandModel::leap_right();
+    let mut env =
+        AnyposeTabletop::new(model.clone(), TaskConfig::default(), params.clone()).unwrap();
+    let (obs, _) = env.reset(Some(4)).unwrap();
+    let end = env.layout().privileged.end;
+    let tail = &obs.state[end - 6..end];
+    for (k, v) in tail.iter().enumerate() {
+        let want = if k < 3 { -0.3 } else { 0.3 };
+        assert!((v - want).abs() < 1e-6, "box entry {k}: {v}, want {want}");
+    }
+    // At wrist coordinates 0 the palm sits at the wrist's base (table frame + table).
+    let sim = env.simulator().unwrap();
+    let palm = sim.link_poses()[model.root().0];
+    let base = params.wrist_base(&model);
+    let table = nalgebra::Vector3::new(0.0, 0.0, params.table_height);
+    assert!((palm.translation.vector - (base.translation.vector + table)).norm() < 0.005);
+    assert!(palm.rotation.angle_to(&base.rotation) < 0.01);
+}

@@ -105,7 +105,9 @@ pub struct AnyposeTableLayout {
     pub goal: Range<usize>,
     /// Privileged: exact current points, exact goal points, object pose (7), object
     /// linear velocity (3) and angular velocity ×0.2 (3), goal pose (7), fingertips
-    /// (3 each), fingertip-to-object vectors (3 each), the palm's position (3).
+    /// (3 each), fingertip-to-object vectors (3 each), the palm's position (3), the
+    /// object's bounding box in its own frame (lower then upper corner, ×10; a shape
+    /// feature, as Dex4D's teacher sees a point-cloud feature of the object).
     pub privileged: Range<usize>,
 }
 
@@ -138,6 +140,7 @@ pub struct AnyposeTabletop {
     start: Isometry3<f64>,
     held: usize,
     goals_done: usize,
+    object_box: (Vector3<f64>, Vector3<f64>),
 }
 
 /// The wrist of the tabletop task: down to the table and 35 cm up.
@@ -146,6 +149,18 @@ fn tabletop_wrist() -> WristConfig {
         lower: [-0.3, -0.3, -0.25, -3.0, -3.0, -3.0],
         upper: [0.3, 0.3, 0.35, 3.0, 3.0, 3.0],
         ..WristConfig::default()
+    }
+}
+
+impl AnyposeTableConfig {
+    /// The palm's pose at wrist coordinates 0 (the wrist's base frame) in the table frame
+    /// (origin at the centre of the table's top, axes as the world's): `hand_height`
+    /// above the table, palm down.
+    pub fn wrist_base(&self, model: &HandModel) -> Isometry3<f64> {
+        // Palm down: the palm-up mount turned half a turn about x.
+        let down = UnitQuaternion::from_axis_angle(&Vector3::x_axis(), std::f64::consts::PI)
+            * mount_pose(model).rotation;
+        Isometry3::from_parts(Translation3::new(0.0, 0.0, self.hand_height), down)
     }
 }
 
@@ -169,14 +184,8 @@ impl AnyposeTabletop {
             config.wrist = Some(tabletop_wrist());
         }
         let table = Point3::new(0.0, 0.0, params.table_height);
-        // Palm down: the palm-up mount turned half a turn about x.
-        let down = UnitQuaternion::from_axis_angle(&Vector3::x_axis(), std::f64::consts::PI)
-            * mount_pose(&model).rotation;
         let mut sim_config = config.sim_config(&model);
-        sim_config.hand_pose = Isometry3::from_parts(
-            Translation3::new(table.x, table.y, table.z + params.hand_height),
-            down,
-        );
+        sim_config.hand_pose = Translation3::from(table.coords) * params.wrist_base(&model);
         sim_config.table = Some(Table {
             top_center: [table.x, table.y, table.z],
             half_extents: [0.5, 0.5],
@@ -196,7 +205,7 @@ impl AnyposeTabletop {
         let p0 = core.proprio_dim();
         let j0 = p0 + a;
         let c0 = j0 + 2 * a;
-        let privileged_len = 6 * n + 7 + 6 + 7 + 6 * tips + 3;
+        let privileged_len = 6 * n + 7 + 6 + 7 + 6 * tips + 3 + 6;
         let layout = AnyposeTableLayout {
             proprio: 0..p0,
             last_action: p0..j0,
@@ -217,6 +226,7 @@ impl AnyposeTabletop {
             start: Isometry3::identity(),
             held: 0,
             goals_done: 0,
+            object_box: (Vector3::zeros(), Vector3::zeros()),
         })
     }
 
@@ -327,6 +337,8 @@ impl AnyposeTabletop {
             state.extend(((centre - t) * 10.0).iter().map(|v| *v as f32));
         }
         state.extend(rel(&self.palm()).iter().map(|v| *v as f32));
+        let (lo, hi) = self.object_box;
+        state.extend(lo.iter().chain(&hi).map(|v| (v * 10.0) as f32));
         self.core.add_noise(&mut state);
         Ok(Observation { state, depth: None })
     }
@@ -374,6 +386,7 @@ impl Task for AnyposeTabletop {
         );
         let open = self.core.open_configuration();
         self.core.sim.set_joint_positions(&open)?;
+        self.object_box = object.shape.bounding_box();
         self.core.sim.set_objects(&[object], &[start])?;
         self.core.begin_episode(None)?;
         self.start = start;
