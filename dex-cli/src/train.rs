@@ -395,6 +395,24 @@ fn run_dagger(a: DaggerArgs) -> Result<()> {
     report_student(&teacher_result, &r)
 }
 
+/// The name of the shipped Dex4D student (`dex-cli/assets/dex4d-student`).
+const BUILTIN_DEX4D_STUDENT: &str = "builtin:dex4d-student";
+
+/// The shipped Dex4D student, written to a fresh temporary directory and loaded from
+/// there.
+fn load_builtin_dex4d_student() -> Result<dex_policy::LoadedCheckpoint> {
+    const META: &str = include_str!("../assets/dex4d-student/checkpoint.toml");
+    const WEIGHTS: &[u8] = include_bytes!("../assets/dex4d-student/policy.safetensors");
+    let dir =
+        std::env::temp_dir().join(format!("dex-builtin-dex4d-student-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(dex_policy::ppo::META_FILE), META)?;
+    std::fs::write(dir.join(dex_policy::ppo::WEIGHTS_FILE), WEIGHTS)?;
+    let loaded = load_checkpoint(&dir).context("loading the shipped dex4d student");
+    std::fs::remove_dir_all(&dir).ok();
+    loaded
+}
+
 /// The scripted teachers by name, with the task each acts on: `reach-ik` (inverse
 /// kinematics on `reach`), `proxy-expert` (the analytic teacher of `anypose-proxy`) and
 /// `tabletop-expert` (the grasp-and-carry teacher of `anypose-table`, 200-step
@@ -612,7 +630,8 @@ pub struct SacArgs {
 /// Arguments of `dex eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A checkpoint directory written by `dex train`, or a scripted teacher by name
+    /// A checkpoint directory written by `dex train`, `builtin:dex4d-student` (the
+    /// shipped Dex4D student on `anypose-table`), or a scripted teacher by name
     /// (`reach-ik`, `proxy-expert`, `tabletop-expert` = `builtin:dex4d-teacher`).
     #[arg(long)]
     checkpoint: PathBuf,
@@ -966,7 +985,11 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
     {
         Some(scripted) => scripted,
         None => {
-            let ck = load_checkpoint(&a.checkpoint)?;
+            let ck = if a.checkpoint == Path::new(BUILTIN_DEX4D_STUDENT) {
+                load_builtin_dex4d_student()?
+            } else {
+                load_checkpoint(&a.checkpoint)?
+            };
             let env = EnvSpec::from_table(&ck.env)?;
             (ck, env)
         }

@@ -505,7 +505,25 @@ fn bc_learns_from_a_dataset_that_names_its_environment_and_refuses_bad_input() {
 }
 
 #[test]
-fn the_builtin_dex4d_teacher_evaluates_on_the_tabletop_task() {
+fn the_builtin_dex4d_teacher_and_student_evaluate_on_the_tabletop_task() {
+    let student = dex(&[
+        "eval",
+        "--checkpoint",
+        "builtin:dex4d-student",
+        "--episodes",
+        "2",
+        "--envs",
+        "2",
+        "--set",
+        "task.episode_steps=20",
+    ]);
+    assert!(student.status.success(), "{}", stderr(&student));
+    let text = stdout(&student);
+    assert!(text.contains("dagger policy on anypose-table"), "{text}");
+    assert!(
+        last_line(&student).starts_with("goals_per_episode "),
+        "{text}"
+    );
     let eval = || {
         dex(&[
             "eval",
