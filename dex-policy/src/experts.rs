@@ -224,12 +224,7 @@ impl ReachIkExpert {
     /// The action (normalised absolute joint targets) that commands `q`; 0 for a joint
     /// without range.
     fn action_of(&self, q: &[f64]) -> Vec<f32> {
-        self.model
-            .joint_limits()
-            .iter()
-            .zip(q)
-            .map(|(l, q)| l.to_unit(*q) as f32)
-            .collect()
+        unit_targets(&self.model, q)
     }
 
     /// The joint targets (rad) that action `a` commands.
@@ -241,6 +236,17 @@ impl ReachIkExpert {
             .map(|(l, a)| l.from_unit(f64::from(*a)))
             .collect()
     }
+}
+
+/// The normalised absolute joint targets (`[-1, 1]` over each joint's limits) that
+/// command `q`; 0 for a joint without range.
+pub(crate) fn unit_targets(model: &HandModel, q: &[f64]) -> Vec<f32> {
+    model
+        .joint_limits()
+        .iter()
+        .zip(q)
+        .map(|(l, q)| l.to_unit(*q) as f32)
+        .collect()
 }
 
 /// The damped least-squares step `J⁺ e` at `q` for the errors `e` of fingertips `tips`

@@ -34,7 +34,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2};
 use rand::RngCore;
 
 use crate::error::{Result, invalid};
-use crate::experts::solve_fingertips;
+use crate::experts::{solve_fingertips, unit_targets};
 use crate::policy::{ActMode, Policy, check_observations};
 
 /// Settings of [`TabletopExpert`] (ours; tuned on the LEAP hand).
@@ -128,6 +128,8 @@ pub struct TabletopExpert {
     across: [Vector3<f64>; 2],
     /// Which fingertip is the thumb's (the one farthest back along the closing axis).
     thumb: usize,
+    /// The fingertips of the open hand (palm frame).
+    open_tips: Vec<Point3<f64>>,
     wrist_step: [f64; 2],
     dof: usize,
     tips: usize,
@@ -241,6 +243,7 @@ impl TabletopExpert {
             normal,
             across,
             thumb,
+            open_tips,
             wrist_step: task.wrist_step,
             dof: model.dof(),
             tips,
@@ -287,11 +290,7 @@ impl TabletopExpert {
         }
         let c = &self.config;
         let depth = c.standoff + height * c.grip_depth;
-        let open_q = open_configuration(&self.model);
-        let natural = self
-            .model
-            .fingertip_positions(&open_q)
-            .map_err(|e| invalid(format!("tabletop expert: {e}")))?;
+        let natural = &self.open_tips;
         let targets = |reach: f64| -> Vec<Point3<f64>> {
             (0..self.tips)
                 .map(|k| {
@@ -309,25 +308,16 @@ impl TabletopExpert {
                 })
                 .collect()
         };
-        let mut q = open_q;
+        let mut q = open_configuration(&self.model);
         solve_fingertips(&self.model, &targets(c.clearance), &mut q, c.ik_iterations)?;
-        let open = self.unit(&q);
+        let open = unit_targets(&self.model, &q);
         solve_fingertips(&self.model, &targets(-c.squeeze), &mut q, c.ik_iterations)?;
         let shapes = Shapes {
             open,
-            closed: self.unit(&q),
+            closed: unit_targets(&self.model, &q),
         };
         self.shapes.insert(key, shapes.clone());
         Ok(shapes)
-    }
-
-    fn unit(&self, q: &[f64]) -> Vec<f32> {
-        self.model
-            .joint_limits()
-            .iter()
-            .zip(q)
-            .map(|(l, q)| l.to_unit(*q) as f32)
-            .collect()
     }
 
     /// The action for one observation row, updating `memory`.
