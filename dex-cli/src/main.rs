@@ -14,6 +14,7 @@ mod record;
 mod sim;
 mod stdout;
 mod track;
+mod tracks;
 mod train;
 
 use std::process::ExitCode;

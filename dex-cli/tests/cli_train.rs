@@ -550,3 +550,72 @@ fn the_builtin_dex4d_teacher_and_student_evaluate_on_the_tabletop_task() {
     assert!(last_line(&a).starts_with("goals_per_episode "), "{text}");
     assert_eq!(stdout(&a), stdout(&b), "same seed, same lines");
 }
+
+/// The `success <f> progress <f>` line of a multi-waypoint evaluation, parsed.
+fn success_progress(o: &std::process::Output) -> (f64, f64) {
+    let line = last_line(o);
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.len(), 4, "{line}");
+    assert_eq!((words[0], words[2]), ("success", "progress"), "{line}");
+    let (s, p): (f64, f64) = (words[1].parse().unwrap(), words[3].parse().unwrap());
+    assert!(
+        (0.0..=1.0).contains(&s) && (0.0..=1.0).contains(&p),
+        "{line}"
+    );
+    (s, p)
+}
+
+#[test]
+fn multi_waypoint_tasks_end_with_success_and_progress_and_repeat_for_a_seed() {
+    let eval = |checkpoint: &str, task: &str, tracks: &str, episodes: &str, steps: &str| {
+        dex(&[
+            "eval",
+            "--checkpoint",
+            checkpoint,
+            "--task",
+            task,
+            "--tracks",
+            tracks,
+            "--episodes",
+            episodes,
+            "--seed",
+            "3",
+            "--steps",
+            steps,
+        ])
+    };
+    let teacher = "builtin:dex4d-teacher";
+    // Closed loop on oracle tracks: the follower hands over each waypoint as the object
+    // reaches it, and the teacher stacks both objects of seeds 3 and 4.
+    let stacked = eval(teacher, "stack", "oracle", "2", "200");
+    assert!(stacked.status.success(), "{}", stderr(&stacked));
+    assert_eq!(
+        success_progress(&stacked),
+        (1.0, 1.0),
+        "{}",
+        stdout(&stacked)
+    );
+    for (task, tracks) in [("stack", "oracle"), ("carry", "open-loop")] {
+        let (a, b) = (
+            eval(teacher, task, tracks, "2", "60"),
+            eval(teacher, task, tracks, "2", "60"),
+        );
+        assert!(a.status.success(), "{}", stderr(&a));
+        let text = stdout(&a);
+        assert!(text.contains(&format!("policy on {task}")), "{text}");
+        success_progress(&a);
+        assert_eq!(last_line(&a), last_line(&b), "same seed, same line");
+    }
+    // The student on a task, and KLT tracking (with its timings).
+    let student = eval("builtin:dex4d-student", "pour", "oracle", "1", "20");
+    assert!(student.status.success(), "{}", stderr(&student));
+    success_progress(&student);
+    let klt = eval(teacher, "carry", "klt", "1", "5");
+    assert!(klt.status.success(), "{}", stderr(&klt));
+    assert!(stdout(&klt).contains("render_ms "), "{}", stdout(&klt));
+    success_progress(&klt);
+    // A policy for another task is a clear error.
+    let bad = eval("reach-ik", "carry", "oracle", "1", "5");
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("anypose-table"), "{}", stderr(&bad));
+}

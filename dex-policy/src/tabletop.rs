@@ -66,8 +66,11 @@ pub struct TabletopExpertConfig {
     /// Fraction of the remaining wrist error commanded per step.
     pub gain: f64,
     /// A grasped object is lifted straight up until its lowest point is this high above
-    /// the table (m) before it turns toward the goal.
+    /// the table (m) before it turns toward the goal…
     pub lift_clearance: f64,
+    /// …unless its centre is already within this horizontal distance (m) of the goal's
+    /// (then it goes straight to the goal: a goal on the table sets it down).
+    pub place_radius: f64,
     /// While carrying, the hand turns the object only when the points' mean distance
     /// to their goals, translation removed, exceeds this (m)…
     pub turn_tolerance: f64,
@@ -92,6 +95,7 @@ impl Default for TabletopExpertConfig {
             hold_radius: 0.04,
             gain: 0.8,
             lift_clearance: 0.05,
+            place_radius: 0.02,
             turn_tolerance: 0.025,
             turn_step: 0.05,
             ik_iterations: 100,
@@ -190,6 +194,7 @@ impl TabletopExpert {
             c.pocket_gap,
             c.hold_radius,
             c.lift_clearance,
+            c.place_radius,
             c.turn_tolerance,
             c.turn_step,
         ];
@@ -341,8 +346,10 @@ impl TabletopExpert {
         if let Some((g, closed)) = &memory.grasp {
             if (g.translation.vector - rel.translation.vector).norm() <= self.config.hold_radius {
                 let bottom = Self::extent(&world, &Vector3::z()).0;
+                let to_goal = goal.translation.vector - object.translation.vector;
+                let placing = to_goal.xy().norm() <= self.config.place_radius;
                 // Off the table first, the palm turned as it is; then to the goal.
-                let target = if bottom < self.config.lift_clearance {
+                let target = if bottom < self.config.lift_clearance && !placing {
                     Translation3::new(0.0, 0.0, self.config.lift_clearance) * palm
                 } else {
                     let c = object.translation.vector;

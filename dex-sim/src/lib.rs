@@ -64,7 +64,8 @@ pub use tasks::{
     AnyposeTableConfig, AnyposeTableLayout, AnyposeTabletop, AnyposeToAnypose, DepthView,
     FingertipReach, InHandRotation, PalmOrientation, PointMask, PoseProxy, PoseProxyConfig,
     Proprioception, ProxyGoals, ProxyLayout, Randomization, ReachConfig, RotateConfig,
-    RotateOptions, TASK_NAMES, TaskConfig, make_env, make_simulator, reach_state, rotate_state,
+    RotateOptions, TASK_NAMES, TableTask, TaskConfig, make_env, make_simulator, reach_state,
+    rotate_state,
 };
 pub use wrist::{WristConfig, WristState, wrist_pose};
 

@@ -231,7 +231,11 @@ impl<T: Tracker> Tracker for RigidObjectTracker<T> {
         }
         let f = self.inner.track(next)?;
         let used: Vec<usize> = (0..self.model.len())
-            .filter(|&i| f.visible[i] && self.model[i].x.is_finite())
+            .filter(|&i| {
+                f.visible[i]
+                    && self.model[i].x.is_finite()
+                    && f.point(i).coords.iter().all(|c| c.is_finite())
+            })
             .collect();
         let source: Vec<Point3<f64>> = used.iter().map(|&i| self.model[i]).collect();
         let target: Vec<Point3<f64>> = used.iter().map(|&i| f.point(i)).collect();

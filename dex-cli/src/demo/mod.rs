@@ -18,5 +18,7 @@ mod report;
 mod session;
 mod track;
 
+pub(crate) use track::gray_image;
+
 pub use args::DemoArgs;
 pub use session::run;

@@ -153,7 +153,7 @@ impl Drop for Tracking {
     }
 }
 
-fn gray_image(frame: &dex_sim::DepthFrame) -> Result<GrayImage> {
+pub(crate) fn gray_image(frame: &dex_sim::DepthFrame) -> Result<GrayImage> {
     let (h, w) = frame.gray.dim();
     GrayImage::from_raw(w as u32, h as u32, frame.gray.iter().copied().collect())
         .ok_or_else(|| anyhow!("the rendered image has the wrong size"))

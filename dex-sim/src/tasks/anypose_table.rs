@@ -57,6 +57,131 @@ pub struct AnyposeTableConfig {
     /// Weight of the fingertip–object and palm–object distance terms (Dex4D: 1 in
     /// stages 1–2, 0 in stage 3).
     pub approach_weight: f64,
+    /// A multi-waypoint task instead of random goals ([`TableTask`]).
+    pub task: Option<TableTask>,
+    /// Multi-waypoint tasks: a waypoint counts as reached when the mean distance between
+    /// the object's points and the goal in force is at most this (m; Dex4D's Eq. 4
+    /// threshold is not published, dex's choice: 0.03, as on the proxy).
+    pub advance_distance: f64,
+}
+
+/// A multi-waypoint task made from object poses, as Dex4D's simulated tasks are
+/// (waypoint 0 is the start pose; the table frame's axes are the world's; `d` is a
+/// random horizontal direction drawn per episode).
+///
+/// - `Carry`: lift 10 cm; carry 8 cm, then 16 cm along `d`; set down on the table.
+/// - `Pour`: lift 15 cm; tilt 45°, then 90° about the horizontal axis across `d`
+///   (about the object's centre); stand upright again.
+/// - `Stack`: a block (8 × 8 × 4 cm, 1 kg) lies 18 cm along `d`; lift 10 cm; carry
+///   over the block, 6 cm above its top; set down on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableTask {
+    /// Lift, carry, place.
+    Carry,
+    /// Lift, tilt as if pouring, stand up again.
+    Pour,
+    /// Lift, carry over a block, place on it.
+    Stack,
+}
+
+impl TableTask {
+    /// The names [`TableTask::from_name`] accepts.
+    pub const NAMES: &'static [&'static str] = &["carry", "pour", "stack"];
+
+    /// The task called `name` (`carry`, `pour`, `stack`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownName`] for another name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "carry" => Ok(Self::Carry),
+            "pour" => Ok(Self::Pour),
+            "stack" => Ok(Self::Stack),
+            other => Err(Error::UnknownName {
+                kind: "table task",
+                name: other.to_string(),
+                known: Self::NAMES.join(", "),
+            }),
+        }
+    }
+
+    /// The task's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Carry => "carry",
+            Self::Pour => "pour",
+            Self::Stack => "stack",
+        }
+    }
+
+    /// The block a [`TableTask::Stack`] episode sets the object on: its shape and mass.
+    pub fn stack_block() -> ObjectSpec {
+        ObjectSpec::new(
+            "block",
+            crate::object::ObjectShape::Box {
+                half_extents: [0.04, 0.04, 0.02],
+            },
+            1.0,
+        )
+    }
+
+    /// The waypoints (object poses, world frame) of this task from `start` (the object
+    /// at rest on the table, whose top is at height `table_z`), along the horizontal unit
+    /// direction `d`; the first is `start`. For `Stack`, the block's centre is at
+    /// [`TableTask::block_centre`].
+    pub fn waypoints(
+        self,
+        start: &Isometry3<f64>,
+        table_z: f64,
+        d: &Vector3<f64>,
+    ) -> Vec<Isometry3<f64>> {
+        let at = |p: Vector3<f64>, r: UnitQuaternion<f64>| Isometry3::from_parts(p.into(), r);
+        let p0 = start.translation.vector;
+        let r0 = start.rotation;
+        let rest = p0.z - table_z;
+        match self {
+            Self::Carry => {
+                let up = p0 + Vector3::z() * 0.1;
+                vec![
+                    *start,
+                    at(up, r0),
+                    at(up + d * 0.08, r0),
+                    at(up + d * 0.16, r0),
+                    at(p0 + d * 0.16, r0),
+                ]
+            }
+            Self::Pour => {
+                let up = p0 + Vector3::z() * 0.15;
+                let axis = nalgebra::Unit::new_normalize(Vector3::z().cross(d));
+                let tilt = |deg: f64| UnitQuaternion::from_axis_angle(&axis, deg.to_radians()) * r0;
+                vec![
+                    *start,
+                    at(up, r0),
+                    at(up, tilt(45.0)),
+                    at(up, tilt(90.0)),
+                    at(up, r0),
+                ]
+            }
+            Self::Stack => {
+                let block = Self::block_centre(start, table_z, d);
+                let top = block.z + 0.02;
+                let over = Vector3::new(block.x, block.y, top + rest + 0.06);
+                vec![
+                    *start,
+                    at(p0 + Vector3::z() * 0.1, r0),
+                    at(over, r0),
+                    at(Vector3::new(block.x, block.y, top + rest), r0),
+                ]
+            }
+        }
+    }
+
+    /// Where a `Stack` episode's block lies (its centre, world frame).
+    pub fn block_centre(start: &Isometry3<f64>, table_z: f64, d: &Vector3<f64>) -> Point3<f64> {
+        let p = start.translation.vector + d * 0.18;
+        Point3::new(p.x, p.y, table_z + 0.02)
+    }
 }
 
 impl Default for AnyposeTableConfig {
@@ -81,6 +206,8 @@ impl Default for AnyposeTableConfig {
             goal_rotation: 0.5,
             too_far: 0.3,
             approach_weight: 1.0,
+            task: None,
+            advance_distance: 0.03,
         }
     }
 }
@@ -130,6 +257,15 @@ pub struct AnyposeTableLayout {
 /// **Ends:** at the time limit, when `d > too_far`, or when the object falls off the
 /// table. **Success:** at least one goal completed. **Info:** `mean_point_distance`,
 /// `goals` (completed), `lift` (object height above its start, m), `near` (0/1).
+///
+/// **Multi-waypoint tasks** ([`AnyposeTableConfig::task`]): the goals are the task's
+/// waypoints ([`TableTask::waypoints`]) instead of random poses. A waypoint is reached
+/// when the object's true points come within `advance_distance` of the goal in force;
+/// the task then moves on to the next one by itself, unless the goal is set from outside
+/// ([`AnyposeTabletop::set_goal`], a closed loop on tracked points): from then on only
+/// the caller moves it. **Success:** the last waypoint reached (the episode ends there);
+/// **info** adds `waypoint` (the one in force) and `progress` (the fraction of waypoints
+/// after the start reached).
 pub struct AnyposeTabletop {
     core: HandCore,
     params: AnyposeTableConfig,
@@ -141,6 +277,10 @@ pub struct AnyposeTabletop {
     held: usize,
     goals_done: usize,
     object_box: (Vector3<f64>, Vector3<f64>),
+    waypoints: Vec<Isometry3<f64>>,
+    waypoint: usize,
+    reached: Vec<bool>,
+    external_goal: bool,
 }
 
 /// The wrist of the tabletop task: down to the table and 35 cm up.
@@ -179,6 +319,12 @@ impl AnyposeTabletop {
             });
         }
         params.mask.validate(params.slots)?;
+        if !(params.advance_distance.is_finite() && params.advance_distance > 0.0) {
+            return Err(Error::InvalidParameter {
+                what: "anypose advance_distance",
+                reason: format!("must be positive, got {}", params.advance_distance),
+            });
+        }
         let mut config = config;
         if config.wrist.is_none() {
             config.wrist = Some(tabletop_wrist());
@@ -227,9 +373,84 @@ impl AnyposeTabletop {
             held: 0,
             goals_done: 0,
             object_box: (Vector3::zeros(), Vector3::zeros()),
+            waypoints: Vec::new(),
+            waypoint: 0,
+            reached: Vec::new(),
+            external_goal: false,
         })
     }
 
+    /// The settings.
+    pub fn params(&self) -> &AnyposeTableConfig {
+        &self.params
+    }
+
+    /// The episode's waypoints (object poses, world frame; the first is the start) for
+    /// a multi-waypoint task, else empty.
+    pub fn waypoints(&self) -> &[Isometry3<f64>] {
+        &self.waypoints
+    }
+
+    /// The object's true pose (world frame).
+    ///
+    /// # Errors
+    ///
+    /// A simulator error.
+    pub fn object_pose(&self) -> Result<Isometry3<f64>> {
+        Ok(self.core.sim.object_state(0)?.pose)
+    }
+
+    /// Renders the scene (depth, segmentation, grey) through `camera`.
+    ///
+    /// # Errors
+    ///
+    /// A simulator error (the mock does not render).
+    pub fn render(&self, camera: &crate::Camera) -> Result<crate::DepthFrame> {
+        self.core.sim.render_depth(camera)
+    }
+
+    /// Sets the goal in force (world frame) from outside, standing for `waypoint` of a
+    /// multi-waypoint task (for random goals, any `waypoint`; it is not used). From
+    /// then on the task no longer moves its waypoint by itself. Takes effect at the next
+    /// step (and in [`AnyposeTabletop::observe_estimate`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] for a waypoint past the task's last, or a goal that is
+    /// not finite.
+    pub fn set_goal(&mut self, goal: Isometry3<f64>, waypoint: usize) -> Result<()> {
+        if self.params.task.is_some() && (waypoint == 0 || waypoint >= self.waypoints.len()) {
+            return Err(Error::InvalidParameter {
+                what: "waypoint",
+                reason: format!(
+                    "must lie in 1..{} for this episode, got {waypoint}",
+                    self.waypoints.len()
+                ),
+            });
+        }
+        if !goal.to_homogeneous().iter().all(|v| v.is_finite()) {
+            return Err(Error::InvalidParameter {
+                what: "goal",
+                reason: "must be finite".into(),
+            });
+        }
+        self.goal = goal;
+        self.waypoint = waypoint;
+        self.external_goal = true;
+        Ok(())
+    }
+
+    /// The observation of the current state as if the object were at `estimate` (a
+    /// tracker's pose: the student's current points and the privileged block's object
+    /// points and pose are taken from it; velocities, the hand and the goal are the
+    /// task's). Draws the student block's mask and noise afresh.
+    ///
+    /// # Errors
+    ///
+    /// A simulator error.
+    pub fn observe_estimate(&mut self, estimate: &Isometry3<f64>) -> Result<Observation> {
+        self.observe(estimate)
+    }
     /// Where each block sits in the observation.
     pub fn layout(&self) -> &AnyposeTableLayout {
         &self.layout
@@ -271,6 +492,31 @@ impl AnyposeTabletop {
             p.into(),
             UnitQuaternion::from_axis_angle(&axis, angle) * pose.rotation,
         )
+    }
+
+    /// Multi-waypoint tasks: marks the waypoint in force reached when the true mean
+    /// distance `d` is within the advance distance, moves on to the next waypoint unless
+    /// the goal is set from outside, and says whether the last one is reached.
+    fn advance_waypoint(&mut self, d: f64) -> bool {
+        let last = self.waypoints.len().saturating_sub(1);
+        if d <= self.params.advance_distance && !self.reached[self.waypoint] {
+            self.reached[self.waypoint] = true;
+            self.goals_done += 1;
+            if !self.external_goal && self.waypoint < last {
+                self.waypoint += 1;
+                self.goal = self.waypoints[self.waypoint];
+            }
+        }
+        self.reached.get(last).copied().unwrap_or(false)
+    }
+
+    /// The fraction of a multi-waypoint task's waypoints (after the start) reached.
+    pub fn progress(&self) -> f64 {
+        let n = self.reached.len().saturating_sub(1);
+        if n == 0 {
+            return 0.0;
+        }
+        self.reached[1..].iter().filter(|r| **r).count() as f64 / n as f64
     }
 
     fn palm(&self) -> Point3<f64> {
@@ -387,13 +633,41 @@ impl Task for AnyposeTabletop {
         let open = self.core.open_configuration();
         self.core.sim.set_joint_positions(&open)?;
         self.object_box = object.shape.bounding_box();
-        self.core.sim.set_objects(&[object], &[start])?;
+        self.waypoints.clear();
+        match self.params.task {
+            None => self.core.sim.set_objects(&[object], &[start])?,
+            Some(task) => {
+                let angle = self
+                    .core
+                    .rng
+                    .random_range(-std::f64::consts::PI..std::f64::consts::PI);
+                let d = Vector3::new(angle.cos(), angle.sin(), 0.0);
+                self.waypoints = task.waypoints(&start, t.z, &d);
+                if task == TableTask::Stack {
+                    let block = TableTask::block_centre(&start, t.z, &d);
+                    let block_pose = Isometry3::from_parts(block.into(), start.rotation);
+                    self.core
+                        .sim
+                        .set_objects(&[object, TableTask::stack_block()], &[start, block_pose])?;
+                } else {
+                    self.core.sim.set_objects(&[object], &[start])?;
+                }
+            }
+        }
         self.core.begin_episode(None)?;
         self.start = start;
-        self.goal = Isometry3::from_parts(
-            Translation3::from(start.translation.vector + Vector3::z() * self.params.first_lift),
-            start.rotation,
-        );
+        self.goal = match self.waypoints.get(1) {
+            Some(first) => *first,
+            None => Isometry3::from_parts(
+                Translation3::from(
+                    start.translation.vector + Vector3::z() * self.params.first_lift,
+                ),
+                start.rotation,
+            ),
+        };
+        self.waypoint = usize::from(!self.waypoints.is_empty());
+        self.reached = vec![false; self.waypoints.len()];
+        self.external_goal = false;
         self.held = 0;
         self.goals_done = 0;
         let obs = self.observe(&start)?;
@@ -402,6 +676,10 @@ impl Task for AnyposeTabletop {
         info.set("goals", 0.0);
         info.set("lift", 0.0);
         info.set("near", 0.0);
+        if self.params.task.is_some() {
+            info.set("waypoint", self.waypoint as f64);
+            info.set("progress", 0.0);
+        }
         Ok((obs, info))
     }
 
@@ -433,19 +711,29 @@ impl Task for AnyposeTabletop {
         if near && d <= 0.05 {
             reward += 5.0 / (1.0 + 10.0 * d);
         }
-        self.held = if d <= p.success_distance {
-            self.held + 1
+        let goals_before = self.goals_done;
+        let finished = if p.task.is_some() {
+            let finished = self.advance_waypoint(d);
+            if self.goals_done > goals_before {
+                reward += 10.0;
+            }
+            finished
         } else {
-            0
+            self.held = if d <= p.success_distance {
+                self.held + 1
+            } else {
+                0
+            };
+            if self.held >= p.hold_steps {
+                reward += 10.0;
+                self.goals_done += 1;
+                self.held = 0;
+                self.goal = self.next_goal(&pose);
+            }
+            false
         };
-        if self.held >= p.hold_steps {
-            reward += 10.0;
-            self.goals_done += 1;
-            self.held = 0;
-            self.goal = self.next_goal(&pose);
-        }
         let fell = centre.z < self.table.z - 0.05;
-        let terminated = d > p.too_far || fell;
+        let terminated = d > p.too_far || fell || finished;
         let truncated = self.core.end_step(terminated);
         let obs = self.observe(&pose)?;
         let mut info = Info::default();
@@ -454,6 +742,11 @@ impl Task for AnyposeTabletop {
         info.set("lift", centre.z - self.start.translation.vector.z);
         info.set("near", if near { 1.0 } else { 0.0 });
         info.success = self.goals_done > 0;
+        if p.task.is_some() {
+            info.set("waypoint", self.waypoint as f64);
+            info.set("progress", self.progress());
+            info.success = finished;
+        }
         Ok(Step {
             obs,
             reward,

@@ -29,7 +29,7 @@ pub use anygrasp::{
     AnygraspConfig, AnygraspOptions, AnygraspToAnygrasp, Grasp, generate_grasps, grasp_distance,
 };
 pub use anypose::{AnyposeConfig, AnyposeToAnypose};
-pub use anypose_table::{AnyposeTableConfig, AnyposeTableLayout, AnyposeTabletop};
+pub use anypose_table::{AnyposeTableConfig, AnyposeTableLayout, AnyposeTabletop, TableTask};
 pub use config::{ActionMode, Randomization, TaskConfig};
 pub use depth_view::DepthView;
 pub use hand_core::make_simulator;
