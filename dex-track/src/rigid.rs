@@ -299,10 +299,13 @@ mod tests {
     }
 
     /// A 3D tracker that reports points on a body turning 2° per frame about z, except
-    /// point 0, which slides 3 mm per frame along x (a track caught by a passing finger).
+    /// point 0, which slides 3 mm per frame along x (a track caught by a passing finger);
+    /// with `nan_after_start`, point 1 is reported visible at NaN after the first frame
+    /// (a pixel lifted where the depth has no value).
     struct Scripted {
         points: Vec<Point3<f64>>,
         frame: u32,
+        nan_after_start: bool,
     }
 
     impl Tracker for Scripted {
@@ -334,6 +337,9 @@ mod tests {
                 if i == 0 {
                     q = p + Vector3::x() * 0.003 * f64::from(self.frame);
                 }
+                if i == 1 && self.nan_after_start && self.frame > 0 {
+                    q = Point3::new(f64::NAN, f64::NAN, f64::NAN);
+                }
                 for c in 0..3 {
                     positions[(i, c)] = q[c] as f32;
                 }
@@ -356,6 +362,7 @@ mod tests {
         let inner = Scripted {
             points: points.clone(),
             frame: 0,
+            nan_after_start: false,
         };
         let start = Isometry3::translation(0.0, 0.0, 0.1);
         let mut tracker = RigidObjectTracker::new(inner, RobustFitConfig::default())
@@ -384,6 +391,36 @@ mod tests {
         // A 2D tracker cannot be wrapped.
         let flat = crate::MockTracker::new(vec![0.0, 0.0]);
         assert!(RigidObjectTracker::new(flat, RobustFitConfig::default()).is_err());
+    }
+
+    #[test]
+    fn a_track_lifted_to_nan_is_left_out_of_the_fit() {
+        let points: Vec<Point3<f64>> = (0..12)
+            .map(|i| {
+                let a = f64::from(i) * 0.5;
+                Point3::new(0.02 * a.cos(), 0.02 * a.sin(), 0.004 * f64::from(i % 3))
+            })
+            .collect();
+        let inner = Scripted {
+            points,
+            frame: 0,
+            nan_after_start: true,
+        };
+        let mut tracker = RigidObjectTracker::new(inner, RobustFitConfig::default()).unwrap();
+        let obs = Observation::ground_truth(Isometry3::identity());
+        tracker
+            .init(&obs, Array2::<f32>::zeros((12, 2)).view())
+            .unwrap();
+        let mut f = tracker.track(&obs).unwrap();
+        for _ in 0..9 {
+            assert!(!tracker.lost(), "one NaN point must not lose the object");
+            f = tracker.track(&obs).unwrap();
+        }
+        assert!(!tracker.lost());
+        assert!(!f.visible[1]);
+        let expected = tracker.get_ref().motion();
+        assert!(rotation_distance(&tracker.pose().rotation, &expected.rotation) < 1e-6);
+        assert!(f.point(1).coords.iter().all(|c| c.is_finite()));
     }
 
     #[test]
