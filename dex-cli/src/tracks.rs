@@ -119,15 +119,17 @@ struct CameraTrack {
 }
 
 /// Object tracking by KLT from one or more cameras. Each camera's tracks are lifted to
-/// 3D with its rendered depth and fitted rigidly ([`RigidObjectTracker`]); the pose of
-/// the step is the fit of the camera that kept the most tracks, if one kept at least
-/// [`REACQUIRE_BELOW`], else the last pose is held. A camera left with fewer tracks
-/// (the hand closing over the object hides most of them, and KLT never finds a lost
-/// point again) starts again from its current frame: the object's known points (the
-/// first frame's query points and the task's point slots, object frame) are projected
-/// with the estimated pose, and those whose rendered depth agrees with the projection
-/// (not hidden behind the hand) become new queries. Segmentation is used only to pick
-/// the first frame's queries.
+/// 3D with its rendered depth (the hand's own pixels filtered out,
+/// [`self_filtered_depth`]) and fitted rigidly ([`RigidObjectTracker`]); the pose of
+/// the step is the fit that kept the most tracks among those that kept at least
+/// [`REACQUIRE_BELOW`] and agree with every camera's depth ([`consistent`]), else the
+/// last pose is held. A camera whose fit is lost or strays from that pose (the hand
+/// closing over the object hides most tracks, and KLT never finds a lost point again)
+/// starts again from its current frame: the object's known points (the first frame's
+/// query points and the task's point slots, object frame) are projected with the
+/// estimated pose, and those whose rendered depth agrees with the projection (not
+/// hidden) become new queries. The object's segmentation is used only to pick the first
+/// frame's queries.
 struct KltLoop {
     cameras: Vec<CameraTrack>,
     /// Points known on the object (object frame), candidates for new queries.
