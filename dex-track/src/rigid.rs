@@ -351,14 +351,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_rigid_tracker_fits_the_motion_and_hides_the_slipping_track() {
-        let points: Vec<Point3<f64>> = (0..12)
+    /// Twelve points on a body 4 cm across, at three heights.
+    fn body_points() -> Vec<Point3<f64>> {
+        (0..12)
             .map(|i| {
                 let a = f64::from(i) * 0.5;
                 Point3::new(0.02 * a.cos(), 0.02 * a.sin(), 0.004 * f64::from(i % 3))
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn the_rigid_tracker_fits_the_motion_and_hides_the_slipping_track() {
+        let points = body_points();
         let inner = Scripted {
             points: points.clone(),
             frame: 0,
@@ -395,12 +400,7 @@ mod tests {
 
     #[test]
     fn a_track_lifted_to_nan_is_left_out_of_the_fit() {
-        let points: Vec<Point3<f64>> = (0..12)
-            .map(|i| {
-                let a = f64::from(i) * 0.5;
-                Point3::new(0.02 * a.cos(), 0.02 * a.sin(), 0.004 * f64::from(i % 3))
-            })
-            .collect();
+        let points = body_points();
         let inner = Scripted {
             points,
             frame: 0,
